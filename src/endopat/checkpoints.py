@@ -1,0 +1,167 @@
+"""Self-describing checkpoints that load with ``torch.load(..., weights_only=True)``.
+
+A checkpoint is a plain dict of tensors, strings and numbers::
+
+    format: "endopat"          format_version: 1          endopat_version: "0.1.0"
+    kind: "colorizer" | "segmenter"
+    model: ModelConfig as a dict (architecture, input channels, image size)
+    preprocess: how to turn an RGB image into the network input
+    threshold: foreground probability threshold (segmenters)
+    provenance: what it was trained from (sources, steps, init checkpoint, ...)
+    state_dict: the U-Net's weights (no wrapper prefix)
+
+Nothing in it is pickled code, so a checkpoint from an untrusted source cannot run anything; one
+that holds pickled objects is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from endopat import __version__
+from endopat.config import ModelConfig
+from endopat.errors import EndopatError
+from endopat.io import atomic_path
+from endopat.networks import FIRST_LAYER, LAST_LAYER
+
+FORMAT = "endopat"
+FORMAT_VERSION = 1
+PREPROCESS = {
+    "colour_space": "CIE Lab (kornia, D65)",
+    "normalisation": "L_n = L/50 - 1, ab_n = ab/128",
+    "resize": "bilinear to image_size (masks: nearest)",
+}
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_weights_only(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise EndopatError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise EndopatError(
+            f"{path}: refused: the file holds pickled Python objects, not only weights "
+            f"(endopat loads checkpoints with weights_only=True) [{str(err).splitlines()[0]}]"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise EndopatError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+
+
+def make_checkpoint(
+    kind: str,
+    model_cfg: ModelConfig,
+    state_dict: dict[str, torch.Tensor],
+    provenance: dict[str, Any] | None = None,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "endopat_version": __version__,
+        "kind": kind,
+        "model": model_cfg.model_dump(mode="json"),
+        "preprocess": dict(PREPROCESS, input=model_cfg.input, image_size=list(model_cfg.image_size)),
+        "threshold": float(threshold),
+        "provenance": provenance or {},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+    }
+
+
+def save_checkpoint(path: str | Path, **kwargs: Any) -> Path:
+    save_atomic(make_checkpoint(**kwargs), path)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    ckpt = load_weights_only(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
+        raise EndopatError(f"{path}: not an endopat checkpoint (no 'format: endopat' header)")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise EndopatError(
+            f"{path}: checkpoint format {ckpt['format_version']} is newer than this endopat "
+            f"understands ({FORMAT_VERSION}); upgrade endopat"
+        )
+    return ckpt
+
+
+def model_config(ckpt: dict[str, Any]) -> ModelConfig:
+    return ModelConfig.model_validate(ckpt["model"])
+
+
+def unet_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The U-Net weights of a segmenter or a :class:`~endopat.networks.Colorizer`, unprefixed."""
+    unet = getattr(module, "unet", module)
+    return unet.state_dict()
+
+
+@dataclass
+class InitReport:
+    """What :func:`init_from` did with each tensor of the target model."""
+
+    loaded: list[str] = field(default_factory=list)
+    inflated: list[str] = field(default_factory=list)
+    reinitialised: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = [f"loaded {len(self.loaded)} tensors from the init checkpoint"]
+        if self.inflated:
+            out.append("inflated (L kernel copied, a/b kernels zero): " + ", ".join(self.inflated))
+        if self.reinitialised:
+            out.append("re-initialised (last layer): " + ", ".join(self.reinitialised))
+        for k, why in self.skipped.items():
+            out.append(f"not loaded: {k} ({why})")
+        return out
+
+
+def init_from(
+    model: nn.Module, source: dict[str, torch.Tensor], reinit_last: bool = True
+) -> InitReport:
+    """Copy every compatible tensor of ``source`` into ``model`` (a U-Net), in place.
+
+    The last layer is re-initialised when ``reinit_last`` (the paper's fine-tuning rule). A first
+    convolution pretrained on L only is inflated to an L/a/b input (L kernel kept, a/b zero).
+    Tensors missing from ``source`` or of another shape keep their fresh initialisation and are
+    reported.
+    """
+    from endopat.networks import reset_last_layer
+
+    report = InitReport()
+    target = model.state_dict()
+    new_state = {}
+    for key, tensor in target.items():
+        if reinit_last and key.startswith(LAST_LAYER):
+            continue
+        src = source.get(key)
+        if src is None:
+            report.skipped[key] = "not in the init checkpoint"
+        elif src.shape == tensor.shape:
+            new_state[key] = src
+            report.loaded.append(key)
+        elif key == FIRST_LAYER and src.shape[1] == 1 and src.shape[0] == tensor.shape[0]:
+            inflated = torch.zeros_like(tensor)
+            inflated[:, :1] = src
+            new_state[key] = inflated
+            report.inflated.append(key)
+        else:
+            report.skipped[key] = f"shape {tuple(src.shape)} != {tuple(tensor.shape)}"
+    model.load_state_dict(new_state, strict=False)
+    if reinit_last:
+        report.reinitialised = reset_last_layer(model)
+    unused = sorted(set(source) - set(target))
+    for key in unused:
+        report.skipped[key] = "not in this model"
+    return report

@@ -1,0 +1,142 @@
+"""CIE L*a*b* colour space, a/b histograms and the colour-rebalancing weights of eq. 3.
+
+Conventions
+-----------
+* RGB tensors are float in [0, 1], shape ``(B, 3, H, W)``; conversion uses kornia (D65, 2 deg).
+* Networks see normalised Lab: ``L_n = L / 50 - 1`` and ``ab_n = ab / 128``, both within [-1, 1].
+* Histograms use a grid size of 1 Lab unit per channel: bin ``k`` holds values in
+  ``[k - 128, k - 127)``, ``k = 0..255`` (values outside are clamped into the end bins).
+
+Rebalancing weights (eq. 3)
+---------------------------
+The paper calls ``P`` "the relative colour frequency" but asks it to give "a high penalty of wrong
+values in image regions with rare values", and cites Zhang et al. (colorful image colorization) for
+it. We therefore use Zhang et al.'s mapping, per channel c in {a, b} and value bin v::
+
+    w_c(v) = 1 / ((1 - alpha) * p_c(v) + alpha / Q_c)        P_c(v) = w_c(v) / max_v w_c(v)
+                                                                 = 1 / (1 + (1 - alpha) / alpha * Q_c * p_c(v))
+
+with ``p_c`` the empirical relative frequency of the data, ``Q_c`` the number of occupied bins and
+``alpha = 0.5`` (Zhang's value). The maximum of ``w`` is reached by a value never seen (p = 0), so
+``P`` is 1 for the rarest colours and falls towards 0 for the most frequent ones; keeping ``P`` in
+(0, 1] is what bounds eq. 3 to a known range so that its weight lambda can put it in [0, 1]. Mixing
+with the uniform distribution (alpha) keeps the weights of frequent values from vanishing
+altogether.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+N_BINS = 256
+AB_OFFSET = 128
+AB_SCALE = 128.0
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    import kornia.color
+
+    return kornia.color.rgb_to_lab(rgb.clamp(0.0, 1.0))
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    import kornia.color
+
+    return kornia.color.lab_to_rgb(lab, clip=True)
+
+
+def normalize_lab(lab: torch.Tensor) -> torch.Tensor:
+    """Lab (L in [0, 100], a/b in about [-128, 127]) -> network range, each channel in [-1, 1]."""
+    L = lab[:, :1] / 50.0 - 1.0
+    ab = lab[:, 1:] / AB_SCALE
+    return torch.cat([L, ab], dim=1)
+
+
+def denormalize_lab(lab_n: torch.Tensor) -> torch.Tensor:
+    L = (lab_n[:, :1] + 1.0) * 50.0
+    ab = lab_n[:, 1:] * AB_SCALE
+    return torch.cat([L, ab], dim=1)
+
+
+def rgb_uint8_to_lab_n(images: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, 3)`` or ``(B, 3, H, W)`` uint8 RGB -> normalised Lab ``(B, 3, H, W)`` float."""
+    if images.shape[-1] == 3 and images.shape[1] != 3:
+        images = images.permute(0, 3, 1, 2)
+    return normalize_lab(rgb_to_lab(images.float() / 255.0))
+
+
+def lab_n_to_rgb(lab_n: torch.Tensor) -> torch.Tensor:
+    return lab_to_rgb(denormalize_lab(lab_n))
+
+
+def ab_bins(ab: torch.Tensor) -> torch.Tensor:
+    """Un-normalised a/b values -> integer bin index in [0, 255] (grid size 1)."""
+    return (torch.floor(ab) + AB_OFFSET).clamp(0, N_BINS - 1).long()
+
+
+@dataclass
+class ABHistogram:
+    """Counts of a and b values over a dataset, one 256-bin histogram per channel (grid size 1)."""
+
+    counts: np.ndarray = field(default_factory=lambda: np.zeros((2, N_BINS), dtype=np.int64))
+
+    def update(self, lab: torch.Tensor) -> "ABHistogram":
+        """Add the pixels of un-normalised Lab images ``(B, 3, H, W)``."""
+        bins = ab_bins(lab[:, 1:3])
+        for c in range(2):
+            self.counts[c] += torch.bincount(bins[:, c].reshape(-1), minlength=N_BINS).numpy()
+        return self
+
+    def update_mask(self, lab: torch.Tensor, valid: torch.Tensor) -> "ABHistogram":
+        """Like :meth:`update`, counting only pixels where ``valid`` ``(B, H, W)`` is true."""
+        bins = ab_bins(lab[:, 1:3])
+        for c in range(2):
+            self.counts[c] += torch.bincount(bins[:, c][valid], minlength=N_BINS).numpy()
+        return self
+
+    @property
+    def total(self) -> int:
+        return int(self.counts[0].sum())
+
+    def frequencies(self) -> np.ndarray:
+        """Relative frequency per channel and bin, ``(2, 256)``, each row summing to 1."""
+        totals = self.counts.sum(axis=1, keepdims=True)
+        if (totals == 0).any():
+            raise ValueError("histogram is empty: no pixels were counted")
+        return self.counts / totals
+
+    def weights(self, alpha: float = 0.5) -> np.ndarray:
+        """Rebalancing weights ``P`` in (0, 1], ``(2, 256)``; see the module docstring."""
+        p = self.frequencies()
+        q = np.maximum((self.counts > 0).sum(axis=1, keepdims=True), 1)
+        return (1.0 / (1.0 + (1.0 - alpha) / alpha * q * p)).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"grid_size": 1, "offset": AB_OFFSET, "counts": self.counts.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ABHistogram":
+        return cls(np.asarray(d["counts"], dtype=np.int64))
+
+    def save(self, path: str | Path) -> None:
+        from endopat.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ABHistogram":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def pixel_weights(ab_n: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Look up ``P^c_{h,w}`` for the true colours ``ab_n`` ``(B, 2, H, W)`` (normalised).
+
+    ``weights`` is the ``(2, 256)`` table of :meth:`ABHistogram.weights` as a tensor.
+    """
+    bins = ab_bins(ab_n * AB_SCALE)
+    return torch.stack([weights[c][bins[:, c]] for c in range(2)], dim=1)

@@ -1,0 +1,163 @@
+"""Validated configuration for every endopat job.
+
+Configs come from YAML files or CLI flags and are validated here, at the edge: an unknown key is an
+error that names the key (pydantic ``extra="forbid"``), so a typo never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from endopat.errors import EndopatError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ModelConfig(_Strict):
+    """The U-Net shared by re-colorization (generator) and segmentation.
+
+    ``features`` are MONAI ``BasicUNet`` widths (5 encoder levels + the last decoder level).
+    ``input`` is what the segmenter sees: ``"L"`` (the paper: the same single luminance channel
+    the generator was pretrained on, so the architectures differ only in the last layer) or
+    ``"Lab"`` (all three channels; the first convolution is inflated from the pretrained L-only
+    kernel, a/b kernels start at zero).
+    """
+
+    features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16)
+    input: Literal["L", "Lab"] = "L"
+    image_size: tuple[int, int] = (128, 128)
+
+    @field_validator("image_size")
+    @classmethod
+    def _divisible_by_16(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if any(s <= 0 or s % 16 for s in v):
+            raise ValueError(f"image_size {v} must be positive multiples of 16 (4 U-Net poolings)")
+        return v
+
+    @property
+    def in_channels(self) -> int:
+        return 1 if self.input == "L" else 3
+
+
+class DiscriminatorConfig(_Strict):
+    """Untrained ResNet18 on Lab images with a sigmoid output in [0, 1].
+
+    ``stem_stride=2`` matches torchvision's ResNet stem (MONAI defaults to 1, ~3x the cost).
+    ``width`` scales the ResNet18 channel widths (1.0 = the standard ResNet18).
+    """
+
+    width: float = Field(1.0, gt=0)
+    stem_stride: int = Field(2, ge=1)
+
+
+class LossWeights(_Strict):
+    """Weights of eq. 1, L_G = gamma*L1 + lambda*L2 + phi*L3.
+
+    Defaults divide each term by its largest possible value so each weighted term lies in [0, 1]
+    (the paper's rule): the LSGAN term is at most 1 (D in [0, 1]); with a/b scaled to [-1, 1] a
+    squared a/b error is at most 4 per channel, so eq. 4 is at most 8 and eq. 3 (factor 2, two
+    channels, weights P <= 1) at most 16.
+    """
+
+    gamma: float = Field(1.0, ge=0)
+    lam: float = Field(1.0 / 16.0, ge=0)
+    phi: float = Field(1.0 / 8.0, ge=0)
+    rebalance_alpha: float = Field(0.5, gt=0, le=1)
+
+
+class PretrainConfig(_Strict):
+    model: ModelConfig = ModelConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+    loss: LossWeights = LossWeights()
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    frame_stride: int = Field(1, ge=1, description="keep every n-th video frame")
+    max_frames: int | None = Field(None, ge=1)
+    histogram_frames: int = Field(2000, ge=1, description="frames sampled for the a/b histogram")
+    sample_every: int = Field(200, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+    devices: int | str = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"
+    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    accelerator: str = "auto"
+
+
+class FinetuneConfig(_Strict):
+    model: ModelConfig = ModelConfig()
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    plateau_patience: int = Field(10, ge=0, description="epochs without val-loss gain before lr x0.1")
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    early_stop_patience: int | None = Field(
+        30, ge=1, description="stop after this many epochs without val-loss gain (None: never)"
+    )
+    min_lr: float = Field(1e-6, ge=0)
+    max_labels: int | None = Field(None, ge=1, description="use at most this many training images")
+    threshold: float = Field(0.5, gt=0, lt=1)
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+    devices: int | str = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"
+    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    accelerator: str = "auto"
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        else:
+            parts.append(f"'{loc}': {e['msg']}")
+    return f"{source}: invalid config: " + "; ".join(parts)
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config") -> Any:
+    """Validate ``data`` against ``model``; errors name the source and every bad key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise EndopatError(_format_validation_error(err, source)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise EndopatError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise EndopatError(f"{path}: not valid YAML ({err.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise EndopatError(f"{path}: a config must be a mapping of keys to values")
+    return data
+
+
+def load_config(model: type[BaseModel], path: str | Path | None, **overrides: Any) -> Any:
+    """Read a YAML config (optional), apply non-None overrides (``a__b`` sets ``a.b``), validate."""
+    data = load_yaml(path) if path else {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = key.split("__")  # model__input -> data["model"]["input"]
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return validate(model, data, str(path) if path else "config")

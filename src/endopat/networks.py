@@ -1,0 +1,78 @@
+"""The U-Net (generator and segmenter) and the ResNet18 discriminator, built on MONAI.
+
+One U-Net architecture serves both tasks, so pretraining and fine-tuning differ only in the last
+layer (``final_conv``): the generator's two outputs are the a/b channels (through ``tanh``, applied
+by :class:`Colorizer`, which has no weights of its own), the segmenter's two outputs are the logits
+of {background, instrument} for the cross-entropy of eq. 6.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from endopat.config import DiscriminatorConfig, ModelConfig
+
+LAST_LAYER = "final_conv."
+FIRST_LAYER = "conv_0.conv_0.conv.weight"
+
+
+def build_unet(cfg: ModelConfig, in_channels: int | None = None) -> nn.Module:
+    """MONAI ``BasicUNet`` (2-D) with two output channels.
+
+    ``in_channels`` defaults to the segmenter's input (``cfg.in_channels``); the generator is
+    always built with 1 (the L channel).
+    """
+    from monai.networks.nets import BasicUNet
+
+    return BasicUNet(
+        spatial_dims=2,
+        in_channels=cfg.in_channels if in_channels is None else in_channels,
+        out_channels=2,
+        features=tuple(cfg.features),
+    )
+
+
+class Colorizer(nn.Module):
+    """Generator G(I_l): normalised L ``(B, 1, H, W)`` -> normalised a/b ``(B, 2, H, W)`` in (-1, 1).
+
+    Its ``state_dict`` keys are those of the wrapped U-Net (``unet.`` prefix stripped on export by
+    :func:`endopat.checkpoints.unet_state`), so the segmenter loads them directly.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.unet = build_unet(cfg, in_channels=1)
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.unet(L))
+
+
+class Discriminator(nn.Module):
+    """Untrained ResNet18 (MONAI) on normalised Lab images ``(B, 3, H, W)``; output in [0, 1]."""
+
+    def __init__(self, cfg: DiscriminatorConfig | None = None):
+        super().__init__()
+        from monai.networks.nets import resnet18
+
+        cfg = cfg or DiscriminatorConfig()
+        self.resnet = resnet18(
+            spatial_dims=2,
+            n_input_channels=3,
+            num_classes=1,
+            conv1_t_stride=cfg.stem_stride,
+            widen_factor=cfg.width,
+        )
+
+    def forward(self, lab_n: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.resnet(lab_n))
+
+
+def reset_last_layer(unet: nn.Module) -> list[str]:
+    """Re-initialise the U-Net's last layer in place; return the names of its tensors."""
+    unet.final_conv.reset_parameters()
+    return [k for k in unet.state_dict() if k.startswith(LAST_LAYER)]
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,53 @@
+import torch
+
+from endopat import losses
+
+
+def test_lsgan_generator_term_matches_hand_computation():
+    d_fake = torch.tensor([[0.5], [1.0], [0.0]])
+    # ((0.5-1)^2 + 0 + 1) / 3
+    assert torch.isclose(losses.lsgan_generator(d_fake), torch.tensor(1.25 / 3))
+
+
+def test_rebalanced_l2_matches_hand_computation():
+    pred = torch.zeros(1, 2, 1, 2)
+    true = torch.tensor([[[[1.0, 0.5]], [[0.0, -1.0]]]])
+    weights = torch.tensor([[[[0.5, 1.0]], [[1.0, 0.25]]]])
+    # h*w = 2: 2/2 * ((1*.5)^2 + (.5*1)^2 + 0 + (-1*.25)^2) = .25+.25+.0625
+    assert torch.isclose(losses.rebalanced_l2(pred, true, weights), torch.tensor(0.5625))
+
+
+def test_plain_l2_matches_hand_computation():
+    pred = torch.zeros(1, 2, 1, 2)
+    true = torch.tensor([[[[1.0, 0.5]], [[0.0, -1.0]]]])
+    # (1 + .25 + 0 + 1) / 2
+    assert torch.isclose(losses.l2(pred, true), torch.tensor(1.125))
+
+
+def test_discriminator_loss_uses_real_one_and_fake_zero():
+    d_real = torch.tensor([[1.0], [0.5]])
+    d_fake = torch.tensor([[0.0], [0.5]])
+    # mean((0, .25)) + mean((0, .25))
+    assert torch.isclose(losses.discriminator(d_real, d_fake), torch.tensor(0.25))
+
+
+def test_default_weights_keep_each_generator_term_within_unit_range_at_worst_case():
+    from endopat.config import LossWeights
+
+    w = LossWeights()
+    pred = torch.ones(2, 2, 8, 8)
+    true = -torch.ones(2, 2, 8, 8)
+    ones = torch.ones_like(true)
+    out = losses.generator(torch.zeros(2, 1), pred, true, ones, w.gamma, w.lam, w.phi)
+    assert torch.isclose(w.gamma * out.gan, torch.tensor(1.0))
+    assert torch.isclose(w.lam * out.rebalanced, torch.tensor(1.0))
+    assert torch.isclose(w.phi * out.l2, torch.tensor(1.0))
+    assert torch.isclose(out.total, torch.tensor(3.0))
+
+
+def test_segmentation_loss_equals_two_class_cross_entropy_by_hand():
+    logits = torch.tensor([[[[2.0]], [[0.0]]]])  # background favoured
+    mask = torch.tensor([[[1]]])
+    # -log(e^0 / (e^2 + e^0))
+    expected = -torch.log(torch.tensor(1.0) / (torch.exp(torch.tensor(2.0)) + 1.0))
+    assert torch.isclose(losses.segmentation(logits, mask), expected)
