@@ -1,0 +1,92 @@
+"""Video decoding and encoding with PyAV, streaming: one frame in memory at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from endopat.errors import EndopatError
+from endopat.io import atomic_path
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise EndopatError(f"{path}: video not found")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise EndopatError(f"{path}: not a readable video ({err.__class__.__name__}: {err})") from None
+    if not container.streams.video:
+        container.close()
+        raise EndopatError(f"{path}: no video stream")
+    return container
+
+
+def video_info(path: str | Path) -> dict:
+    """Frame size, rate and (container-reported, possibly approximate) frame count."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+        return {"width": stream.width, "height": stream.height, "fps": rate, "frames": stream.frames}
+
+
+def iter_frames(
+    path: str | Path, stride: int = 1, size: tuple[int, int] | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, RGB uint8 (H, W, 3))`` for every ``stride``-th frame, decoded one at a time.
+
+    ``size`` is ``(height, width)``; frames are resized by FFmpeg's scaler when given. A video that
+    decodes no frame at all, or breaks before its first frame, is an error naming the file; a video
+    that breaks later (truncated) yields what it could and then raises.
+    """
+    import av
+
+    path = Path(path)
+    n = -1
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for n, frame in enumerate(container.decode(stream)):
+                if n % stride:
+                    continue
+                if size is not None:
+                    frame = frame.reformat(width=size[1], height=size[0])
+                yield n, frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as err:
+            raise EndopatError(f"{path}: video is corrupt after frame {n} ({err})") from None
+    if n < 0:
+        raise EndopatError(f"{path}: video has no frames")
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: int = 25, crf: int = 18) -> int:
+    """Encode RGB uint8 frames to H.264 (mp4) atomically; returns the number of frames written."""
+    import av
+
+    path = Path(path)
+    count = 0
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = None
+            for frame in frames:
+                if stream is None:
+                    h, w = frame.shape[:2]
+                    stream = container.add_stream("libx264", rate=fps)
+                    stream.width, stream.height = w - w % 2, h - h % 2
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf)}
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                for packet in stream.encode(vf):
+                    container.mux(packet)
+                count += 1
+            if stream is not None:
+                for packet in stream.encode():
+                    container.mux(packet)
+        if count == 0:
+            raise EndopatError(f"{path}: no frames to write")
+    return count
