@@ -76,3 +76,11 @@ def reset_last_layer(unet: nn.Module) -> list[str]:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def prepare_input(images: torch.Tensor, mode: str) -> torch.Tensor:
+    """RGB uint8 ``(B, H, W, 3)`` -> segmenter input: normalised L ``(B, 1, H, W)`` or Lab (3 ch)."""
+    from endopat.colour import rgb_uint8_to_lab_n
+
+    lab_n = rgb_uint8_to_lab_n(images)
+    return lab_n[:, :1].contiguous() if mode == "L" else lab_n

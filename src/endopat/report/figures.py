@@ -1,0 +1,98 @@
+"""Figures as PNG files (matplotlib, Agg backend): loss curves, a/b histograms (paper Fig. 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    from endopat.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    _pyplot().close(fig)
+    return Path(path)
+
+
+def plot_pretrain_losses(rows: Sequence[Mapping[str, float]], path: str | Path) -> Path:
+    """Generator terms, discriminator loss and D(real)/D(fake) against the step."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    if rows:
+        step = np.array([r["step"] for r in rows])
+        k = max(1, len(rows) // 50)
+
+        def smooth(key):
+            v = np.array([r[key] for r in rows])
+            return np.convolve(v, np.ones(k) / k, mode="valid"), step[k - 1 :]
+
+        for key, label in [("gan", "LSGAN (eq. 2)"), ("rebalanced", "rebalanced L2 (eq. 3)"),
+                           ("l2", "L2 (eq. 4)")]:
+            v, s = smooth(key)
+            axes[0].plot(s, v, label=label)
+        axes[0].set_yscale("log")
+        v, s = smooth("loss_g")
+        axes[1].plot(s, v, label="L_G (eq. 1)")
+        v, s = smooth("loss_d")
+        axes[1].plot(s, v, label="L_D (eq. 5)")
+        for key in ("d_real", "d_fake"):
+            v, s = smooth(key)
+            axes[2].plot(s, v, label=key.replace("d_", "D(") + ")")
+        axes[2].set_ylim(-0.02, 1.02)
+    titles = ["generator terms (unweighted)", "weighted totals", "discriminator outputs"]
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_ab_histograms(hists: Mapping[str, "object"], path: str | Path) -> Path:
+    """Log relative frequency of a and b values per source (the paper's Fig. 4)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    values = np.arange(256) - 128
+    for name, hist in hists.items():
+        freq = hist.frequencies()
+        for c, ax in enumerate(axes):
+            f = np.where(freq[c] > 0, freq[c], np.nan)
+            ax.plot(values, np.log10(f), label=name, lw=1.2)
+    for ax, ch in zip(axes, "ab"):
+        ax.set_title(f"{ch} channel")
+        ax.set_xlabel(f"{ch}* value (grid size 1)")
+        ax.set_xlim(-100, 100)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("log10 relative frequency")
+    axes[1].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_finetune_history(rows: Sequence[Mapping[str, float]], path: str | Path, title: str = "") -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if rows:
+        ep = [r["epoch"] for r in rows]
+        ax.plot(ep, [r["train_loss"] for r in rows], label="train loss")
+        ax.plot(ep, [r["val_loss"] for r in rows], label="val loss")
+        ax2 = ax.twinx()
+        ax2.plot(ep, [r["val_dice"] for r in rows], color="tab:green", label="val Dice")
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("val Dice")
+    ax.set_xlabel("epoch")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)
