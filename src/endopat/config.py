@@ -107,6 +107,9 @@ class FinetuneConfig(_Strict):
     )
     min_lr: float = Field(1e-6, ge=0)
     max_labels: int | None = Field(None, ge=1, description="use at most this many training images")
+    min_samples_per_epoch: int = Field(
+        64, ge=1, description="repeat a small training set so one epoch shows at least this many images"
+    )
     threshold: float = Field(0.5, gt=0, lt=1)
     num_workers: int = Field(0, ge=0)
     seed: int = 0

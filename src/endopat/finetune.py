@@ -10,7 +10,9 @@ Variants are a matter of the ``init`` checkpoint:
 When ``init`` is itself a segmenter (same task, same two classes) its last layer is kept too, unless
 ``reinit_last=True``. Loss: two-class cross-entropy (eq. 6); Adam; learning rate x0.1 after a
 ``plateau_patience``-epoch validation-loss plateau; the checkpoint kept is the best on validation
-loss; training stops early after ``early_stop_patience`` epochs without a new best.
+loss; training stops early after ``early_stop_patience`` epochs without a new best. A training set
+smaller than ``min_samples_per_epoch`` is repeated within an epoch, so that 25 labels and 400 labels
+both get epochs of a comparable number of steps and the 10-epoch plateau rule means the same.
 
 Outputs in the run folder: ``best.pt`` (segmenter checkpoint), ``last.pt`` (resume state),
 ``history.csv`` and ``history.png``, ``init_report.txt`` when initialised from a checkpoint.
@@ -122,6 +124,9 @@ def finetune(
         return prepare_input(torch.from_numpy(x), cfg.model.input)
 
     train_ds = torch.utils.data.TensorDataset(as_input(x_train), torch.from_numpy(y_train))
+    repeats = -(-cfg.min_samples_per_epoch // len(train_ds))  # ceil
+    if repeats > 1:  # few labels: an "epoch" of one batch would make the plateau rule meaningless
+        train_ds = torch.utils.data.ConcatDataset([train_ds] * repeats)
     val_ds = torch.utils.data.TensorDataset(as_input(x_val), torch.from_numpy(y_val))
     g = torch.Generator().manual_seed(cfg.seed)
     train_loader = fabric.setup_dataloaders(torch.utils.data.DataLoader(

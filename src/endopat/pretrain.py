@@ -70,7 +70,8 @@ def _read_log(path: Path, upto: int) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with open(path) as fh:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh) if int(float(r["step"])) <= upto]
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+    return [dict(r, step=int(r["step"])) for r in rows if r["step"] <= upto]
 
 
 @torch.no_grad()

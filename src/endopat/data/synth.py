@@ -167,6 +167,13 @@ class SceneGenerator:
     def __init__(self, site: Site, size: int, rng: np.random.Generator):
         self.site, self.size, self.rng = site, size, rng
         s = size
+        # per-video variation, as between real procedures: light level, white balance, tissue tone,
+        # sensor noise
+        self.gain = rng.uniform(0.75, 1.2)
+        self.white = rng.normal(1.0, 0.05, 3).clip(0.85, 1.15)
+        jitter = lambda c: np.clip(np.array(c) + rng.normal(0, 0.04, 3), 0, 1)  # noqa: E731
+        self.colours = {k: jitter(getattr(site, k)) for k in ("tissue", "tissue_light", "fat", "vessel", "blood")}
+        self.noise = rng.uniform(0.004, 0.02)
         margin = s // 4
         self.canvas = s + 2 * margin
         self.margin = margin
@@ -178,7 +185,7 @@ class SceneGenerator:
         self.shade = smooth_noise(rng, (c, c), 3)
         self.vessels = _blurred_strokes(c, rng, int(rng.integers(4, 9)), (1, 4), 0.8, 0.35)
         self.blood = _blurred_strokes(c, rng, int(rng.integers(0, 3)), (s // 20, s // 8), 3.0, 0, True)
-        self.specular = _blurred_strokes(c, rng, int(rng.integers(6, 14)), (1, 3), 0.7, 0, True)
+        self.specular = _blurred_strokes(c, rng, int(rng.integers(6, 24)), (1, 4), 0.7, 0, True)
         self.smoke_field = smooth_noise(rng, (s, s), 4)
         self.smoke_phase = rng.uniform(0, 2 * math.pi)
         self.drift = rng.uniform(0, 2 * math.pi, 4)
@@ -204,8 +211,9 @@ class SceneGenerator:
         if site.object_colours:
             colour = np.array(site.object_colours[int(rng.integers(len(site.object_colours)))])
         else:
-            g = site.instrument_grey * rng.uniform(0.85, 1.15)
-            colour = np.clip(np.array([g, g, g]) + np.array(site.instrument_tint), 0, 1)
+            g = site.instrument_grey * rng.uniform(0.65, 1.3)
+            tint = np.array(site.instrument_tint) * rng.uniform(0.3, 1.5)
+            colour = np.clip(np.array([g, g, g]) + tint, 0, 1)
         return _Instrument(
             entry=rng.uniform(0, 2 * math.pi),
             aim=rng.uniform(-0.35, 0.35),
@@ -224,14 +232,15 @@ class SceneGenerator:
         oy = int(m + m * 0.8 * math.sin(0.04 * t + d[1]))
         win = (slice(oy, oy + s), slice(ox, ox + s))
         mix, fat, fine = self.mix[win], self.fat[win], self.fine[win]
-        dark, light = np.array(site.tissue), np.array(site.tissue_light)
+        col = self.colours
+        dark, light = col["tissue"], col["tissue_light"]
         rgb = dark[None, None] * (1 - mix[..., None]) + light[None, None] * mix[..., None]
         rgb = rgb * (0.85 + 0.3 * fine[..., None])
-        rgb = rgb * (1 - fat[..., None]) + np.array(site.fat)[None, None] * fat[..., None]
+        rgb = rgb * (1 - fat[..., None]) + col["fat"][None, None] * fat[..., None]
         v = self.vessels[win][..., None] * 0.85
-        rgb = rgb * (1 - v) + np.array(site.vessel)[None, None] * v
+        rgb = rgb * (1 - v) + col["vessel"][None, None] * v
         b = np.clip(self.blood[win] * 1.5, 0, 1)[..., None]
-        rgb = rgb * (1 - b) + np.array(site.blood)[None, None] * b
+        rgb = rgb * (1 - b) + col["blood"][None, None] * b
         rgb = rgb * (0.75 + 0.45 * self.shade[win][..., None])
         spec = np.clip(self.specular[win] * 2, 0, 1)[..., None]
         return rgb * (1 - spec) + spec
@@ -283,11 +292,11 @@ class SceneGenerator:
         shadow = 0.45 * shadow.astype(np.float32) / 255.0
         rgb = np.where(mask[..., None], rgb, tissue * (1 - shadow[..., None]))
         # lighting, warmth, smoke, sensor noise, black outside the field of view
-        rgb = rgb * self.vignette[..., None] * site.light
+        rgb = rgb * self.vignette[..., None] * (site.light * self.gain) * self.white[None, None]
         rgb = rgb + np.array([site.warmth, site.warmth * 0.3, -site.warmth])[None, None]
         smoke = site.smoke * max(0.0, math.sin(0.08 * t + self.smoke_phase)) * self.smoke_field
         rgb = rgb * (1 - smoke[..., None]) + 0.85 * smoke[..., None]
-        rgb = rgb + self.rng.normal(0, 0.008, rgb.shape)
+        rgb = rgb + self.rng.normal(0, self.noise, rgb.shape)
         rgb = np.where(self.fov[..., None], rgb, 0.0)
         mask &= self.fov
         return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), mask

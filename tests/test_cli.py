@@ -1,0 +1,94 @@
+import sys
+
+import pytest
+import torch
+
+from endopat.cli import main
+
+TINY_MODEL = "model:\n  features: [4, 4, 8, 8, 16, 4]\n  image_size: [32, 32]\n"
+
+
+def run_cli(monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["endopat", *map(str, args)])
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    with pytest.MonkeyPatch.context() as mp:
+        assert run_cli(mp, "synth", out, "--size", 64, "--videos", 3, "--unlabeled-videos", 1,
+                       "--frames", 6, "--label-every", 2, "--no-progress") == 0
+    return out
+
+
+def test_help_lists_the_commands(monkeypatch, capsys):
+    assert run_cli(monkeypatch, "--help") == 0
+    out = capsys.readouterr().out
+    for cmd in ("synth", "pretrain", "finetune", "evaluate", "demo"):
+        assert cmd in out
+
+
+def test_a_missing_source_is_a_one_line_error_with_exit_code_2(monkeypatch, capsys, tmp_path):
+    code = run_cli(monkeypatch, "pretrain", "--unlabeled", tmp_path / "nope", "--out", tmp_path / "r")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "nope: not found" in err and "Traceback" not in err
+
+
+def test_an_empty_folder_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code = run_cli(monkeypatch, "pretrain", "-u", tmp_path / "empty", "-o", tmp_path / "r")
+    err = capsys.readouterr().err
+    assert code == 2 and "empty: no videos" in err and err.count("\n") == 1
+
+
+def test_a_non_image_file_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    bad = tmp_path / "frame.png"
+    bad.write_text("this is text")
+    code = run_cli(monkeypatch, "pretrain", "-u", bad, "-o", tmp_path / "r")
+    err = capsys.readouterr().err
+    assert code == 2 and "frame.png: not a readable image" in err
+
+
+def test_a_config_typo_is_a_one_line_error_naming_the_key(monkeypatch, capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epohcs: 3\n")
+    code = run_cli(monkeypatch, "finetune", "-d", tmp_path, "-o", tmp_path / "r", "-c", cfg)
+    assert code == 2 and "unknown key 'epohcs'" in capsys.readouterr().err
+
+
+def test_pretrain_finetune_evaluate_run_end_to_end(monkeypatch, capsys, tmp_path, tiny_data):
+    pre_cfg = tmp_path / "pre.yaml"
+    pre_cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\nsample_every: 2\ncheckpoint_every: 2\n")
+    ft_cfg = tmp_path / "ft.yaml"
+    ft_cfg.write_text(TINY_MODEL + "min_samples_per_epoch: 4\n")
+    assert run_cli(monkeypatch, "pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre",
+                   "-c", pre_cfg, "--steps", 3, "--batch-size", 2, "--no-progress") == 0
+    assert (tmp_path / "pre" / "samples" / "step_000002.png").is_file()
+    assert (tmp_path / "pre" / "losses.csv").read_text().count("\n") == 4
+    assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft",
+                   "-c", ft_cfg, "--init", tmp_path / "pre" / "generator.pt", "--epochs", 2,
+                   "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert "re-initialised (last layer): final_conv.weight, final_conv.bias" in out
+    assert run_cli(monkeypatch, "evaluate", tmp_path / "ft" / "best.pt", "-d", tiny_data / "labeled",
+                   "-o", tmp_path / "m.csv") == 0
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    assert lines[0].startswith("id,group,dice,iou") and len(lines) == 1 + 3
+    ckpt = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)
+    assert ckpt["kind"] == "segmenter" and ckpt["provenance"]["init"].endswith("generator.pt")
+
+
+def test_pretraining_resumes_where_it_stopped(monkeypatch, tmp_path, tiny_data):
+    cfg = tmp_path / "pre.yaml"
+    cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\ncheckpoint_every: 2\n")
+    common = ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
+              "--batch-size", 2, "--no-progress"]
+    assert run_cli(monkeypatch, *common, "--steps", 2) == 0
+    assert run_cli(monkeypatch, *common, "--steps", 4) == 0
+    steps = [line.split(",")[0] for line in (tmp_path / "pre" / "losses.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3", "4"]

@@ -1,0 +1,25 @@
+import pytest
+
+from endopat.config import FinetuneConfig, ModelConfig, PretrainConfig, load_config
+from endopat.errors import EndopatError
+
+
+def test_a_typo_in_a_config_key_is_an_error_naming_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("stpes: 10\nmodel:\n  image_sise: [64, 64]\n")
+    with pytest.raises(EndopatError) as err:
+        load_config(PretrainConfig, path)
+    assert "stpes" in str(err.value) and "model.image_sise" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_overrides_set_nested_keys_and_skip_unset_ones(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 7\n")
+    cfg = load_config(FinetuneConfig, path, model__input="Lab", lr=None)
+    assert cfg.epochs == 7 and cfg.model.input == "Lab" and cfg.lr == FinetuneConfig().lr
+
+
+def test_image_size_must_suit_the_unet():
+    with pytest.raises(ValueError, match="multiples of 16"):
+        ModelConfig(image_size=(100, 100))

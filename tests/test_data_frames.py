@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from endopat.data.frames import FrameStore, build_store
+from endopat.data.video import iter_frames, write_video
+from endopat.errors import EndopatError
+
+
+def frames(n, size=32):
+    return [np.full((size, size, 3), 10 * i, np.uint8) for i in range(n)]
+
+
+def test_a_video_round_trips_every_frame(tmp_path):
+    assert write_video(tmp_path / "v.mp4", frames(7)) == 7
+    got = list(iter_frames(tmp_path / "v.mp4"))
+    assert [i for i, _ in got] == list(range(7)) and got[0][1].shape == (32, 32, 3)
+
+
+def test_a_stride_keeps_every_nth_frame(tmp_path):
+    write_video(tmp_path / "v.mp4", frames(7))
+    assert [i for i, _ in iter_frames(tmp_path / "v.mp4", stride=3)] == [0, 3, 6]
+
+
+def test_a_store_from_a_video_folder_holds_frames_at_the_requested_size(tmp_path):
+    write_video(tmp_path / "vids" / "a.mp4", frames(5))
+    write_video(tmp_path / "vids" / "b.mp4", frames(3))
+    store = build_store(tmp_path / "vids", tmp_path / "store", (16, 16))
+    assert len(store) == 8 and store[0].shape == (16, 16, 3)
+    assert [s["frames"] for s in store.meta["sources"]] == [5, 3]
+
+
+def test_a_store_from_images_keeps_pixel_values(tmp_path):
+    for i in range(3):
+        (tmp_path / "imgs").mkdir(exist_ok=True)
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    store = build_store(tmp_path / "imgs", tmp_path / "store", (16, 16))
+    assert [int(store[i][0, 0, 0]) for i in range(3)] == [0, 40, 80]
+
+
+def test_an_existing_store_is_reused_not_rebuilt(tmp_path):
+    write_video(tmp_path / "v.mp4", frames(3))
+    build_store(tmp_path / "v.mp4", tmp_path / "store", (16, 16))
+    stamp = (tmp_path / "store" / "frames.u8").stat().st_mtime_ns
+    build_store(tmp_path / "v.mp4", tmp_path / "store", (16, 16))
+    assert (tmp_path / "store" / "frames.u8").stat().st_mtime_ns == stamp
+
+
+def test_a_store_folder_can_itself_be_the_source(tmp_path):
+    write_video(tmp_path / "v.mp4", frames(3))
+    build_store(tmp_path / "v.mp4", tmp_path / "store", (16, 16))
+    assert len(build_store(tmp_path / "store", tmp_path / "other", (16, 16))) == 3
+
+
+def test_a_corrupt_video_is_an_error_naming_it(tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    with pytest.raises(EndopatError, match="bad.mp4"):
+        list(iter_frames(tmp_path / "bad.mp4"))
+
+
+def test_a_folder_without_videos_or_images_is_an_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(EndopatError, match="no videos"):
+        build_store(tmp_path, tmp_path / "store", (16, 16))
+
+
+def test_an_unfinished_store_is_not_mistaken_for_a_store(tmp_path):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "frames.u8").write_bytes(b"\x00" * 10)
+    with pytest.raises(EndopatError, match="not a frame store"):
+        FrameStore(tmp_path / "store")

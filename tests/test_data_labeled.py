@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from endopat.data.labeled import group_of, load_pairs, open_labeled, read_generic
+from endopat.errors import EndopatError
+
+
+def write(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def make_generic(root, n=2, size=(20, 30), mask_values=(0, 255)):
+    for i in range(n):
+        write(root / "images" / f"vid{i}_f00{i}.png", np.full((*size, 3), 100, np.uint8))
+        m = np.full(size, mask_values[0], np.uint8)
+        m[:5] = mask_values[1]
+        write(root / "masks" / f"vid{i}_f00{i}.png", m)
+    return root
+
+
+def test_generic_reader_pairs_images_and_masks_by_stem(tmp_path):
+    samples = read_generic(make_generic(tmp_path))
+    assert [s.id for s in samples] == ["vid0_f000", "vid1_f001"]
+    assert all(s.mask.stem == s.image.stem for s in samples)
+
+
+def test_groups_come_from_the_video_part_of_the_stem():
+    assert group_of("target_vid03_f012") == "target_vid03"
+    assert group_of("t80_VID03_000030") == "t80_VID03"
+    assert group_of("frame001") == "frame001"
+
+
+def test_split_folders_are_read_separately(tmp_path):
+    make_generic(tmp_path / "train")
+    make_generic(tmp_path / "val", n=1)
+    splits = open_labeled(tmp_path)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 2, "val": 1}
+
+
+def test_masks_with_zero_one_values_are_accepted(tmp_path):
+    _, masks = load_pairs(read_generic(make_generic(tmp_path, mask_values=(0, 1))), (20, 30))
+    assert masks[:, :5].all() and not masks[:, 5:].any()
+
+
+def test_pairs_are_resized_to_the_network_size(tmp_path):
+    images, masks = load_pairs(read_generic(make_generic(tmp_path)), (16, 16))
+    assert images.shape == (2, 16, 16, 3) and masks.shape == (2, 16, 16) and masks.dtype == bool
+
+
+def test_an_image_without_a_mask_is_an_error_naming_it(tmp_path):
+    make_generic(tmp_path)
+    (tmp_path / "masks" / "vid1_f001.png").unlink()
+    with pytest.raises(EndopatError, match="vid1_f001.png: no mask"):
+        read_generic(tmp_path)
+
+
+def test_a_mask_of_another_size_is_an_error_naming_both_files(tmp_path):
+    make_generic(tmp_path)
+    write(tmp_path / "masks" / "vid0_f000.png", np.zeros((10, 10), np.uint8))
+    with pytest.raises(EndopatError, match=r"vid0_f000.png: mask size 10x10 != image size 30x20"):
+        load_pairs(read_generic(tmp_path), (16, 16))
+
+
+def test_a_non_binary_mask_is_an_error(tmp_path):
+    make_generic(tmp_path, mask_values=(0, 7))
+    with pytest.raises(EndopatError, match="not binary"):
+        load_pairs(read_generic(tmp_path), (16, 16))
+
+
+def test_a_corrupt_image_is_an_error_naming_it(tmp_path):
+    make_generic(tmp_path)
+    (tmp_path / "images" / "vid0_f000.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(EndopatError, match="vid0_f000.png: not a readable image"):
+        load_pairs(read_generic(tmp_path), (16, 16))
+
+
+def test_an_empty_images_folder_is_an_error(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(EndopatError, match="no images found"):
+        read_generic(tmp_path)
