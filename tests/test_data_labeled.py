@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from endopat.data.labeled import group_of, load_pairs, open_labeled, read_generic
+from endopat.data.labeled import group_of, load_pairs, open_labeled
+from endopat.data.readers.generic import read as read_generic
 from endopat.errors import EndopatError
 
 
@@ -23,7 +24,7 @@ def make_generic(root, n=2, size=(20, 30), mask_values=(0, 255)):
 def test_generic_reader_pairs_images_and_masks_by_stem(tmp_path):
     samples = read_generic(make_generic(tmp_path))
     assert [s.id for s in samples] == ["vid0_f000", "vid1_f001"]
-    assert all(s.mask.stem == s.image.stem for s in samples)
+    assert all(s.masks[0].stem == s.image.stem for s in samples)
 
 
 def test_groups_come_from_the_video_part_of_the_stem():

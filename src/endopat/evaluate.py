@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from endopat.checkpoints import load_checkpoint, model_config
-from endopat.data.labeled import Sample, load_mask, resize_rgb
+from endopat.data.labeled import Sample, load_image, load_mask, resize_rgb
 from endopat.errors import EndopatError
-from endopat.io import atomic_write_text, read_image
+from endopat.io import atomic_write_text
 from endopat.networks import build_unet, prepare_input
 
 METRIC_FIELDS = ["id", "group", "dice", "iou", "gt_fraction", "pred_fraction"]
@@ -79,7 +79,7 @@ def evaluate(model: str | Path | Segmenter, samples: Iterable[Sample], batch_siz
     rows = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        images = [read_image(s.image) for s in chunk]
+        images = [load_image(s) for s in chunk]
         masks = [load_mask(s, im.shape[:2]) for s, im in zip(chunk, images)]
         for s, prob, gt in zip(chunk, seg.probabilities(images), masks):
             pred = torch.from_numpy(prob >= seg.threshold)[None]

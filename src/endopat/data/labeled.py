@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from endopat.errors import EndopatError
-from endopat.io import list_images, read_image
+from endopat.io import read_image
 
 SPLITS = ("train", "val", "test")
 _TRAILING_INDEX = re.compile(r"^(.*?)[_\-. ]*(?:f|frame)?\d+$", re.IGNORECASE)
@@ -22,10 +22,21 @@ _TRAILING_INDEX = re.compile(r"^(.*?)[_\-. ]*(?:f|frame)?\d+$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Sample:
+    """One labeled frame.
+
+    ``masks``: the mask files whose union is the instrument mask (EndoVis keeps one file per
+    instrument); empty for a labeled frame that shows no instrument. ``encoding`` names how a mask
+    file's values map to "instrument" (see :data:`MASK_DECODERS`). ``crop`` is ``(top, left, height,
+    width)`` applied to image and mask alike.
+    """
+
     image: Path
-    mask: Path | None  # None: a labeled frame that shows no instrument
+    masks: tuple[Path, ...]
     group: str
     id: str
+    encoding: str = "binary"
+    crop: tuple[int, int, int, int] | None = None
+    split: str | None = None  # a split the dataset itself defines (e.g. Kvasir's test.txt)
 
 
 def group_of(stem: str) -> str:
@@ -34,31 +45,14 @@ def group_of(stem: str) -> str:
     return m.group(1) if m and m.group(1) else stem
 
 
-def read_generic(root: str | Path) -> list[Sample]:
-    """``root/images/<stem>.<ext>`` + ``root/masks/<stem>.png`` (masks 0/255 or 0/1)."""
-    root = Path(root)
-    img_dir, mask_dir = root / "images", root / "masks"
-    for d in (img_dir, mask_dir):
-        if not d.is_dir():
-            raise EndopatError(f"{d}: folder not found (expected images/ and masks/ under {root})")
-    masks = {p.stem: p for p in list_images(mask_dir)}
-    images = list_images(img_dir)
-    if not images:
-        raise EndopatError(f"{img_dir}: no images found")
-    samples = []
-    for img in images:
-        mask = masks.get(img.stem)
-        if mask is None:
-            raise EndopatError(f"{img}: no mask with the same stem in {mask_dir}")
-        samples.append(Sample(img, mask, group_of(img.stem), img.stem))
-    return samples
-
-
-def open_labeled(src: str | Path) -> dict[str, list[Sample]]:
+def open_labeled(src: str | Path, layout: str | None = None) -> dict[str, list[Sample]]:
     """Samples of a labeled source, by split when the source has ``train/``, ``val/``, ``test/``.
 
-    A source without split folders is returned whole under ``"all"``.
+    Each split folder (or the source itself, returned under ``"all"``) is read with the named
+    ``layout`` or the one detected (see :mod:`endopat.data.readers`).
     """
+    from endopat.data.readers import read_labeled
+
     src = Path(src)
     if not src.exists():
         raise EndopatError(f"{src}: not found")
@@ -66,8 +60,8 @@ def open_labeled(src: str | Path) -> dict[str, list[Sample]]:
         raise EndopatError(f"{src}: not a folder")
     present = [s for s in SPLITS if (src / s).is_dir()]
     if present:
-        return {s: read_generic(src / s) for s in present}
-    return {"all": read_generic(src)}
+        return {s: read_labeled(src / s, layout) for s in present}
+    return {"all": read_labeled(src, layout)}
 
 
 def binary_mask(raw: np.ndarray, path: Path) -> np.ndarray:
@@ -81,15 +75,48 @@ def binary_mask(raw: np.ndarray, path: Path) -> np.ndarray:
     return raw > 0
 
 
+def _channel0(raw: np.ndarray) -> np.ndarray:
+    return raw[..., 0] if raw.ndim == 3 else raw
+
+
+MASK_DECODERS = {
+    # generic: 0/255 or 0/1, anything else is an error
+    "binary": binary_mask,
+    # part or instance labels (EndoVis 2017 parts 10/20/30/..., ROBUST-MIS instance ids): > 0
+    "nonzero": lambda raw, path: _channel0(raw) > 0,
+    # Kvasir-Instrument: instrument where channel 0 is 255 (> 127 tolerates resampling noise)
+    "kvasir": lambda raw, path: _channel0(raw) > 127,
+    # CholecSeg8k watershed masks: grey 31 = grasper, 32 = L-hook (RGB or RGBA, channel 0 read)
+    "cholecseg8k": lambda raw, path: np.isin(_channel0(raw), (31, 32)),
+}
+
+
+def _apply_crop(array: np.ndarray, crop: tuple[int, int, int, int] | None, path: Path) -> np.ndarray:
+    if crop is None:
+        return array
+    top, left, h, w = crop
+    if array.shape[0] < top + h or array.shape[1] < left + w:
+        raise EndopatError(f"{path}: {array.shape[1]}x{array.shape[0]} is too small for the crop "
+                           f"{w}x{h} at ({top}, {left})")
+    return array[top : top + h, left : left + w]
+
+
+def load_image(sample: Sample) -> np.ndarray:
+    return _apply_crop(read_image(sample.image), sample.crop, sample.image)
+
+
 def load_mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
-    if sample.mask is None:
-        return np.zeros(shape, dtype=bool)
-    mask = binary_mask(read_image(sample.mask, mode="raw"), sample.mask)
-    if mask.shape != shape:
-        raise EndopatError(
-            f"{sample.mask}: mask size {mask.shape[1]}x{mask.shape[0]} != image size "
-            f"{shape[1]}x{shape[0]} of {sample.image}"
-        )
+    """The binary instrument mask of ``sample`` (after its crop), checked against ``shape``."""
+    decode = MASK_DECODERS[sample.encoding]
+    mask = np.zeros(shape, dtype=bool)
+    for path in sample.masks:
+        part = _apply_crop(decode(read_image(path, mode="raw"), path), sample.crop, path)
+        if part.shape != tuple(shape):
+            raise EndopatError(
+                f"{path}: mask size {part.shape[1]}x{part.shape[0]} != image size "
+                f"{shape[1]}x{shape[0]} of {sample.image}"
+            )
+        mask |= part
     return mask
 
 
@@ -117,7 +144,7 @@ def load_pairs(samples: list[Sample], size: tuple[int, int]) -> tuple[np.ndarray
     images = np.empty((len(samples), *size, 3), dtype=np.uint8)
     masks = np.empty((len(samples), *size), dtype=bool)
     for i, s in enumerate(samples):
-        img = read_image(s.image)
+        img = load_image(s)
         mask = load_mask(s, img.shape[:2])
         images[i] = resize_rgb(img, size)
         masks[i] = resize_mask(mask, size)

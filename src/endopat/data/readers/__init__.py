@@ -1,0 +1,36 @@
+"""Readers for labeled instrument-segmentation datasets, one module per on-disk layout.
+
+Each reader module has ``NAME``, ``detect(root) -> bool`` and ``read(root, ...) -> list[Sample]``.
+:func:`read_labeled` uses the named layout or the first whose ``detect`` accepts the folder (the
+most specific layouts are tried first).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from endopat.data.labeled import Sample
+from endopat.data.readers import cholecseg8k, endovis17, generic, kvasir, robustmis19
+from endopat.errors import EndopatError
+
+READERS = {m.NAME: m for m in (endovis17, robustmis19, cholecseg8k, kvasir, generic)}
+
+
+def detect_layout(root: str | Path) -> str:
+    root = Path(root)
+    if not root.is_dir():
+        raise EndopatError(f"{root}: not a folder" if root.exists() else f"{root}: not found")
+    for name, reader in READERS.items():
+        if reader.detect(root):
+            return name
+    raise EndopatError(
+        f"{root}: unrecognised layout (expected one of: {', '.join(READERS)}; see the README)")
+
+
+def read_labeled(root: str | Path, layout: str | None = None, **options) -> list[Sample]:
+    """Samples of ``root`` in ``layout`` (detected when None); options go to the reader."""
+    root = Path(root)
+    name = layout or detect_layout(root)
+    if name not in READERS:
+        raise EndopatError(f"unknown layout '{name}' (choose from {', '.join(READERS)})")
+    return READERS[name].read(root, **options)

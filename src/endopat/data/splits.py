@@ -1,0 +1,141 @@
+"""Reproducible splits: group-disjoint train/val/test and the paper's label-fraction subsets.
+
+The paper (section 2.3.2) trains on k*N labeled images, k in {1, 1/2, 1/4, 1/8, 1/16}, with up to five
+disjoint random subsets per k, and tests every model on one fixed test set whose videos are disjoint
+from the training and validation videos. A :class:`Split` holds all of it, by sample id, and is
+written to a JSON file that every later run reads, so a study gives the same cells on any machine.
+
+* A source with ``train/ val/ test/`` folders keeps them. Otherwise groups (videos, procedures) are
+  shuffled with the seed and assigned whole to test, val and train; ids a dataset assigns to its own
+  test split (Kvasir's ``test.txt``) stay in test.
+* Subsets of fraction k have ``round(k * N)`` images (at least 1); subset j of k is the j-th block of
+  one seeded permutation of the training ids, so the subsets of one k are disjoint, and there are
+  ``min(max_subsets, floor(1 / k))`` of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from endopat.data.labeled import Sample
+from endopat.errors import EndopatError
+from endopat.io import atomic_write_text
+
+DEFAULT_FRACTIONS = ("1", "1/2", "1/4", "1/8", "1/16")
+VERSION = 1
+
+
+def parse_fraction(text: str | float) -> Fraction:
+    try:
+        f = Fraction(str(text)).limit_denominator(1 << 16)
+    except (ValueError, ZeroDivisionError):
+        raise EndopatError(f"'{text}' is not a fraction (write e.g. 1/8 or 0.125)") from None
+    if not 0 < f <= 1:
+        raise EndopatError(f"label fraction {text} must be in (0, 1]")
+    return f
+
+
+def fraction_label(text: str | float) -> str:
+    f = parse_fraction(text)
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+@dataclass
+class Split:
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    subsets: dict[str, list[list[str]]] = field(default_factory=dict)
+    seed: int = 0
+    source: str = ""
+    layout: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"version": VERSION, "source": self.source, "layout": self.layout,
+                           "seed": self.seed, "train": self.train, "val": self.val, "test": self.test,
+                           "subsets": self.subsets}, indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        atomic_write_text(path, self.to_json())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Split":
+        path = Path(path)
+        if not path.is_file():
+            raise EndopatError(f"{path}: split file not found")
+        try:
+            d = json.loads(path.read_text())
+            return cls(d["train"], d["val"], d["test"], d.get("subsets", {}), d.get("seed", 0),
+                       d.get("source", ""), d.get("layout"))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise EndopatError(f"{path}: not a valid split file ({err.__class__.__name__}: {err})") from None
+
+    def subset(self, fraction: str, index: int) -> list[str]:
+        key = fraction_label(fraction)
+        if key not in self.subsets:
+            raise EndopatError(f"split has no label fraction {key} (has {', '.join(self.subsets)})")
+        if not 0 <= index < len(self.subsets[key]):
+            raise EndopatError(f"label fraction {key} has {len(self.subsets[key])} subsets, not {index + 1}")
+        return self.subsets[key][index]
+
+    def resolve(self, samples: Sequence[Sample], ids: Sequence[str]) -> list[Sample]:
+        """The samples with these ids (in the split's order); an unknown id is an error."""
+        by_id = {s.id: s for s in samples}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise EndopatError(f"split refers to {len(missing)} samples not in the data, e.g. '{missing[0]}'"
+                               f" (was the split made from {self.source or 'another source'}?)")
+        return [by_id[i] for i in ids]
+
+
+def label_subsets(train: Sequence[str], fractions: Sequence[str] = DEFAULT_FRACTIONS,
+                  max_subsets: int = 5, seed: int = 0) -> dict[str, list[list[str]]]:
+    n = len(train)
+    order = [train[i] for i in np.random.default_rng(seed).permutation(n)]
+    out = {}
+    for text in fractions:
+        k = parse_fraction(text)
+        size = max(1, round(k * n))
+        count = max(1, min(max_subsets, math.floor(1 / k), n // size))
+        out[fraction_label(text)] = [sorted(order[j * size : (j + 1) * size]) for j in range(count)]
+    return out
+
+
+def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0.15,
+               test_fraction: float = 0.25, fractions: Sequence[str] = DEFAULT_FRACTIONS,
+               max_subsets: int = 5, source: str = "", layout: str | None = None,
+               predefined: dict[str, Sequence[Sample]] | None = None) -> Split:
+    """Group-disjoint split of ``samples`` (or the ``predefined`` train/val/test folders)."""
+    if predefined:
+        if not {"train", "val", "test"} <= set(predefined):
+            raise EndopatError("split folders must include train/, val/ and test/")
+        train, val, test = ([s.id for s in predefined[k]] for k in ("train", "val", "test"))
+    else:
+        ids = [s.id for s in samples]
+        if len(set(ids)) != len(ids):
+            raise EndopatError("sample ids are not unique; cannot split")
+        fixed_test = {s.group for s in samples if s.split == "test"}
+        groups = sorted({s.group for s in samples} - fixed_test)
+        if len(groups) + bool(fixed_test) < 3:
+            raise EndopatError(f"need at least 3 groups (videos) for a group-disjoint train/val/test "
+                               f"split, found {len(groups) + len(fixed_test)}")
+        rng = np.random.default_rng(seed)
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+        n_test = 0 if fixed_test else max(1, round(test_fraction * len(groups)))
+        n_val = max(1, round(val_fraction * (len(groups) + len(fixed_test))))
+        test_groups = set(groups[:n_test]) | fixed_test
+        val_groups = set(groups[n_test : n_test + n_val])
+        if len(groups) - n_test - n_val < 1:
+            raise EndopatError("too few groups (videos) left for training after val/test")
+        train = [s.id for s in samples if s.group not in test_groups | val_groups]
+        val = [s.id for s in samples if s.group in val_groups]
+        test = [s.id for s in samples if s.group in test_groups]
+    return Split(train, val, test, label_subsets(train, fractions, max_subsets, seed), seed, source, layout)

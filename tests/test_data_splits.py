@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from endopat.data.labeled import Sample
+from endopat.data.splits import Split, label_subsets, make_split
+from endopat.errors import EndopatError
+
+
+def samples(groups=8, per_group=10):
+    return [Sample(Path(f"g{g}_{i}.png"), (), f"g{g}", f"g{g}_{i}") for g in range(groups) for i in range(per_group)]
+
+
+def test_train_val_and_test_share_no_group():
+    s = samples()
+    split = make_split(s, seed=1)
+    group = {x.id: x.group for x in s}
+    sets = [{group[i] for i in part} for part in (split.train, split.val, split.test)]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert len(split.train) + len(split.val) + len(split.test) == len(s)
+
+
+def test_the_same_seed_gives_the_same_split_and_another_seed_another():
+    assert make_split(samples(), seed=3).to_json() == make_split(samples(), seed=3).to_json()
+    assert make_split(samples(), seed=3).test != make_split(samples(), seed=4).test
+
+
+def test_subsets_of_one_fraction_are_disjoint_and_of_the_right_size():
+    train = [f"x{i}" for i in range(64)]
+    subsets = label_subsets(train, seed=0)
+    assert {k: len(v) for k, v in subsets.items()} == {"1": 1, "1/2": 2, "1/4": 4, "1/8": 5, "1/16": 5}
+    for k, size in (("1/2", 32), ("1/8", 8), ("1/16", 4)):
+        ids = [i for sub in subsets[k] for i in sub]
+        assert len(ids) == len(set(ids)) and all(len(sub) == size for sub in subsets[k])
+
+
+def test_a_dataset_test_split_is_kept_as_test():
+    s = samples()
+    s = [Sample(x.image, x.masks, x.group, x.id, split="test" if x.group == "g0" else None) for x in s]
+    split = make_split(s, seed=0)
+    assert {i.split("_")[0] for i in split.test} == {"g0"}
+
+
+def test_split_files_round_trip_and_resolve_to_samples(tmp_path):
+    s = samples()
+    split = make_split(s, seed=0)
+    loaded = Split.load(split.save(tmp_path / "split.json"))
+    assert loaded.subsets == split.subsets
+    assert [x.id for x in loaded.resolve(s, loaded.subset("1/8", 2))] == loaded.subsets["1/8"][2]
+
+
+def test_too_few_videos_cannot_be_split():
+    with pytest.raises(EndopatError, match="at least 3 groups"):
+        make_split(samples(groups=2))
+
+
+def test_a_split_naming_unknown_samples_is_an_error():
+    split = make_split(samples(), seed=0)
+    with pytest.raises(EndopatError, match="not in the data"):
+        split.resolve(samples(groups=3), split.train)
