@@ -92,3 +92,44 @@ def test_pretraining_resumes_where_it_stopped(monkeypatch, tmp_path, tiny_data):
     assert run_cli(monkeypatch, *common, "--steps", 4) == 0
     steps = [line.split(",")[0] for line in (tmp_path / "pre" / "losses.csv").read_text().splitlines()[1:]]
     assert steps == ["1", "2", "3", "4"]
+
+
+def test_inspect_names_the_layout_and_counts(monkeypatch, capsys, tiny_data):
+    assert run_cli(monkeypatch, "inspect", tiny_data / "labeled") == 0
+    out = capsys.readouterr().out
+    assert "[train] layout generic: 3 images" in out and "problems: 0" in out
+
+
+def test_inspect_lists_a_mask_of_the_wrong_size_as_a_problem(monkeypatch, capsys, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for d in ("images", "masks"):
+        (tmp_path / d).mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / "v1_1.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "masks" / "v1_1.png")
+    assert run_cli(monkeypatch, "inspect", tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "problems: 1" in out and "v1_1.png: mask size 4x4 != image size 8x8" in out
+
+
+def test_split_then_finetune_on_a_fraction_subset(monkeypatch, capsys, tmp_path, tiny_data):
+    from endopat.data.splits import Split
+
+    assert run_cli(monkeypatch, "split", tiny_data / "labeled", "-o", tmp_path / "split.json",
+                   "--fractions", "1,1/3") == 0
+    sp = Split.load(tmp_path / "split.json")
+    assert len(sp.train) == 3 and len(sp.subsets["1/3"]) == 3
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(TINY_MODEL + "min_samples_per_epoch: 2\n")
+    assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "--split", tmp_path / "split.json",
+                   "--fraction", "1/3", "--subset", 2, "-o", tmp_path / "ft", "-c", cfg, "--epochs", 1,
+                   "--no-progress") == 0
+    ckpt = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)
+    assert ckpt["provenance"]["train_images"] == 1
+
+
+def test_frames_writes_a_store_from_videos(monkeypatch, capsys, tmp_path, tiny_data):
+    assert run_cli(monkeypatch, "frames", tiny_data / "unlabeled", "-o", tmp_path / "fs", "--size", "32x48",
+                   "--every", 2, "--no-progress") == 0
+    assert "6 frames of 32x48" in capsys.readouterr().out

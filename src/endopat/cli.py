@@ -70,6 +70,97 @@ def synth(
 
 
 @app.command()
+def frames(
+    src: Path = typer.Argument(..., help="a video or a folder of videos (or images)"),
+    out: Path = typer.Option(..., "--out", "-o", help="frame store folder"),
+    size: str = typer.Option("256x256", help="frame size HxW"),
+    every: int = typer.Option(1, help="keep every n-th frame"),
+    fps: Optional[float] = typer.Option(None, help="sample at this many frames per second instead"),
+    crop_fov: bool = typer.Option(False, "--crop-fov", help="cut the black border around the field of view"),
+    max_frames: Optional[int] = typer.Option(None),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable files (logged, counted)"),
+    progress: bool = ProgressOpt,
+) -> None:
+    """Decode videos once into a frame store that pretraining reads fast."""
+    from endopat.data.frames import build_store
+    from endopat.runtime import progress_bar
+
+    hw = _parse_hw(size)
+    with progress_bar("decoding frames", None, progress) as advance:
+        store = build_store(src, out, hw, stride=every, max_frames=max_frames, fps=fps,
+                            crop_fov=crop_fov, skip_bad=skip_bad, log=_echo,
+                            progress=lambda n: advance(1))
+    _echo(f"{len(store)} frames of {hw[0]}x{hw[1]} in {out}")
+
+
+def _parse_hw(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+        assert h > 0 and w > 0
+    except (ValueError, AssertionError):
+        raise EndopatError(f"--size '{text}': write HxW, e.g. 256x256") from None
+    return h, w
+
+
+@app.command()
+def inspect(
+    src: Path = typer.Argument(..., help="a dataset folder (labeled layout, videos or images)"),
+    layout: Optional[str] = typer.Option(None, help="force a layout instead of detecting it"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),
+) -> None:
+    """Name the layout, count images, masks and videos, and list every problem found."""
+    import json
+
+    from endopat.data.inspect import inspect_source
+    from endopat.io import atomic_write_text
+
+    report = inspect_source(src, layout)
+    if json_out:
+        atomic_write_text(json_out, json.dumps(report, indent=1))
+    if report["kind"] == "labeled":
+        for split, r in report["splits"].items():
+            fg = r["foreground"]
+            _echo(f"[{split}] layout {r['layout']}: {r['images']} images, {r['mask_files']} mask files, "
+                  f"{r['groups']} groups (videos)")
+            _echo(f"  sizes: " + ", ".join(f"{k} ({n})" for k, n in r["sizes"].items()))
+            _echo(f"  instrument fraction: median {fg['median']:.3f}, IQR [{fg['q1']:.3f} {fg['q3']:.3f}], "
+                  f"max {fg['max']:.3f}; frames without instrument {100 * fg['empty_share']:.0f}%")
+    else:
+        for v in report["videos"]:
+            _echo(f"{v['path']}: {v['decoded_frames']} frames, {v['width']}x{v['height']}, {v['fps']} fps")
+        if report["images"]:
+            _echo(f"{report['images']} images")
+    _echo(f"problems: {len(report['problems'])}")
+    for p in report["problems"]:
+        _echo(f"  - {p}")
+
+
+@app.command()
+def split(
+    src: Path = typer.Argument(..., help="labeled dataset folder"),
+    out: Path = typer.Option(..., "--out", "-o", help="split JSON file"),
+    layout: Optional[str] = typer.Option(None),
+    seed: int = typer.Option(0),
+    fractions: str = typer.Option("1,1/2,1/4,1/8,1/16", help="label fractions, comma-separated"),
+    subsets: int = typer.Option(5, help="disjoint subsets per fraction (at most)"),
+    val_fraction: float = typer.Option(0.15),
+    test_fraction: float = typer.Option(0.25),
+) -> None:
+    """Group-disjoint train/val/test split and label-fraction subsets, written to a JSON file."""
+    from endopat.data.labeled import open_labeled
+    from endopat.data.splits import make_split
+
+    parts = open_labeled(src, layout)
+    samples = [s for v in parts.values() for s in v]
+    sp = make_split(samples, seed, val_fraction, test_fraction, fractions.split(","), subsets,
+                    source=str(src), layout=layout, predefined=None if "all" in parts else parts)
+    sp.save(out)
+    _echo(f"train {len(sp.train)}, val {len(sp.val)}, test {len(sp.test)}; subsets: "
+          + ", ".join(f"{k}: {len(v)}x{len(v[0])}" for k, v in sp.subsets.items()))
+    _echo(f"split: {out}")
+
+
+@app.command()
 def pretrain(
     unlabeled: Path = typer.Option(..., "--unlabeled", "-u", help="video, folder of videos or images, or frame store"),
     out: Path = typer.Option(..., "--out", "-o", help="run folder (resumes if it holds a run)"),
@@ -78,6 +169,9 @@ def pretrain(
     batch_size: Optional[int] = typer.Option(None),
     image_size: Optional[int] = typer.Option(None, help="train at this square size (multiple of 16)"),
     frame_stride: Optional[int] = typer.Option(None, help="keep every n-th video frame"),
+    frame_fps: Optional[float] = typer.Option(None, help="sample videos at this many frames/s"),
+    crop_fov: Optional[bool] = typer.Option(None, "--crop-fov/--no-crop-fov",
+                                            help="cut the black border around the field of view"),
     devices: Optional[str] = typer.Option(None, help="devices per node: 1, 2, 'auto', ..."),
     num_nodes: Optional[int] = typer.Option(None),
     strategy: Optional[str] = typer.Option(None, help="auto, ddp, ..."),
@@ -92,6 +186,7 @@ def pretrain(
 
     cfg = load_config(PretrainConfig, config, steps=steps, batch_size=batch_size,
                       model__image_size=_size(image_size), frame_stride=frame_stride,
+                      frame_fps=frame_fps, crop_fov=crop_fov,
                       devices=_devices(devices), num_nodes=num_nodes, strategy=strategy,
                       precision=precision, accelerator=accelerator, seed=seed)
     ckpt = run(unlabeled, out, cfg, progress=progress, log=_echo)
@@ -106,8 +201,12 @@ def _devices(value: Optional[str]):
 
 @app.command()
 def finetune(
-    data: Path = typer.Option(..., "--data", "-d", help="labeled source with train/ and val/ folders"),
+    data: Path = typer.Option(..., "--data", "-d", help="labeled source (train/ + val/ folders, or any layout with --split)"),
     out: Path = typer.Option(..., "--out", "-o", help="run folder (resumes if it holds a run)"),
+    split_file: Optional[Path] = typer.Option(None, "--split", help="split JSON from `endopat split`"),
+    fraction: Optional[str] = typer.Option(None, help="with --split: label fraction, e.g. 1/8"),
+    subset: int = typer.Option(0, help="with --split and --fraction: which disjoint subset"),
+    layout: Optional[str] = typer.Option(None, help="dataset layout (default: detected)"),
     init: Optional[Path] = typer.Option(None, help="checkpoint to start from (PAT: a generator)"),
     config: Optional[Path] = ConfigOpt,
     epochs: Optional[int] = typer.Option(None),
@@ -128,20 +227,33 @@ def finetune(
 ) -> None:
     """Fine-tune for binary instrument segmentation (baseline without --init, PAT with one)."""
     from endopat.config import FinetuneConfig, load_config
-    from endopat.data.labeled import open_labeled
     from endopat.finetune import finetune as run
 
     cfg = load_config(FinetuneConfig, config, epochs=epochs, max_labels=max_labels,
                       batch_size=batch_size, lr=lr, model__image_size=_size(image_size),
                       model__input=input_mode, devices=_devices(devices), num_nodes=num_nodes,
                       strategy=strategy, precision=precision, accelerator=accelerator, seed=seed)
-    splits = open_labeled(data)
-    for needed in ("train", "val"):
-        if needed not in splits:
-            raise EndopatError(f"{data}: no {needed}/ folder (expected train/ and val/ with images/ + masks/)")
-    best = run(splits["train"], splits["val"], out, cfg, init=init, reinit_last=reinit_last,
-               progress=progress, log=_echo)
+    train, val = _train_val(data, layout, split_file, fraction, subset)
+    best = run(train, val, out, cfg, init=init, reinit_last=reinit_last, progress=progress, log=_echo)
     _echo(f"best checkpoint: {best}")
+
+
+def _train_val(data, layout, split_file, fraction, subset):
+    from endopat.data.labeled import open_labeled
+    from endopat.data.splits import Split
+
+    parts = open_labeled(data, layout)
+    if split_file is not None:
+        sp = Split.load(split_file)
+        samples = [s for v in parts.values() for s in v]
+        train_ids = sp.subset(fraction, subset) if fraction else sp.train
+        return sp.resolve(samples, train_ids), sp.resolve(samples, sp.val)
+    if fraction:
+        raise EndopatError("--fraction needs --split (make one with `endopat split`)")
+    for needed in ("train", "val"):
+        if needed not in parts:
+            raise EndopatError(f"{data}: no {needed}/ folder (expected train/ and val/, or pass --split)")
+    return parts["train"], parts["val"]
 
 
 @app.command()
@@ -149,16 +261,25 @@ def evaluate(
     model: Path = typer.Argument(..., help="segmenter checkpoint (best.pt)"),
     data: Path = typer.Option(..., "--data", "-d", help="labeled folder (images/ + masks/, or with test/)"),
     out: Path = typer.Option(..., "--out", "-o", help="per-image metrics CSV"),
-    split: str = typer.Option("test", help="split to use when DATA has split folders"),
+    split: str = typer.Option("test", "--split-name", help="which split: a folder of DATA, or a part of --split"),
+    split_file: Optional[Path] = typer.Option(None, "--split", help="split JSON from `endopat split`"),
+    layout: Optional[str] = typer.Option(None),
     device: str = typer.Option("cpu"),
 ) -> None:
     """Per-image Dice and IoU, with mean, median and IQR."""
     from endopat.data.labeled import open_labeled
+    from endopat.data.splits import Split
     from endopat.evaluate import evaluate as run
     from endopat.evaluate import summarize, write_metrics_csv
 
-    splits = open_labeled(data)
-    samples = splits.get(split, splits.get("all"))
+    parts = open_labeled(data, layout)
+    if split_file is not None:
+        sp = Split.load(split_file)
+        if split not in ("train", "val", "test"):
+            raise EndopatError(f"--split-name must be train, val or test, not '{split}'")
+        samples = sp.resolve([s for v in parts.values() for s in v], getattr(sp, split))
+    else:
+        samples = parts.get(split, parts.get("all"))
     if samples is None:
         raise EndopatError(f"{data}: no {split}/ folder")
     rows = run(model, samples, device=device)

@@ -82,6 +82,8 @@ class PretrainConfig(_Strict):
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
     frame_stride: int = Field(1, ge=1, description="keep every n-th video frame")
+    frame_fps: float | None = Field(None, gt=0, description="sample videos at this rate instead")
+    crop_fov: bool = Field(False, description="cut the black border around the field of view")
     max_frames: int | None = Field(None, ge=1)
     histogram_frames: int = Field(2000, ge=1, description="frames sampled for the a/b histogram")
     sample_every: int = Field(200, ge=1)

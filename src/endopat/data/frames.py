@@ -81,19 +81,69 @@ def _source_files(src: Path) -> tuple[str, list[Path]]:
     raise EndopatError(f"{src}: no videos ({', '.join(VIDEO_SUFFIXES)}) or images found")
 
 
-def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: int
-                 ) -> Iterator[tuple[Path, np.ndarray]]:
+def detect_fov(frames: list[np.ndarray], threshold: int = 20, min_share: float = 0.02
+               ) -> tuple[int, int, int, int] | None:
+    """Bounding box ``(top, left, height, width)`` of the lit content area of an endoscope image.
+
+    Rows and columns where more than ``min_share`` of the pixels (max over RGB, mean over the
+    given frames) exceed ``threshold`` are content; the black border around the circular field of
+    view is cut. ``None`` when the frames are lit to the edges (nothing to crop).
+    """
+    bright = np.mean([f.max(axis=2) for f in frames], axis=0) > threshold
+    rows = np.flatnonzero(bright.mean(axis=1) > min_share)
+    cols = np.flatnonzero(bright.mean(axis=0) > min_share)
+    if len(rows) == 0 or len(cols) == 0:
+        return None
+    box = (int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
+    h, w = bright.shape
+    return None if box == (0, 0, h, w) else box
+
+
+def _video_frames(path: Path, size: tuple[int, int], stride: int, fps: float | None, crop_fov: bool
+                  ) -> Iterator[np.ndarray]:
     from endopat.data.labeled import resize_rgb
-    from endopat.data.video import iter_frames
+    from endopat.data.video import iter_frames, video_info
+
+    if fps is not None:
+        rate = video_info(path)["fps"] or fps
+        stride = max(1, round(rate / fps))
+    if not crop_fov:  # FFmpeg's scaler resizes while decoding
+        for _, frame in iter_frames(path, stride=stride, size=size):
+            yield frame
+        return
+    # the border is detected once per video, from its first frames, not per frame
+    head = [f for _, f in zip(range(8), (f for _, f in iter_frames(path, stride=max(1, stride))))]
+    box = detect_fov(head)
+    for _, frame in iter_frames(path, stride=stride):
+        if box is not None:
+            top, left, h, w = box
+            frame = frame[top : top + h, left : left + w]
+        yield resize_rgb(np.ascontiguousarray(frame), size)
+
+
+def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: int,
+                 fps: float | None, crop_fov: bool, on_bad) -> Iterator[tuple[Path, np.ndarray]]:
+    from endopat.data.labeled import resize_rgb
     from endopat.io import read_image
 
     if kind == "videos":
         for path in files:
-            for _, frame in iter_frames(path, stride=stride, size=size):
-                yield path, frame
+            try:
+                for frame in _video_frames(path, size, stride, fps, crop_fov):
+                    yield path, frame
+            except EndopatError as err:
+                on_bad(err)
     else:
         for path in files[::stride]:
-            yield path, resize_rgb(read_image(path), size)
+            try:
+                image = read_image(path)
+            except EndopatError as err:
+                on_bad(err)
+                continue
+            if crop_fov and (box := detect_fov([image])) is not None:
+                top, left, h, w = box
+                image = np.ascontiguousarray(image[top : top + h, left : left + w])
+            yield path, resize_rgb(image, size)
 
 
 def build_store(
@@ -103,8 +153,16 @@ def build_store(
     stride: int = 1,
     max_frames: int | None = None,
     progress: Callable[[int], None] | None = None,
+    fps: float | None = None,
+    crop_fov: bool = False,
+    skip_bad: bool = False,
+    log: Callable[[str], None] = print,
 ) -> FrameStore:
     """Decode ``src`` (a video, a folder of videos, a folder of images, or a store) into ``out``.
+
+    Frames are sampled every ``stride``-th (or at ``fps`` frames per second for videos), optionally
+    cropped to the circular field of view (``crop_fov``), and resized to ``size`` (H, W). A bad
+    file is an error naming it, or with ``skip_bad`` a logged skip counted at the end.
 
     An existing complete store at ``out`` built with the same parameters is reused, so a killed
     pretraining resumes without decoding again. ``src`` that already is a store of the right size
@@ -119,17 +177,25 @@ def build_store(
             raise EndopatError(f"{src}: frame store holds {store.size} frames, the model needs {size}")
         return store
     kind, files = _source_files(src)
-    wanted = {"source": str(src.resolve()), "stride": stride, "max_frames": max_frames,
-              "height": size[0], "width": size[1]}
+    wanted = {"source": str(src.resolve()), "stride": stride, "fps": fps, "crop_fov": crop_fov,
+              "max_frames": max_frames, "height": size[0], "width": size[1]}
     if is_store(out):
         meta = json.loads((out / STORE_META).read_text())
         if all(meta.get(k) == v for k, v in wanted.items()):
             return FrameStore(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / STORE_META).unlink(missing_ok=True)
+    skipped: list[str] = []
+
+    def on_bad(err: EndopatError) -> None:
+        if not skip_bad:
+            raise err
+        skipped.append(str(err))
+        log(f"skipped: {err}")
+
     count, per_source = 0, {}
     with open(out / STORE_DATA, "wb") as fh:
-        for path, frame in _iter_source(kind, files, size, stride):
+        for path, frame in _iter_source(kind, files, size, stride, fps, crop_fov, on_bad):
             if max_frames is not None and count >= max_frames:
                 break
             fh.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
@@ -139,7 +205,9 @@ def build_store(
                 progress(count)
     if count == 0:
         raise EndopatError(f"{src}: no frames could be read")
-    meta = dict(wanted, count=count, kind=kind,
+    if skipped:
+        log(f"skipped {len(skipped)} bad file(s); {count} frames stored")
+    meta = dict(wanted, count=count, kind=kind, skipped=skipped,
                 sources=[{"path": p, "frames": n} for p, n in per_source.items()])
     atomic_write_text(out / STORE_META, json.dumps(meta, indent=1))
     return FrameStore(out)

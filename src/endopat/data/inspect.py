@@ -1,0 +1,86 @@
+"""``endopat inspect``: what a dataset folder holds and every problem in it, before any training."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from endopat.data.labeled import SPLITS, load_image, load_mask
+from endopat.errors import EndopatError
+from endopat.io import list_images, list_videos
+
+
+def inspect_labeled(src: str | Path, layout: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict:
+    """Layout, counts, groups, image sizes, foreground-fraction distribution and problems."""
+    from endopat.data.readers import detect_layout, read_labeled
+
+    src = Path(src)
+    parts = [s for s in SPLITS if (src / s).is_dir()] if src.is_dir() else []
+    roots = {s: src / s for s in parts} or {"all": src}
+    report = {"source": str(src), "splits": {}, "problems": []}
+    for split, root in roots.items():
+        name = layout or detect_layout(root)
+        samples = read_labeled(root, name)
+        sizes, fractions, groups = Counter(), [], Counter()
+        n_mask_files = 0
+        for i, s in enumerate(samples):
+            groups[s.group] += 1
+            n_mask_files += len(s.masks)
+            try:
+                image = load_image(s)
+                sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
+                fractions.append(float(load_mask(s, image.shape[:2]).mean()))
+            except EndopatError as err:
+                report["problems"].append(str(err))
+            if progress:
+                progress(i + 1, len(samples))
+        f = np.array(fractions) if fractions else np.zeros(1)
+        report["splits"][split] = {
+            "layout": name, "images": len(samples), "mask_files": n_mask_files,
+            "groups": len(groups), "sizes": dict(sizes),
+            "foreground": {"min": float(f.min()), "q1": float(np.percentile(f, 25)),
+                           "median": float(np.median(f)), "q3": float(np.percentile(f, 75)),
+                           "max": float(f.max()), "empty_share": float((f == 0).mean())},
+        }
+    return report
+
+
+def inspect_unlabeled(src: str | Path) -> dict:
+    """Videos (frame count, size, fps) or images of an unlabeled source, and problems."""
+    from endopat.data.video import iter_frames, video_info
+
+    src = Path(src)
+    videos = [src] if src.is_file() else list_videos(src)
+    report = {"source": str(src), "videos": [], "images": 0, "problems": []}
+    for v in videos:
+        try:
+            info = video_info(v)
+            info["decoded_frames"] = sum(1 for _ in iter_frames(v))
+            report["videos"].append({"path": str(v), **info})
+        except EndopatError as err:
+            report["problems"].append(str(err))
+    if src.is_dir():
+        report["images"] = len(list_images(src))
+    if not videos and not report["images"]:
+        raise EndopatError(f"{src}: no labeled layout, videos or images found")
+    return report
+
+
+def inspect_source(src: str | Path, layout: str | None = None, progress=None) -> dict:
+    from endopat.data.readers import detect_layout
+
+    src = Path(src)
+    if not src.exists():
+        raise EndopatError(f"{src}: not found")
+    if src.is_dir():
+        root = next((src / s for s in SPLITS if (src / s).is_dir()), src)
+        try:
+            layout = layout or detect_layout(root)
+        except EndopatError:
+            return {"kind": "unlabeled", **inspect_unlabeled(src)}
+        return {"kind": "labeled", **inspect_labeled(src, layout, progress)}
+    return {"kind": "unlabeled", **inspect_unlabeled(src)}
