@@ -291,17 +291,95 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    model: Path = typer.Argument(..., help="segmenter checkpoint (.pt) or exported model (.onnx)"),
+    source: Path = typer.Argument(..., help="an image, a folder of images, or a video"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder"),
+    threshold: Optional[float] = typer.Option(None, help="foreground probability threshold (default: the model's)"),
+    batch_size: int = typer.Option(8),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ... (PyTorch models)"),
+    save_masks: bool = typer.Option(False, "--save-masks", help="videos: also write every frame's mask"),
+    progress: bool = ProgressOpt,
+) -> None:
+    """Segment instruments: masks for images; overlay video + per-frame CSV for a video."""
+    from endopat.predict import predict as run
+
+    result = run(model, source, out, batch_size, threshold, device, save_masks, progress)
+    if "overlay" in result:
+        _echo(f"{result['frames']} frames -> {result['overlay']} and {result['csv']}")
+    else:
+        _echo(f"{len(result['masks'])} masks -> {out / 'masks'}")
+
+
+@app.command()
+def export(
+    model: Path = typer.Argument(..., help="segmenter checkpoint (.pt)"),
+    onnx_out: Path = typer.Option(..., "--onnx", help="output .onnx file"),
+    opset: int = typer.Option(17),
+) -> None:
+    """Export a segmenter to ONNX (dynamic batch and image size; metadata for preprocessing)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise EndopatError("ONNX export needs the 'export' extra: pip install 'endopat[export]'") from None
+    from endopat.export import export_onnx
+
+    _echo(f"exported: {export_onnx(model, onnx_out, opset)}")
+
+
+@app.command()
+def study(
+    config: Path = typer.Argument(..., help="study YAML (see examples/demo.yaml, examples/paper.yaml)"),
+    out: Path = typer.Option(..., "--out", "-o", help="run folder; running again resumes"),
+    shard: Optional[str] = typer.Option(None, help="run only cells i, i+n, ... of the grid: i/n"),
+    stage: str = typer.Option("all", help="all, stages (shared pretraining only) or cells"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write the report at the end"),
+    progress: bool = ProgressOpt,
+) -> None:
+    """The paper's experiments: label-fraction sweep x methods x subsets, then Table 1 and figures."""
+    from endopat.study.config import load_study
+    from endopat.study.grid import parse_shard
+    from endopat.study.runner import run_study
+
+    if stage not in ("all", "stages", "cells"):
+        raise EndopatError(f"--stage '{stage}': choose all, stages or cells")
+    cfg = load_study(config)
+    counts = run_study(cfg, out, parse_shard(shard), stage, progress, _echo, report)
+    _echo(f"cells in this shard: {counts['cells']} (ran {counts['run']}, already finished {counts['skipped']})")
+    if report:
+        _echo(f"report: {out / 'report' / 'report.md'} and report.html")
+
+
+@app.command("report")
+def report_cmd(
+    run: Path = typer.Argument(..., help="study run folder (merges every finished cell)"),
+) -> None:
+    """(Re)write a study's report from whatever cells are finished, e.g. after sharded runs."""
+    from endopat.report.study import write_study_report
+    from endopat.study.config import study_from_dict
+    from endopat.study.runner import prepare
+
+    meta = run / "study.json"
+    if not meta.is_file():
+        raise EndopatError(f"{run}: not a study run folder (no study.json)")
+    import json
+
+    cfg = study_from_dict(json.loads(meta.read_text()), str(meta))
+    path = write_study_report(run, cfg, prepare(cfg, run, _echo))
+    _echo(f"report: {path}")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o"),
     quick: bool = typer.Option(False, "--quick", help="a ~2-minute version"),
-    seed: int = typer.Option(0),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Synthetic data -> pretrain -> baseline vs PAT fine-tuning -> evaluation -> report."""
+    """The demo study on synthetic endoscopy (examples/demo.yaml): <= 10 minutes on 2 CPU cores."""
     from endopat.demo import run_demo
 
-    report = run_demo(out, quick=quick, seed=seed, progress=progress, log=_echo)
-    _echo(f"report: {report}")
+    report = run_demo(out, quick=quick, progress=progress, log=_echo)
+    _echo(f"report: {report} (and report.html beside it)")
 
 
 def main() -> None:

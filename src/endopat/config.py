@@ -70,6 +70,9 @@ class LossWeights(_Strict):
     lam: float = Field(1.0 / 16.0, ge=0)
     phi: float = Field(1.0 / 8.0, ge=0)
     rebalance_alpha: float = Field(0.5, gt=0, le=1)
+    black_level: float = Field(
+        5.0, ge=0, description="pixels with L below this (the black border) are left out of the "
+        "a/b histogram; 0 counts every pixel")
 
 
 class PretrainConfig(_Strict):

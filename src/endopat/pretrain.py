@@ -48,13 +48,16 @@ class FrameDataset(torch.utils.data.Dataset):
         return torch.from_numpy(self.store[i])
 
 
-def ab_histogram(store: FrameStore, max_frames: int, batch: int = 64) -> colour.ABHistogram:
-    """a/b histogram (grid size 1) over up to ``max_frames`` frames spread evenly over the store."""
+def ab_histogram(store: FrameStore, max_frames: int, black_level: float = 0.0,
+                 batch: int = 64) -> colour.ABHistogram:
+    """a/b histogram (grid size 1) over up to ``max_frames`` frames spread evenly over the store,
+    leaving out pixels darker than ``black_level`` (L) when it is > 0."""
     idx = np.unique(np.linspace(0, len(store) - 1, min(max_frames, len(store))).astype(int))
     hist = colour.ABHistogram()
     for start in range(0, len(idx), batch):
         frames = np.stack([store[i] for i in idx[start : start + batch]])
-        hist.update(colour.rgb_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255))
+        lab = colour.rgb_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
+        hist.update_mask(lab, lab[:, 0] >= black_level)
     return hist
 
 
@@ -118,7 +121,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     if hist_path.is_file():
         hist = colour.ABHistogram.load(hist_path)
     else:
-        hist = ab_histogram(store, cfg.histogram_frames)
+        hist = ab_histogram(store, cfg.histogram_frames, cfg.loss.black_level)
         if is_main:
             hist.save(hist_path)
     weight_table = torch.from_numpy(hist.weights(cfg.loss.rebalance_alpha)).to(fabric.device)

@@ -1,0 +1,139 @@
+"""Segment new images and whole videos with a trained model (PyTorch checkpoint or ONNX file).
+
+* an image or a folder of images -> ``OUT/masks/<stem>.png`` (0/255, at the image's own size);
+* a video -> ``OUT/<stem>_overlay.mp4`` (instruments tinted, outlined) and ``OUT/<stem>_frames.csv``
+  (frame index, time, instrument area fraction, mean foreground probability), and with
+  ``save_masks`` the per-frame masks in ``OUT/<stem>_masks/``.
+
+Videos stream: decode -> batch -> infer -> draw -> encode, holding one batch of frames at a time,
+so memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from endopat.errors import EndopatError
+from endopat.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_text, list_images, read_image, write_png
+
+TINT = np.array([0, 255, 120], dtype=np.float32)  # instrument tint (green-cyan: absent in tissue)
+OUTLINE = np.array([255, 255, 0], dtype=np.uint8)
+FRAME_FIELDS = ["frame", "time_s", "area_fraction", "mean_probability"]
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """A :class:`~endopat.evaluate.Segmenter` for ``.pt`` files, an ONNX one for ``.onnx``."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from endopat.export import OnnxSegmenter
+
+        return OnnxSegmenter(path)
+    from endopat.evaluate import Segmenter
+
+    return Segmenter(path, device)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a boolean mask (mask minus its 4-neighbour erosion)."""
+    m = np.pad(mask, 1, constant_values=False)
+    eroded = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
+    return mask & ~eroded
+
+
+def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    out = frame.astype(np.float32)
+    out[mask] = (1 - alpha) * out[mask] + alpha * TINT
+    out = out.astype(np.uint8)
+    out[outline(mask)] = OUTLINE
+    return out
+
+
+def _batches(it: Iterator, size: int) -> Iterator[list]:
+    batch = []
+    for item in it:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
+                   threshold: float | None = None, progress: Callable[[int], None] | None = None) -> list[Path]:
+    thr = model.threshold if threshold is None else threshold
+    written = []
+    for chunk in _batches(iter(paths), batch_size):
+        images = [read_image(p) for p in chunk]
+        for p, prob in zip(chunk, model.probabilities(images)):
+            target = out / "masks" / f"{p.stem}.png"
+            write_png(target, ((prob >= thr) * 255).astype(np.uint8))
+            written.append(target)
+        if progress:
+            progress(len(chunk))
+    return written
+
+
+def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold: float | None = None,
+                  save_masks: bool = False, progress: Callable[[int], None] | None = None) -> dict:
+    from endopat.data.video import iter_frames, video_info, write_video
+
+    thr = model.threshold if threshold is None else threshold
+    fps = video_info(video)["fps"] or 25.0
+    rows: list[dict] = []
+
+    def drawn() -> Iterator[np.ndarray]:
+        for chunk in _batches(iter_frames(video), batch_size):
+            probs = model.probabilities([f for _, f in chunk])
+            for (index, frame), prob in zip(chunk, probs):
+                mask = prob >= thr
+                rows.append({"frame": index, "time_s": round(index / fps, 4),
+                             "area_fraction": float(mask.mean()), "mean_probability": float(prob.mean())})
+                if save_masks:
+                    write_png(out / f"{video.stem}_masks" / f"frame_{index:06d}.png", mask.astype(np.uint8) * 255)
+                yield overlay(frame, mask)
+            if progress:
+                progress(len(chunk))
+
+    overlay_path = out / f"{video.stem}_overlay.mp4"
+    n = write_video(overlay_path, drawn(), fps=max(1, round(fps)))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FRAME_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    csv_path = out / f"{video.stem}_frames.csv"
+    atomic_write_text(csv_path, buf.getvalue())
+    return {"overlay": overlay_path, "csv": csv_path, "frames": n}
+
+
+def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_size: int = 8,
+            threshold: float | None = None, device: str = "cpu", save_masks: bool = False,
+            progress: bool = True) -> dict:
+    """Segment an image, a folder of images, or a video (see the module docstring)."""
+    from endopat.runtime import progress_bar
+
+    source, out = Path(source), Path(out)
+    if not source.exists():
+        raise EndopatError(f"{source}: not found")
+    model = load_model(model_path, device)
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        from endopat.data.video import video_info
+
+        with progress_bar(f"segmenting {source.name}", video_info(source)["frames"] or None, progress) as adv:
+            return predict_video(model, source, out, batch_size, threshold, save_masks, adv)
+    if source.is_file():
+        if source.suffix.lower() not in IMAGE_SUFFIXES:
+            raise EndopatError(f"{source}: neither an image nor a video")
+        paths = [source]
+    else:
+        paths = list_images(source)
+        if not paths:
+            raise EndopatError(f"{source}: no images found")
+    with progress_bar("segmenting images", len(paths), progress) as adv:
+        masks = predict_images(model, paths, out, batch_size, threshold, adv)
+    return {"masks": masks}

@@ -1,0 +1,64 @@
+"""Statistics beyond the paper: paired bootstrap CIs, Wilcoxon tests, and label savings."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over paired items and its percentile bootstrap CI (items resampled)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if d.size == 0:
+        raise ValueError("no paired values")
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def wilcoxon_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired values (1.0 when all differences are 0)."""
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if not np.any(d != 0):
+        return 1.0
+    return float(wilcoxon(d, zero_method="wilcox").pvalue)
+
+
+def labels_to_reach(labels: Sequence[float], scores: Sequence[float], target: float) -> tuple[float | None, str]:
+    """Labels at which a curve first reaches ``target``, interpolated linearly in log2(labels).
+
+    Returns ``(n, how)``: ``how`` is ``"interpolated"``, ``"at most"`` (already above the target at
+    the smallest label count, so ``n`` is an upper bound) or ``"not reached"`` (``n`` is None).
+    """
+    order = np.argsort(labels)
+    x = np.log2(np.asarray(labels, float)[order])
+    y = np.asarray(scores, float)[order]
+    if y[0] >= target:
+        return float(2 ** x[0]), "at most"
+    for i in range(1, len(x)):
+        if y[i] >= target:
+            t = (target - y[i - 1]) / (y[i] - y[i - 1])
+            return float(2 ** (x[i - 1] + t * (x[i] - x[i - 1]))), "interpolated"
+    return None, "not reached"
+
+
+def label_savings(curve: dict[float, float], baseline: dict[float, float]) -> dict[float, dict]:
+    """For each baseline point (labels n_b, mean score s_b): the labels n a method needs to reach s_b
+    on its own curve, and the share of labels saved, 100 * (1 - n / n_b)."""
+    labels = sorted(curve)
+    out = {}
+    for n_b in sorted(baseline):
+        n, how = labels_to_reach(labels, [curve[k] for k in labels], baseline[n_b])
+        saved = None if n is None else 100.0 * (1.0 - n / n_b)
+        out[n_b] = {"labels_needed": n, "saved_pct": saved, "how": how}
+    return out
+
+
+def fmt_pct(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0f}%"

@@ -1,0 +1,147 @@
+"""The study config: the paper's experiments (section 2.3) as one YAML file.
+
+Relative paths are resolved against the study's run folder (``--out``), so a config that generates
+synthetic data (``synth:``) and reads it back is self-contained; real datasets are best given as
+absolute paths.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from endopat.config import (DiscriminatorConfig, FinetuneConfig, LossWeights, ModelConfig,
+                            PretrainConfig, _Strict, load_yaml, validate)
+from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
+
+
+class SynthData(_Strict):
+    """A synthetic dataset generated into ``out`` before the study starts."""
+
+    out: str
+    site: str = "target"
+    seed: int = 0
+    size: int = 256
+    videos: int = 8
+    unlabeled_videos: int = 8
+    frames: int = 48
+    label_every: int = 4
+
+
+class LabeledSource(_Strict):
+    path: str
+    layout: str | None = None
+
+
+class Method(_Strict):
+    """A row of Table 1: optional re-colorization pretraining on an unlabeled source, then optional
+    supervised pretraining on another labeled set, then fine-tuning on the target labels.
+
+    baseline: neither; PAT: ``pretrain``; SOA: ``supervised``; PAT-Ext: both."""
+
+    name: str
+    pretrain: str | None = None
+    supervised: str | None = None
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()
+
+
+class PretrainSection(_Strict):
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+    loss: LossWeights = LossWeights()
+    steps: int = 2000
+    batch_size: int = 8
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    frame_stride: int = 1
+    frame_fps: float | None = None
+    crop_fov: bool = False
+    max_frames: int | None = None
+    histogram_frames: int = 2000
+    sample_every: int = 500
+    checkpoint_every: int = 200
+    num_workers: int = 0
+
+
+class FinetuneSection(_Strict):
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 1e-3
+    plateau_patience: int = 10
+    plateau_factor: float = 0.1
+    early_stop_patience: int | None = 30
+    min_lr: float = 1e-6
+    min_samples_per_epoch: int = 64
+    threshold: float = 0.5
+    num_workers: int = 0
+
+
+class Runtime(_Strict):
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    accelerator: str = "auto"
+
+
+class StudyConfig(_Strict):
+    name: str = "study"
+    seed: int = 0
+    synth: list[SynthData] = []
+    labeled: LabeledSource
+    split: str | None = Field(None, description="split JSON; made from the data (and kept) when absent")
+    val_fraction: float = 0.15
+    test_fraction: float = 0.25
+    fractions: list[str] = list(DEFAULT_FRACTIONS)
+    subsets: int = Field(5, ge=1)
+    unlabeled: dict[str, str] = {}
+    extra_labeled: dict[str, LabeledSource] = {}
+    methods: list[Method]
+    baseline: str = "baseline"
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainSection = PretrainSection()
+    supervised: FinetuneSection = FinetuneSection()
+    finetune: FinetuneSection = FinetuneSection()
+    runtime: Runtime = Runtime()
+    overlays: int = Field(4, ge=0, description="test images shown with each method's prediction")
+
+    @model_validator(mode="after")
+    def _check_references(self) -> "StudyConfig":
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError("method names must be unique")
+        if len({m.slug for m in self.methods}) != len(names):
+            raise ValueError("method names must differ in more than punctuation")
+        for m in self.methods:
+            if m.pretrain is not None and m.pretrain not in self.unlabeled:
+                raise ValueError(f"method '{m.name}': pretrain source '{m.pretrain}' is not in unlabeled")
+            if m.supervised is not None and m.supervised not in self.extra_labeled:
+                raise ValueError(f"method '{m.name}': supervised set '{m.supervised}' is not in extra_labeled")
+        for f in self.fractions:
+            parse_fraction(f)
+        return self
+
+    def pretrain_config(self, seed: int | None = None) -> PretrainConfig:
+        data = self.pretrain.model_dump() | self.runtime.model_dump()
+        return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed})
+
+    def finetune_config(self, section: FinetuneSection, seed: int) -> FinetuneConfig:
+        data = section.model_dump() | self.runtime.model_dump()
+        return FinetuneConfig.model_validate(data | {"model": self.model, "seed": seed})
+
+    def resolve(self, path: str, root: Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else root / p
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    return validate(StudyConfig, load_yaml(path), str(path))
+
+
+def study_from_dict(data: dict[str, Any], source: str = "study config") -> StudyConfig:
+    return validate(StudyConfig, data, source)

@@ -1,0 +1,93 @@
+"""The study grid: shared pretraining stages and independent fine-tune cells.
+
+* a **pretrain stage** per unlabeled source some method uses (re-colorization, run once, shared);
+* a **supervised stage** per (pretrain source or none, extra labeled set) some method uses (the
+  supervised pretraining of SOA, or the middle step of PAT-Ext), run once, shared;
+* a **cell** per method x label fraction x subset: fine-tune on that subset, evaluate on the test set.
+
+Cells are ordered deterministically (method order of the config, then fraction, then subset), and
+shard ``i/n`` takes every cell whose index is ``i`` modulo ``n``: the shards partition the grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from endopat.data.splits import Split, fraction_label
+from endopat.study.config import Method, StudyConfig
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str  # "pretrain" | "supervised"
+    source: str  # unlabeled source name, or extra labeled set name
+    pretrain: str | None = None  # for supervised stages: the re-colorization they start from
+
+    @property
+    def key(self) -> str:
+        if self.kind == "pretrain":
+            return f"pretrain/{self.source}"
+        return f"supervised/{self.source}" + (f"+pat-{self.pretrain}" if self.pretrain else "")
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int
+    method: Method
+    fraction: str
+    subset: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.method.slug}/f{self.fraction.replace('/', '-')}_s{self.subset}"
+
+
+def stages_of(method: Method) -> list[Stage]:
+    out = []
+    if method.pretrain:
+        out.append(Stage("pretrain", method.pretrain))
+    if method.supervised:
+        out.append(Stage("supervised", method.supervised, method.pretrain))
+    return out
+
+
+def init_stage(method: Method) -> Stage | None:
+    """The stage whose checkpoint a method's cells start from."""
+    stages = stages_of(method)
+    return stages[-1] if stages else None
+
+
+def all_stages(cfg: StudyConfig) -> list[Stage]:
+    seen: dict[str, Stage] = {}
+    for m in cfg.methods:
+        for s in stages_of(m):
+            seen.setdefault(s.key, s)
+    return list(seen.values())
+
+
+def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
+    out = []
+    for m in cfg.methods:
+        for f in cfg.fractions:
+            label = fraction_label(f)
+            n_subsets = min(cfg.subsets, len(split.subsets.get(label, [])))
+            for j in range(n_subsets):
+                out.append(Cell(len(out), m, label, j))
+    return out
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    from endopat.errors import EndopatError
+
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+        assert n >= 1 and 0 <= i < n
+    except (ValueError, AssertionError):
+        raise EndopatError(f"--shard '{text}': write i/n with 0 <= i < n, e.g. 3/10") from None
+    return i, n
+
+
+def shard(items: list[Cell], i: int, n: int) -> list[Cell]:
+    return [c for c in items if c.index % n == i]

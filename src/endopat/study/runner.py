@@ -1,0 +1,207 @@
+"""Run a study: shared stages once, every cell independently, results written atomically.
+
+Run folder::
+
+    split.json                         the split every cell uses (made once, then only read)
+    stages/pretrain/<source>/          re-colorization runs (generator.pt, ab_histogram.json, ...)
+    stages/supervised/<set>[+pat-<source>]/   supervised pretraining runs (best.pt)
+    cells/<method>/f<fraction>_s<subset>/metrics.csv   per-test-image Dice/IoU of one cell
+    cells/<method>/f<fraction>_s<subset>/run/          its fine-tuning run (best.pt, history)
+    report/                            tables, figures, HTML (endopat.report.study)
+
+A cell is finished when its ``metrics.csv`` exists; that file is written last and atomically, so a
+study killed at any moment and started again recomputes nothing that was finished and resumes the
+stage or cell it was in (the training loops resume from their ``last.pt``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from endopat.data.labeled import Sample, open_labeled
+from endopat.data.splits import Split, make_split
+from endopat.errors import EndopatError
+from endopat.io import atomic_write_text
+from endopat.study.config import LabeledSource, StudyConfig
+from endopat.study.grid import Cell, Stage, all_stages, cells, init_stage, shard
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class StudyData:
+    samples: list[Sample]
+    split: Split
+
+    def ids(self, ids: list[str]) -> list[Sample]:
+        return self.split.resolve(self.samples, ids)
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock, so that shards running at once do not run one stage twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
+    from dataclasses import asdict
+
+    from endopat.data.synth import SynthSpec, generate
+
+    for d in cfg.synth:
+        target = cfg.resolve(d.out, out)
+        spec = SynthSpec(**d.model_dump(exclude={"out"}))
+        manifest = target / "synth.json"
+        with file_lock(out / "locks" / f"synth-{target.name}.lock"):
+            if manifest.is_file() and json.loads(manifest.read_text())["spec"] == asdict(spec):
+                continue
+            log(f"generating synthetic '{d.site}' data in {target}")
+            generate(target, spec)
+
+
+def _all_samples(src: LabeledSource, root: Path, cfg: StudyConfig) -> tuple[list[Sample], dict]:
+    parts = open_labeled(cfg.resolve(src.path, root), src.layout)
+    return [s for v in parts.values() for s in v], parts
+
+
+def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
+    """Synthetic data (if configured), the target samples, and the split (made once, then reused)."""
+    generate_synthetic(cfg, out, log)
+    samples, parts = _all_samples(cfg.labeled, out, cfg)
+    split_path = cfg.resolve(cfg.split, out) if cfg.split else out / "split.json"
+    with file_lock(out / "locks" / "split.lock"):
+        if split_path.is_file():
+            split = Split.load(split_path)
+        else:
+            split = make_split(samples, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.fractions,
+                               cfg.subsets, source=cfg.labeled.path, layout=cfg.labeled.layout,
+                               predefined=None if "all" in parts else parts)
+            split.save(split_path)
+            log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {split_path}")
+    return StudyData(samples, split)
+
+
+def stage_dir(out: Path, stage: Stage) -> Path:
+    return out / "stages" / stage.key
+
+
+def stage_checkpoint(out: Path, stage: Stage) -> Path:
+    return stage_dir(out, stage) / ("generator.pt" if stage.kind == "pretrain" else "best.pt")
+
+
+def _extra_train_val(samples: list[Sample], parts: dict, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Train/val of a supervised-pretraining set: its own folders, else ~15 % of its groups as val."""
+    if "train" in parts and "val" in parts:
+        return parts["train"], parts["val"]
+    groups = sorted({s.group for s in samples})
+    if len(groups) < 2:
+        raise EndopatError("a supervised-pretraining set needs at least 2 groups (videos) for train/val")
+    rng = np.random.default_rng(seed)
+    order = [groups[i] for i in rng.permutation(len(groups))]
+    val_groups = set(order[: max(1, round(0.15 * len(groups)))])
+    return [s for s in samples if s.group not in val_groups], [s for s in samples if s.group in val_groups]
+
+
+def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Log) -> Path:
+    """Run (or resume, or skip when finished) one shared stage; returns its checkpoint."""
+    from endopat.finetune import finetune
+    from endopat.pretrain import pretrain
+
+    ckpt, folder = stage_checkpoint(out, stage), stage_dir(out, stage)
+    done = folder / "done.json"
+    with file_lock(out / "locks" / (stage.key.replace("/", "_") + ".lock")):
+        if done.is_file():
+            return ckpt
+        t = time.time()
+        if stage.kind == "pretrain":
+            log(f"stage {stage.key}: re-colorization pretraining")
+            pretrain(cfg.resolve(cfg.unlabeled[stage.source], out), folder, cfg.pretrain_config(),
+                     progress=progress, log=log)
+        else:
+            init = run_stage(Stage("pretrain", stage.pretrain), cfg, out, progress, log) if stage.pretrain else None
+            log(f"stage {stage.key}: supervised pretraining")
+            samples, parts = _all_samples(cfg.extra_labeled[stage.source], out, cfg)
+            train, val = _extra_train_val(samples, parts, cfg.seed)
+            finetune(train, val, folder, cfg.finetune_config(cfg.supervised, cfg.seed), init=init,
+                     progress=progress, log=log, provenance={"stage": stage.key})
+        atomic_write_text(done, json.dumps({"stage": stage.key, "seconds": time.time() - t}))
+    return ckpt
+
+
+def cell_dir(out: Path, cell: Cell) -> Path:
+    return out / "cells" / cell.key
+
+
+def is_done(out: Path, cell: Cell) -> bool:
+    return (cell_dir(out, cell) / "metrics.csv").is_file()
+
+
+def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress: bool, log: Log) -> Path:
+    from endopat.evaluate import evaluate, write_metrics_csv
+    from endopat.finetune import finetune
+
+    folder = cell_dir(out, cell)
+    stage = init_stage(cell.method)
+    init = run_stage(stage, cfg, out, progress, log) if stage else None
+    train = data.ids(data.split.subset(cell.fraction, cell.subset))
+    t = time.time()
+    best = finetune(train, data.ids(data.split.val), folder / "run",
+                    cfg.finetune_config(cfg.finetune, cfg.seed + cell.subset), init=init,
+                    progress=progress, log=lambda *a: None,
+                    provenance={"cell": cell.key, "method": cell.method.name, "fraction": cell.fraction,
+                                "subset": cell.subset})
+    rows = evaluate(best, data.ids(data.split.test))
+    atomic_write_text(folder / "cell.json", json.dumps(
+        {"key": cell.key, "method": cell.method.name, "fraction": cell.fraction, "subset": cell.subset,
+         "labels": len(train), "seconds": time.time() - t}))
+    write_metrics_csv(rows, folder / "metrics.csv")  # last: marks the cell finished
+    (folder / "run" / "last.pt").unlink(missing_ok=True)
+    return folder / "metrics.csv"
+
+
+def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",
+              progress: bool = True, log: Log = print, report: bool = True) -> dict:
+    """Run this shard's part of the study (``stage``: all, stages or cells), then the report.
+
+    Returns counts of cells run, skipped (already finished) and in this shard.
+    """
+    from endopat.runtime import progress_bar
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
+    data = prepare(cfg, out, log)
+    if stage in ("all", "stages"):
+        mine = [s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0]]
+        for s in mine:
+            run_stage(s, cfg, out, progress, log)
+    todo = shard(cells(cfg, data.split), *shard_spec)
+    counts = {"cells": len(todo), "run": 0, "skipped": 0}
+    if stage in ("all", "cells"):
+        with progress_bar("study cells", len(todo), progress) as advance:
+            for c in todo:
+                if is_done(out, c):
+                    counts["skipped"] += 1
+                else:
+                    run_cell(c, cfg, data, out, progress=False, log=log)
+                    counts["run"] += 1
+                advance(1, info=c.key)
+    if report:
+        from endopat.report.study import write_study_report
+
+        write_study_report(out, cfg, data)
+    return counts

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from endopat.checkpoints import save_checkpoint  # noqa: E402
+from endopat.config import ModelConfig  # noqa: E402
+from endopat.evaluate import Segmenter  # noqa: E402
+from endopat.export import OnnxSegmenter, export_onnx  # noqa: E402
+from endopat.networks import build_unet  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    cfg = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32), input="Lab")
+    d = tmp_path_factory.mktemp("onnx")
+    torch.manual_seed(1)
+    ckpt = save_checkpoint(d / "seg.pt", kind="segmenter", model_cfg=cfg, state_dict=build_unet(cfg).state_dict(),
+                           threshold=0.4)
+    return ckpt, export_onnx(ckpt, d / "seg.onnx")
+
+
+def test_onnx_model_matches_pytorch_within_tolerance(exported):
+    ckpt, onnx_path = exported
+    frames = [np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8) for i in range(3)]
+    a = Segmenter(ckpt).probabilities(frames)
+    b = OnnxSegmenter(onnx_path).probabilities(frames)
+    assert all(np.abs(x - y).max() < 1e-4 for x, y in zip(a, b))
+
+
+def test_onnx_model_accepts_other_batch_and_image_sizes(exported):
+    import onnxruntime as ort
+
+    _, onnx_path = exported
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (out,) = sess.run(None, {"input": np.zeros((5, 3, 64, 48), np.float32)})
+    assert out.shape == (5, 1, 64, 48)
+
+
+def test_onnx_metadata_carries_preprocessing(exported):
+    _, onnx_path = exported
+    seg = OnnxSegmenter(onnx_path)
+    assert seg.cfg.input == "Lab" and seg.cfg.image_size == (32, 32) and seg.threshold == pytest.approx(0.4)

@@ -1,0 +1,87 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from endopat.checkpoints import save_checkpoint
+from endopat.config import ModelConfig
+from endopat.data.video import iter_frames, write_video
+from endopat.evaluate import Segmenter
+from endopat.networks import build_unet
+from endopat.predict import outline, overlay, predict
+
+CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    unet = build_unet(CFG)
+    with torch.no_grad():  # bias the last layer so that some pixels are predicted foreground
+        unet.final_conv.bias.copy_(torch.tensor([0.0, 0.02]))
+    path = tmp_path_factory.mktemp("m") / "seg.pt"
+    return save_checkpoint(path, kind="segmenter", model_cfg=CFG, state_dict=unet.state_dict())
+
+
+def images(n, h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def direct_masks(model_path, frames):
+    seg = Segmenter(model_path)
+    return [p >= seg.threshold for p in seg.probabilities(frames)]
+
+
+def test_predict_on_one_image_matches_a_direct_forward_pass(tmp_path, model_path):
+    (img,) = images(1)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    predict(model_path, tmp_path / "a.png", tmp_path / "out", progress=False)
+    got = np.asarray(Image.open(tmp_path / "out" / "masks" / "a.png")) > 0
+    assert got.shape == img.shape[:2] and np.array_equal(got, direct_masks(model_path, [img])[0])
+
+
+def test_predict_on_a_folder_writes_one_mask_per_image_with_the_same_stem(tmp_path, model_path):
+    (tmp_path / "in").mkdir()
+    frames = images(3)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / "in" / f"img{i}.png")
+    predict(model_path, tmp_path / "in", tmp_path / "out", batch_size=2, progress=False)
+    expected = direct_masks(model_path, frames)
+    for i in range(3):
+        got = np.asarray(Image.open(tmp_path / "out" / "masks" / f"img{i}.png")) > 0
+        assert np.array_equal(got, expected[i])
+
+
+def test_predict_on_a_video_writes_an_overlay_of_the_same_length_and_a_csv(tmp_path, model_path):
+    write_video(tmp_path / "v.mp4", images(7, 48, 64), fps=10)
+    result = predict(model_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=3, save_masks=True,
+                     progress=False)
+    assert result["frames"] == 7
+    assert sum(1 for _ in iter_frames(result["overlay"])) == 7
+    rows = list(csv.DictReader(open(result["csv"])))
+    assert [int(r["frame"]) for r in rows] == list(range(7))
+    assert float(rows[1]["time_s"]) == pytest.approx(0.1)
+    decoded = [f for _, f in iter_frames(tmp_path / "v.mp4")]
+    expected = direct_masks(model_path, decoded)
+    saved = np.asarray(Image.open(tmp_path / "out" / "v_masks" / "frame_000004.png")) > 0
+    assert np.array_equal(saved, expected[4])
+    assert float(rows[4]["area_fraction"]) == pytest.approx(expected[4].mean())
+
+
+def test_overlay_tints_the_mask_and_draws_its_outline():
+    frame = np.zeros((6, 6, 3), np.uint8)
+    mask = np.zeros((6, 6), bool)
+    mask[1:5, 1:5] = True
+    out = overlay(frame, mask)
+    assert outline(mask).sum() == 12 and (out[2, 2] != 0).any() and (out[0, 0] == 0).all()
+    assert (out[1, 1] == [255, 255, 0]).all()
+
+
+def test_predict_refuses_a_missing_source(tmp_path, model_path):
+    from endopat.errors import EndopatError
+
+    with pytest.raises(EndopatError, match="nope.mp4: not found"):
+        predict(model_path, tmp_path / "nope.mp4", tmp_path / "out", progress=False)

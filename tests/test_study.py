@@ -1,0 +1,157 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from endopat.data.splits import label_subsets, Split
+from endopat.errors import EndopatError
+from endopat.study.config import study_from_dict
+from endopat.study.grid import all_stages, cells, parse_shard, shard
+
+TINY = {
+    "name": "tiny",
+    "synth": [{"out": "data/t", "site": "target", "size": 64, "videos": 3, "unlabeled_videos": 1, "frames": 8,
+               "label_every": 2},
+              {"out": "data/o", "site": "other", "size": 64, "videos": 3, "unlabeled_videos": 0, "frames": 4,
+               "label_every": 2}],
+    "labeled": {"path": "data/t/labeled"},
+    "fractions": ["1", "1/2"],
+    "subsets": 2,
+    "unlabeled": {"target": "data/t/unlabeled"},
+    "extra_labeled": {"other": {"path": "data/o/labeled"}},
+    "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"},
+                {"name": "PAT-Ext", "pretrain": "target", "supervised": "other"}],
+    "model": {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]},
+    "pretrain": {"steps": 2, "batch_size": 2, "discriminator": {"width": 0.125}},
+    "finetune": {"epochs": 2, "min_samples_per_epoch": 4},
+    "supervised": {"epochs": 1, "min_samples_per_epoch": 4},
+    "overlays": 2,
+}
+
+
+def fake_split(n_train=16, fractions=("1", "1/2", "1/4")):
+    train = [f"x{i}" for i in range(n_train)]
+    return Split(train, ["v"], ["t"], label_subsets(train, fractions, 5, 0))
+
+
+def grid_config(**changes):
+    return study_from_dict({**TINY, "fractions": ["1", "1/2", "1/4"], "subsets": 5, **changes})
+
+
+def test_grid_has_one_cell_per_method_fraction_and_subset():
+    cs = cells(grid_config(), fake_split())
+    assert len(cs) == 3 * (1 + 2 + 4)
+    assert len({c.key for c in cs}) == len(cs)
+
+
+def test_methods_share_the_pretraining_stage_they_have_in_common():
+    keys = [s.key for s in all_stages(grid_config())]
+    assert keys == ["pretrain/target", "supervised/other+pat-target"]
+
+
+def test_the_shards_partition_the_grid():
+    cs = cells(grid_config(), fake_split())
+    parts = [shard(cs, i, 4) for i in range(4)]
+    keys = [c.key for p in parts for c in p]
+    assert sorted(keys) == sorted(c.key for c in cs) and len(keys) == len(set(keys))
+
+
+def test_a_bad_shard_spec_is_an_error():
+    assert parse_shard("2/3") == (2, 3)
+    with pytest.raises(EndopatError, match="--shard"):
+        parse_shard("3/3")
+
+
+def test_a_method_naming_an_unknown_source_is_an_error():
+    with pytest.raises(EndopatError, match="pretrain source 'nowhere'"):
+        grid_config(methods=[{"name": "PAT", "pretrain": "nowhere"}])
+
+
+def test_a_typo_in_a_study_key_is_an_error_naming_it():
+    with pytest.raises(EndopatError, match="unknown key 'fractoins'"):
+        study_from_dict({**TINY, "fractoins": ["1"]})
+
+
+def _run(out, **kw):
+    from endopat.study.runner import run_study
+
+    return run_study(study_from_dict(TINY), out, progress=False, log=lambda *a: None, **kw)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "run"
+    counts = _run(out)
+    return out, counts
+
+
+def test_a_study_runs_every_cell_and_writes_the_report(finished):
+    out, counts = finished
+    assert counts == {"cells": 9, "run": 9, "skipped": 0}
+    table = (out / "report" / "table1.csv").read_text().splitlines()
+    assert len(table) == 1 + 3 * 2
+    for f in ("report.md", "report.html", "curves.png", "ab_histograms.png", "overlays.png", "savings.csv",
+              "stats.csv"):
+        assert (out / "report" / f).is_file(), f
+    assert (out / "stages" / "pretrain" / "target" / "done.json").is_file()
+
+
+def test_a_killed_study_resumes_without_recomputing_and_gives_the_same_table(finished, tmp_path, monkeypatch):
+    import endopat.evaluate
+
+    reference, _ = finished
+    out = tmp_path / "run"
+    real_evaluate = endopat.evaluate.evaluate
+    calls = {"n": 0}
+
+    def killed_on_the_fourth_cell(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(endopat.evaluate, "evaluate", killed_on_the_fourth_cell)
+    with pytest.raises(KeyboardInterrupt):
+        _run(out)
+    monkeypatch.setattr(endopat.evaluate, "evaluate", real_evaluate)
+    done = sorted(out.glob("cells/*/*/metrics.csv"))
+    assert len(done) == 3
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+    counts = _run(out)
+    assert counts == {"cells": 9, "run": 6, "skipped": 3}
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
+
+
+def test_shards_run_apart_merge_into_the_whole_report(finished, tmp_path):
+    from endopat.report.study import write_study_report
+    from endopat.study.runner import prepare
+
+    out = tmp_path / "run"
+    for i in range(3):
+        _run(out, shard_spec=(i, 3), report=False)
+    cfg = study_from_dict(TINY)
+    write_study_report(out, cfg, prepare(cfg, out, lambda *a: None))
+    reference, _ = finished
+    assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
+
+
+def test_the_html_report_renders_in_headless_chromium_with_its_figures(finished, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (CI installs it: apt-get install chromium)")
+    out, _ = finished
+    shot = tmp_path / "shot.png"
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+         "--virtual-time-budget=3000", "--dump-dom", (out / "report" / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120).stdout
+    assert "Table 1" in dom and dom.count('src="data:image/png;base64,') >= 4
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'q'}",
+         f"--screenshot={shot}", "--window-size=1200,2400", (out / "report" / "report.html").as_uri()],
+        capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
