@@ -50,11 +50,16 @@ class DiscriminatorConfig(_Strict):
     """Untrained ResNet18 on Lab images with a sigmoid output in [0, 1].
 
     ``stem_stride=2`` matches torchvision's ResNet stem (MONAI defaults to 1, ~3x the cost).
-    ``width`` scales the ResNet18 channel widths (1.0 = the standard ResNet18).
+    ``width`` scales the ResNet18 channel widths (1.0 = the standard ResNet18). ``norm`` is the
+    standard ResNet batch norm by default; under multi-GPU DDP it becomes ``SyncBatchNorm``. PyTorch
+    synchronises batch norm only on GPUs, so on CPU (gloo) ranks each normalise their own half of a
+    batch: choose ``instance`` or ``group`` to make a multi-process CPU run equal a single process.
     """
 
     width: float = Field(1.0, gt=0)
     stem_stride: int = Field(2, ge=1)
+    norm: Literal["batch", "instance", "group"] = Field(
+        "batch", description="ResNet normalisation; batch norm is synchronised across GPUs under DDP")
 
 
 class LossWeights(_Strict):

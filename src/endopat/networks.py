@@ -63,9 +63,21 @@ class Discriminator(nn.Module):
             conv1_t_stride=cfg.stem_stride,
             widen_factor=cfg.width,
         )
+        if cfg.norm != "batch":  # MONAI's `norm` argument does not reach the residual blocks
+            _replace_batch_norm(self.resnet, cfg.norm)
 
     def forward(self, lab_n: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.resnet(lab_n))
+
+
+def _replace_batch_norm(module: nn.Module, kind: str) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            c = child.num_features
+            new = nn.InstanceNorm2d(c, affine=True) if kind == "instance" else nn.GroupNorm(min(8, c), c)
+            setattr(module, name, new)
+        else:
+            _replace_batch_norm(child, kind)
 
 
 def reset_last_layer(unet: nn.Module) -> list[str]:

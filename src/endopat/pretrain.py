@@ -127,6 +127,8 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     weight_table = torch.from_numpy(hist.weights(cfg.loss.rebalance_alpha)).to(fabric.device)
 
     G, D = Colorizer(cfg.model), Discriminator(cfg.discriminator)
+    if fabric.world_size > 1 and fabric.device.type != "cpu":  # PyTorch syncs batch norm on GPUs only
+        D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(D)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
     step = 0
@@ -174,9 +176,10 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                 P = colour.pixel_weights(ab, weight_table)
                 fake_ab = G(L)
 
-                # discriminator step, eq. 5
-                d_real = D(lab_n)
-                d_fake = D(torch.cat([L, fake_ab.detach()], dim=1))
+                # discriminator step, eq. 5: real and fake in one forward pass (one DDP forward per
+                # backward, and batch-norm statistics shared by real and fake images)
+                d_out = D(torch.cat([lab_n, torch.cat([L, fake_ab.detach()], dim=1)]))
+                d_real, d_fake = d_out.chunk(2)
                 loss_d = losses.discriminator(d_real, d_fake)
                 opt_d.zero_grad(set_to_none=True)
                 fabric.backward(loss_d)
