@@ -155,3 +155,19 @@ def test_the_html_report_renders_in_headless_chromium_with_its_figures(finished,
          f"--screenshot={shot}", "--window-size=1200,2400", (out / "report" / "report.html").as_uri()],
         capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_the_shipped_demo_config_is_valid_and_quick_keeps_baseline_and_pat():
+    from endopat.demo import demo_config
+
+    full = demo_config()
+    quick = demo_config(quick=True)
+    assert len(full.methods) == 6 and {m.name for m in quick.methods} == {"baseline", "PAT (target medical)"}
+    assert set(quick.unlabeled) == {"target"} and quick.pretrain.steps < full.pretrain.steps
+
+
+def test_the_paper_config_is_valid():
+    from endopat.study.config import load_study
+
+    cfg = load_study(Path(__file__).parents[1] / "examples" / "paper.yaml")
+    assert cfg.fractions == ["1", "1/2", "1/4", "1/8", "1/16"] and cfg.subsets == 5

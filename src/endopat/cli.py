@@ -122,7 +122,7 @@ def inspect(
             fg = r["foreground"]
             _echo(f"[{split}] layout {r['layout']}: {r['images']} images, {r['mask_files']} mask files, "
                   f"{r['groups']} groups (videos)")
-            _echo(f"  sizes: " + ", ".join(f"{k} ({n})" for k, n in r["sizes"].items()))
+            _echo("  sizes: " + ", ".join(f"{k} ({n})" for k, n in r["sizes"].items()))
             _echo(f"  instrument fraction: median {fg['median']:.3f}, IQR [{fg['q1']:.3f} {fg['q3']:.3f}], "
                   f"max {fg['max']:.3f}; frames without instrument {100 * fg['empty_share']:.0f}%")
     else:

@@ -80,12 +80,23 @@ class LossWeights(_Strict):
         "a/b histogram; 0 counts every pixel")
 
 
-class PretrainConfig(_Strict):
-    model: ModelConfig = ModelConfig()
+class RuntimeConfig(_Strict):
+    """Where and how a training runs (Lightning Fabric): devices per node, nodes, strategy, precision."""
+
+    devices: int | str = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"
+    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    accelerator: str = "auto"
+
+
+class PretrainSettings(_Strict):
+    """Re-colorization pretraining settings (the study's ``pretrain:`` section)."""
+
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
     loss: LossWeights = LossWeights()
     steps: int = Field(2000, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="per device")
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
@@ -97,18 +108,18 @@ class PretrainConfig(_Strict):
     sample_every: int = Field(200, ge=1)
     checkpoint_every: int = Field(200, ge=1)
     num_workers: int = Field(0, ge=0)
-    seed: int = 0
-    devices: int | str = 1
-    num_nodes: int = Field(1, ge=1)
-    strategy: str = "auto"
-    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32-true"
-    accelerator: str = "auto"
 
 
-class FinetuneConfig(_Strict):
+class PretrainConfig(PretrainSettings, RuntimeConfig):
     model: ModelConfig = ModelConfig()
+    seed: int = 0
+
+
+class FinetuneSettings(_Strict):
+    """Fine-tuning settings (the study's ``finetune:`` and ``supervised:`` sections)."""
+
     epochs: int = Field(100, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="per device")
     lr: float = Field(1e-3, gt=0)
     plateau_patience: int = Field(10, ge=0, description="epochs without val-loss gain before lr x0.1")
     plateau_factor: float = Field(0.1, gt=0, lt=1)
@@ -116,18 +127,17 @@ class FinetuneConfig(_Strict):
         30, ge=1, description="stop after this many epochs without val-loss gain (None: never)"
     )
     min_lr: float = Field(1e-6, ge=0)
-    max_labels: int | None = Field(None, ge=1, description="use at most this many training images")
     min_samples_per_epoch: int = Field(
         64, ge=1, description="repeat a small training set so one epoch shows at least this many images"
     )
     threshold: float = Field(0.5, gt=0, lt=1)
     num_workers: int = Field(0, ge=0)
+
+
+class FinetuneConfig(FinetuneSettings, RuntimeConfig):
+    model: ModelConfig = ModelConfig()
+    max_labels: int | None = Field(None, ge=1, description="use at most this many training images")
     seed: int = 0
-    devices: int | str = 1
-    num_nodes: int = Field(1, ge=1)
-    strategy: str = "auto"
-    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32-true"
-    accelerator: str = "auto"
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

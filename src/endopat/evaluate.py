@@ -10,8 +10,6 @@ is empty, Dice = IoU = 0.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -21,7 +19,7 @@ import torch
 from endopat.checkpoints import load_checkpoint, model_config
 from endopat.data.labeled import Sample, load_image, load_mask, resize_rgb
 from endopat.errors import EndopatError
-from endopat.io import atomic_write_text
+from endopat.io import atomic_write_csv
 from endopat.networks import build_unet, prepare_input
 
 METRIC_FIELDS = ["id", "group", "dice", "iou", "gt_fraction", "pred_fraction"]
@@ -101,9 +99,5 @@ def summarize(rows: Sequence[dict], keys: Sequence[str] = ("dice", "iou")) -> di
 
 
 def write_metrics_csv(rows: Sequence[dict], path: str | Path) -> Path:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, METRIC_FIELDS, rows)
     return Path(path)

@@ -20,8 +20,6 @@ Outputs in the run folder: ``best.pt`` (segmenter checkpoint), ``last.pt`` (resu
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,7 +31,7 @@ from endopat.checkpoints import (InitReport, init_from, load_checkpoint, load_we
                                  model_config, save_atomic, save_checkpoint)
 from endopat.config import FinetuneConfig
 from endopat.data.labeled import Sample, load_pairs
-from endopat.io import atomic_write_text
+from endopat.io import atomic_write_csv, atomic_write_text
 from endopat.networks import build_unet, prepare_input
 from endopat.runtime import make_fabric, progress_bar
 
@@ -46,14 +44,6 @@ def _dice_per_image(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     inter = (pred & mask).flatten(1).sum(1).float()
     total = (pred.flatten(1).sum(1) + mask.flatten(1).sum(1)).float()
     return torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total))
-
-
-def _write_history(path: Path, rows: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
 
 
 def resolve_init(init: str | Path | None, cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
@@ -143,7 +133,7 @@ def finetune(
             save_atomic({"epoch": epoch, "best_val": best_val, "bad_epochs": bad_epochs,
                          "model": model.state_dict(), "opt": opt.state_dict(),
                          "sched": sched.state_dict(), "history": history}, state_path)
-            _write_history(out / "history.csv", history)
+            atomic_write_csv(out / "history.csv", HISTORY_FIELDS, history)
 
     with progress_bar("fine-tuning", cfg.epochs, progress and fabric.is_global_zero,
                       completed=epoch) as advance:

@@ -6,11 +6,13 @@ run killed at any moment leaves either the old file or the new one, never half o
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -39,6 +41,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def atomic_write_csv(path: str | Path, fields: Sequence[str], rows: Iterable[Mapping]) -> None:
+    """Write ``rows`` (dicts; keys beyond ``fields`` ignored, None as empty) as CSV, atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fields})
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:

@@ -11,15 +11,14 @@ so memory does not grow with the video's length.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from endopat.errors import EndopatError
-from endopat.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_text, list_images, read_image, write_png
+from endopat.io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_csv, list_images, read_image,
+                        write_png)
 
 TINT = np.array([0, 255, 120], dtype=np.float32)  # instrument tint (green-cyan: absent in tissue)
 OUTLINE = np.array([255, 255, 0], dtype=np.uint8)
@@ -102,12 +101,8 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
 
     overlay_path = out / f"{video.stem}_overlay.mp4"
     n = write_video(overlay_path, drawn(), fps=max(1, round(fps)))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FRAME_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
     csv_path = out / f"{video.stem}_frames.csv"
-    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_csv(csv_path, FRAME_FIELDS, rows)
     return {"overlay": overlay_path, "csv": csv_path, "frames": n}
 
 

@@ -18,7 +18,6 @@ Outputs in the run folder::
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from endopat import colour, losses
 from endopat.checkpoints import load_weights_only, save_atomic, save_checkpoint, unet_state
 from endopat.config import PretrainConfig
 from endopat.data.frames import FrameStore, build_store
-from endopat.io import atomic_write_text, write_png
+from endopat.io import atomic_write_csv, atomic_write_text, write_png
 from endopat.networks import Colorizer, Discriminator
 from endopat.runtime import make_fabric, progress_bar
 
@@ -59,14 +58,6 @@ def ab_histogram(store: FrameStore, max_frames: int, black_level: float = 0.0,
         lab = colour.rgb_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
         hist.update_mask(lab, lab[:, 0] >= black_level)
     return hist
-
-
-def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
 
 
 def _read_log(path: Path, upto: int) -> list[dict[str, float]]:
@@ -164,7 +155,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                         state_dict=unet_state(G.module),
                         provenance={"source": str(source), "steps": at, "frames": len(store),
                                     "pretrain": cfg.model_dump(mode="json")})
-        _write_log(out / "losses.csv", history)
+        atomic_write_csv(out / "losses.csv", LOG_FIELDS, history)
 
     with progress_bar("pretraining", cfg.steps, progress and is_main, completed=step) as advance:
         while step < cfg.steps:

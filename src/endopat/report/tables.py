@@ -3,11 +3,9 @@ versus the baseline), median and IQR."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Mapping, Sequence
 
-from endopat.io import atomic_write_text
+from endopat.io import atomic_write_csv
 
 TABLE_FIELDS = ["method", "labels", "fraction", "n_test", "dice_mean", "dice_change_pct", "dice_median",
                 "dice_q1", "dice_q3", "iou_mean", "iou_change_pct", "iou_median", "iou_q1", "iou_q3"]
@@ -57,9 +55,4 @@ def markdown_table(rows: Sequence[Mapping]) -> str:
 
 
 def write_csv(rows: Sequence[Mapping], path, fields: Sequence[str] = TABLE_FIELDS) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, fields, rows)

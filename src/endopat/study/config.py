@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from endopat.config import (DiscriminatorConfig, FinetuneConfig, LossWeights, ModelConfig,
-                            PretrainConfig, _Strict, load_yaml, validate)
+from endopat.config import (FinetuneConfig, FinetuneSettings, ModelConfig, PretrainConfig,
+                            PretrainSettings, RuntimeConfig, _Strict, load_yaml, validate)
 from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
 
 
@@ -51,44 +51,6 @@ class Method(_Strict):
         return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()
 
 
-class PretrainSection(_Strict):
-    discriminator: DiscriminatorConfig = DiscriminatorConfig()
-    loss: LossWeights = LossWeights()
-    steps: int = 2000
-    batch_size: int = 8
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    frame_stride: int = 1
-    frame_fps: float | None = None
-    crop_fov: bool = False
-    max_frames: int | None = None
-    histogram_frames: int = 2000
-    sample_every: int = 500
-    checkpoint_every: int = 200
-    num_workers: int = 0
-
-
-class FinetuneSection(_Strict):
-    epochs: int = 100
-    batch_size: int = 8
-    lr: float = 1e-3
-    plateau_patience: int = 10
-    plateau_factor: float = 0.1
-    early_stop_patience: int | None = 30
-    min_lr: float = 1e-6
-    min_samples_per_epoch: int = 64
-    threshold: float = 0.5
-    num_workers: int = 0
-
-
-class Runtime(_Strict):
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    accelerator: str = "auto"
-
-
 class StudyConfig(_Strict):
     name: str = "study"
     seed: int = 0
@@ -104,10 +66,10 @@ class StudyConfig(_Strict):
     methods: list[Method]
     baseline: str = "baseline"
     model: ModelConfig = ModelConfig()
-    pretrain: PretrainSection = PretrainSection()
-    supervised: FinetuneSection = FinetuneSection()
-    finetune: FinetuneSection = FinetuneSection()
-    runtime: Runtime = Runtime()
+    pretrain: PretrainSettings = PretrainSettings()
+    supervised: FinetuneSettings = FinetuneSettings()
+    finetune: FinetuneSettings = FinetuneSettings()
+    runtime: RuntimeConfig = RuntimeConfig()
     overlays: int = Field(4, ge=0, description="test images shown with each method's prediction")
 
     @model_validator(mode="after")
@@ -130,7 +92,7 @@ class StudyConfig(_Strict):
         data = self.pretrain.model_dump() | self.runtime.model_dump()
         return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed})
 
-    def finetune_config(self, section: FinetuneSection, seed: int) -> FinetuneConfig:
+    def finetune_config(self, section: FinetuneSettings, seed: int) -> FinetuneConfig:
         data = section.model_dump() | self.runtime.model_dump()
         return FinetuneConfig.model_validate(data | {"model": self.model, "seed": seed})
 
