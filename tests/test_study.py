@@ -148,7 +148,10 @@ def test_the_html_report_renders_in_headless_chromium_with_its_figures(finished,
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
          "--virtual-time-budget=3000", "--dump-dom", (out / "report" / "report.html").as_uri()],
         capture_output=True, text=True, timeout=120).stdout
-    assert "Table 1" in dom and dom.count('src="data:image/png;base64,') >= 4
+    assert "Table 1" in dom and dom.count('src="data:image/png;base64,') == 3
+    for alt in ("mean test DSC against labeled images", "log a/b histograms per unlabeled source",
+                "ground truth and predictions"):
+        assert f'alt="{alt}"' in dom
     subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'q'}",
