@@ -23,10 +23,13 @@ def rate(fn, n_items: int, repeat: int = 1, warmup: int = 1) -> float:
 
 
 def peak_rss_mib(code: str) -> float:
-    """Peak resident memory (MiB) of a fresh Python process running ``code``."""
-    probe = "\nimport resource; print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    """Peak resident memory (MiB) of a fresh Python process running ``code``.
+
+    Read from VmHWM in /proc (reset by exec), not ru_maxrss (which a child inherits from a large
+    parent across fork + exec)."""
+    probe = ("\nprint('PEAK', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
     out = subprocess.run([sys.executable, "-c", code + probe], check=True, capture_output=True, text=True).stdout
-    return int(out.rsplit("PEAK", 1)[1]) / 1024
+    return int(out.rsplit("PEAK", 1)[1].strip(" []'\n")) / 1024
 
 
 def synthetic_video(path: Path, frames: int, size: int = 256, seed: int = 0) -> Path:
