@@ -5,12 +5,14 @@
   (frame index, time, instrument area fraction, mean foreground probability), and with
   ``save_masks`` the per-frame masks in ``OUT/<stem>_masks/``.
 
-Videos stream: decode -> batch -> infer -> draw -> encode, holding one batch of frames at a time,
-so memory does not grow with the video's length.
+Videos stream: decode -> batch -> infer -> draw -> encode, in three threads linked by short queues
+(decoding, inference and encoding overlap), so memory does not grow with the video's length.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -52,6 +54,40 @@ def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndar
     return out
 
 
+def threaded(it: Iterator, maxsize: int = 16) -> Iterator:
+    """Run the iterator ``it`` in a background thread, ``maxsize`` items ahead (exceptions re-raised).
+
+    Decoding, inference and encoding then overlap: PyAV and PyTorch release the GIL in their C code.
+    """
+    q: queue.Queue = queue.Queue(maxsize)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put((True, item))
+        except BaseException as err:  # handed to the consumer
+            q.put((False, err))
+        finally:
+            q.put((True, done))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def _batches(it: Iterator, size: int) -> Iterator[list]:
     batch = []
     for item in it:
@@ -87,7 +123,7 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
     rows: list[dict] = []
 
     def drawn() -> Iterator[np.ndarray]:
-        for chunk in _batches(iter_frames(video), batch_size):
+        for chunk in _batches(threaded(iter_frames(video)), batch_size):
             probs = model.probabilities([f for _, f in chunk])
             for (index, frame), prob in zip(chunk, probs):
                 mask = prob >= thr
@@ -100,7 +136,7 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
                 progress(len(chunk))
 
     overlay_path = out / f"{video.stem}_overlay.mp4"
-    n = write_video(overlay_path, drawn(), fps=max(1, round(fps)))
+    n = write_video(overlay_path, threaded(drawn()), fps=max(1, round(fps)))
     csv_path = out / f"{video.stem}_frames.csv"
     atomic_write_csv(csv_path, FRAME_FIELDS, rows)
     return {"overlay": overlay_path, "csv": csv_path, "frames": n}
