@@ -77,6 +77,15 @@ def main() -> None:
           f"{bare:.1f} img/s, efficiency {full / bare:.2f} (goal >= 0.9)")
     cl = bare_step(True)
     print(f"channels_last: {cl:.1f} vs {bare:.1f} img/s, ratio {cl / bare:.2f} (off by default unless > 1.1)")
+    if "--compile" in sys.argv:  # ~1-2 minutes of compilation
+        t = time.perf_counter()
+        try:
+            pretrain(tmp / "warm" / "frames", tmp / "compiled", cfg.model_copy(update={"steps": STEPS, "compile": True}),
+                     progress=False, log=lambda *a: None)
+            comp = STEPS * 8 / (time.perf_counter() - t)
+            print(f"torch.compile: full loop {comp:.1f} vs {full:.1f} img/s (compilation included), ratio {comp / full:.2f}")
+        except Exception as err:  # report, do not hide, a compile failure
+            print(f"torch.compile failed: {err.__class__.__name__}: {str(err).splitlines()[0][:200]}")
 
     code = ("from endopat.pretrain import pretrain; from endopat.config import PretrainConfig, ModelConfig;"
             f"pretrain('{{}}', '{{}}', PretrainConfig(model=ModelConfig(image_size=({SIZE},{SIZE})), steps=10,"

@@ -88,6 +88,8 @@ class RuntimeConfig(_Strict):
     strategy: str = "auto"
     precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32-true"
     accelerator: str = "auto"
+    channels_last: bool = Field(False, description="NHWC memory format (bench/pretrain.py: ~3 % on CPU)")
+    compile: bool = Field(False, description="torch.compile the networks (slower on CPU; see docs/design.md)")
 
 
 class PretrainSettings(_Strict):

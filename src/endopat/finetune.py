@@ -33,7 +33,7 @@ from endopat.config import FinetuneConfig
 from endopat.data.labeled import Sample, load_pairs
 from endopat.io import atomic_write_csv, atomic_write_text
 from endopat.networks import build_unet, prepare_input
-from endopat.runtime import make_fabric, progress_bar
+from endopat.runtime import make_fabric, prepare_module, progress_bar
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
 
@@ -108,7 +108,8 @@ def finetune(
         epoch, best_val, bad_epochs = int(state["epoch"]), float(state["best_val"]), int(state["bad_epochs"])
         history = [dict(r) for r in state["history"]]
         log(f"resuming from {state_path} after epoch {epoch}")
-    model, opt = fabric.setup(model, opt)
+    net = model  # the plain module: its state_dict keys do not change with compile/DDP
+    model, opt = fabric.setup(prepare_module(model, cfg), opt)
 
     def as_input(x: np.ndarray) -> torch.Tensor:
         return prepare_input(torch.from_numpy(x), cfg.model.input)
@@ -131,7 +132,7 @@ def finetune(
     def save_state() -> None:
         if fabric.is_global_zero:
             save_atomic({"epoch": epoch, "best_val": best_val, "bad_epochs": bad_epochs,
-                         "model": model.state_dict(), "opt": opt.state_dict(),
+                         "model": net.state_dict(), "opt": opt.state_dict(),
                          "sched": sched.state_dict(), "history": history}, state_path)
             atomic_write_csv(out / "history.csv", HISTORY_FIELDS, history)
 
@@ -169,7 +170,7 @@ def finetune(
                 best_val, bad_epochs = val_loss, 0
                 if fabric.is_global_zero:
                     save_checkpoint(out / "best.pt", kind="segmenter", model_cfg=cfg.model,
-                                    state_dict=model.module.state_dict(), threshold=cfg.threshold,
+                                    state_dict=net.state_dict(), threshold=cfg.threshold,
                                     provenance=dict(meta, epoch=epoch, val_loss=val_loss, val_dice=val_dice))
             else:
                 bad_epochs += 1

@@ -31,7 +31,7 @@ from endopat.config import PretrainConfig
 from endopat.data.frames import FrameStore, build_store
 from endopat.io import atomic_write_csv, atomic_write_text, write_png
 from endopat.networks import Colorizer, Discriminator
-from endopat.runtime import make_fabric, progress_bar
+from endopat.runtime import make_fabric, prepare_module, progress_bar
 
 LOG_FIELDS = ["step", "loss_g", "gan", "rebalanced", "l2", "loss_d", "d_real", "d_fake"]
 
@@ -133,8 +133,9 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
         step = int(state["step"])
         log(f"resuming from {state_path} at step {step}")
     history = _read_log(out / "losses.csv", step)
-    G, opt_g = fabric.setup(G, opt_g)
-    D, opt_d = fabric.setup(D, opt_d)
+    G_net, D_net = G, D  # the plain modules: their state_dict keys do not change with compile/DDP
+    G, opt_g = fabric.setup(prepare_module(G, cfg), opt_g)
+    D, opt_d = fabric.setup(prepare_module(D, cfg), opt_d)
 
     loader = torch.utils.data.DataLoader(
         FrameDataset(store), batch_size=min(cfg.batch_size, len(store)), shuffle=True,
@@ -149,10 +150,10 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     def save_all(at: int) -> None:
         if not is_main:
             return
-        save_atomic({"step": at, "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
+        save_atomic({"step": at, "G": G_net.state_dict(), "D": D_net.state_dict(), "opt_g": opt_g.state_dict(),
                      "opt_d": opt_d.state_dict(), "config": cfg.model_dump(mode="json")}, state_path)
         save_checkpoint(out / "generator.pt", kind="colorizer", model_cfg=cfg.model,
-                        state_dict=unet_state(G.module),
+                        state_dict=unet_state(G_net),
                         provenance={"source": str(source), "steps": at, "frames": len(store),
                                     "pretrain": cfg.model_dump(mode="json")})
         atomic_write_csv(out / "losses.csv", LOG_FIELDS, history)
@@ -196,12 +197,12 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                 advance(1, info=f"G {row['loss_g']:.3f} D {row['loss_d']:.3f} "
                                 f"D(real) {row['d_real']:.2f} D(fake) {row['d_fake']:.2f}")
                 if is_main and step % cfg.sample_every == 0:
-                    save_samples(G, sample_frames, out / "samples" / f"step_{step:06d}.png")
+                    save_samples(G_net, sample_frames, out / "samples" / f"step_{step:06d}.png")
                 if step % cfg.checkpoint_every == 0:
                     save_all(step)
     save_all(step)
     if is_main:
-        save_samples(G, sample_frames, out / "samples" / f"step_{step:06d}.png")
+        save_samples(G_net, sample_frames, out / "samples" / f"step_{step:06d}.png")
         from endopat.report.figures import plot_pretrain_losses
 
         plot_pretrain_losses(history, out / "losses.png")

@@ -38,6 +38,15 @@ def make_fabric(cfg: Any):
     return fabric
 
 
+def prepare_module(module: torch.nn.Module, cfg: Any) -> torch.nn.Module:
+    """Apply the runtime's ``channels_last`` and ``compile`` options to a network."""
+    if cfg.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        module = torch.compile(module)
+    return module
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None, enabled: bool = True,
                  completed: int = 0) -> Iterator[Callable[..., None]]:
