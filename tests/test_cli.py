@@ -133,3 +133,9 @@ def test_frames_writes_a_store_from_videos(monkeypatch, capsys, tmp_path, tiny_d
     assert run_cli(monkeypatch, "frames", tiny_data / "unlabeled", "-o", tmp_path / "fs", "--size", "32x48",
                    "--every", 2, "--no-progress") == 0
     assert "6 frames of 32x48" in capsys.readouterr().out
+
+
+def test_synth_with_too_few_videos_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    code = run_cli(monkeypatch, "synth", tmp_path, "--videos", 2, "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 2 and "'videos'" in err and err.count("\n") == 1

@@ -50,16 +50,12 @@ def synth(
     from endopat.data.synth import SITES, SynthSpec, generate
     from endopat.runtime import progress_bar
 
+    from endopat.config import validate
+
     if site not in SITES:
         raise EndopatError(f"unknown site '{site}' (choose from {', '.join(SITES)})")
-    spec = SynthSpec(site=site, seed=seed, size=size, videos=videos, unlabeled_videos=unlabeled_videos,
-                     frames=frames, label_every=label_every)
-    try:
-        from endopat.data.synth import video_roles
-
-        video_roles(videos)
-    except ValueError as err:
-        raise EndopatError(f"--videos {videos}: {err}") from None
+    spec = validate(SynthSpec, dict(site=site, seed=seed, size=size, videos=videos, frames=frames,
+                                    unlabeled_videos=unlabeled_videos, label_every=label_every), "endopat synth")
     with progress_bar("rendering videos", videos + unlabeled_videos, progress) as advance:
         manifest = generate(out, spec, progress=lambda i, n: advance(1))
     counts = {}

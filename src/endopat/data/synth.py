@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from pydantic import Field
+
+from endopat.config import _Strict
 from endopat.io import atomic_write_text, write_png
 
 RGB = tuple[float, float, float]
@@ -302,16 +305,17 @@ class SceneGenerator:
         return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), mask
 
 
-@dataclass
-class SynthSpec:
+class SynthSpec(_Strict):
+    """What :func:`generate` makes (also the items of a study's ``synth:`` list)."""
+
     site: str = "target"
     seed: int = 0
-    size: int = 256
-    videos: int = 8
-    unlabeled_videos: int = 8
-    frames: int = 48
-    label_every: int = 4
-    fps: int = 10
+    size: int = Field(256, ge=32)
+    videos: int = Field(8, ge=3, description="labeled videos, split train/val/test by video")
+    unlabeled_videos: int = Field(8, ge=0)
+    frames: int = Field(48, ge=1)
+    label_every: int = Field(4, ge=1)
+    fps: int = Field(10, ge=1)
 
 
 def video_roles(n_labeled_videos: int) -> list[str]:
@@ -333,7 +337,7 @@ def generate(out: str | Path, spec: SynthSpec, progress=None) -> dict:
     out = Path(out)
     site = SITES[spec.site]
     roles = video_roles(spec.videos) + ["unlabeled"] * spec.unlabeled_videos
-    manifest = {"spec": asdict(spec), "videos": []}
+    manifest = {"spec": spec.model_dump(), "videos": []}
     seeds = np.random.SeedSequence([spec.seed, sum(map(ord, spec.site))]).spawn(len(roles))
     for vid, (role, seed) in enumerate(zip(roles, seeds)):
         name = f"{site.name}_vid{vid:02d}"

@@ -16,19 +16,13 @@ from pydantic import Field, model_validator
 from endopat.config import (FinetuneConfig, FinetuneSettings, ModelConfig, PretrainConfig,
                             PretrainSettings, RuntimeConfig, _Strict, load_yaml, validate)
 from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
+from endopat.data.synth import SynthSpec
 
 
-class SynthData(_Strict):
+class SynthData(SynthSpec):
     """A synthetic dataset generated into ``out`` before the study starts."""
 
     out: str
-    site: str = "target"
-    seed: int = 0
-    size: int = 256
-    videos: int = 8
-    unlabeled_videos: int = 8
-    frames: int = 48
-    label_every: int = 4
 
 
 class LabeledSource(_Strict):

@@ -58,16 +58,14 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
-    from dataclasses import asdict
-
     from endopat.data.synth import SynthSpec, generate
 
     for d in cfg.synth:
         target = cfg.resolve(d.out, out)
-        spec = SynthSpec(**d.model_dump(exclude={"out"}))
+        spec = SynthSpec.model_validate(d.model_dump(exclude={"out"}))
         manifest = target / "synth.json"
         with file_lock(out / "locks" / f"synth-{target.name}.lock"):
-            if manifest.is_file() and json.loads(manifest.read_text())["spec"] == asdict(spec):
+            if manifest.is_file() and json.loads(manifest.read_text())["spec"] == spec.model_dump():
                 continue
             log(f"generating synthetic '{d.site}' data in {target}")
             generate(target, spec)

@@ -1,7 +1,7 @@
 """CholecSeg8k layout::
 
-    videoNN/videoNN_XXXXX/frame_N_endo.png                    the frame
-    videoNN/videoNN_XXXXX/frame_N_endo_watershed_mask.png     grey class values (RGB or RGBA)
+    videoNN/videoNN_NNNNN/frame_N_endo.png                    the frame
+    videoNN/videoNN_NNNNN/frame_N_endo_watershed_mask.png     grey class values (RGB or RGBA)
 
 Instrument = watershed values 31 (grasper) and 32 (L-hook). The group is ``videoNN``.
 """

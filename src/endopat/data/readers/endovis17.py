@@ -1,7 +1,7 @@
 """MICCAI 2017 EndoVis robotic instrument segmentation, in the challenge's own layout::
 
-    instrument_dataset_N/left_frames/frameXXX.png
-    instrument_dataset_N/ground_truth/<Instrument>_labels/frameXXX.png   (grey part labels)
+    instrument_dataset_N/left_frames/frameNNN.png
+    instrument_dataset_N/ground_truth/<Instrument>_labels/frameNNN.png   (grey part labels)
 
 The binary mask is the union of every ``*_labels`` folder except ``Other_labels``, > 0. A frame with
 no label file in any folder shows no instrument. The group is the ``instrument_dataset_N`` folder
