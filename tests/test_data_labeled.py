@@ -82,3 +82,12 @@ def test_an_empty_images_folder_is_an_error(tmp_path):
     (tmp_path / "masks").mkdir()
     with pytest.raises(EndopatError, match="no images found"):
         read_generic(tmp_path)
+
+
+def test_skip_bad_leaves_out_a_bad_sample_and_counts_it(tmp_path):
+    make_generic(tmp_path, n=3)
+    write(tmp_path / "masks" / "vid1_f001.png", np.zeros((10, 10), np.uint8))
+    logged = []
+    images, masks = load_pairs(read_generic(tmp_path), (16, 16), skip_bad=True, log=logged.append)
+    assert len(images) == len(masks) == 2
+    assert any("vid1_f001.png" in m for m in logged) and logged[-1] == "skipped 1 bad sample(s) of 3"

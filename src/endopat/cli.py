@@ -174,6 +174,8 @@ def pretrain(
     precision: Optional[str] = typer.Option(None, help="32, bf16-mixed, 16-mixed"),
     accelerator: Optional[str] = typer.Option(None, help="auto, cpu, gpu"),
     seed: Optional[int] = typer.Option(None),
+    skip_bad: Optional[bool] = typer.Option(None, "--skip-bad/--no-skip-bad",
+                                            help="skip unreadable videos/images (logged, counted)"),
     progress: bool = ProgressOpt,
 ) -> None:
     """Pretrain a U-Net by GAN re-colorization (L -> a,b) of unlabeled frames."""
@@ -184,7 +186,7 @@ def pretrain(
                       model__image_size=_size(image_size), frame_stride=frame_stride,
                       frame_fps=frame_fps, crop_fov=crop_fov,
                       devices=_devices(devices), num_nodes=num_nodes, strategy=strategy,
-                      precision=precision, accelerator=accelerator, seed=seed)
+                      precision=precision, accelerator=accelerator, seed=seed, skip_bad=skip_bad)
     ckpt = run(unlabeled, out, cfg, progress=progress, log=_echo)
     _echo(f"generator checkpoint: {ckpt}")
 
@@ -219,6 +221,7 @@ def finetune(
     precision: Optional[str] = typer.Option(None),
     accelerator: Optional[str] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
+    skip_bad: Optional[bool] = typer.Option(None, "--skip-bad/--no-skip-bad", help="skip unreadable samples"),
     progress: bool = ProgressOpt,
 ) -> None:
     """Fine-tune for binary instrument segmentation (baseline without --init, PAT with one)."""
@@ -228,7 +231,8 @@ def finetune(
     cfg = load_config(FinetuneConfig, config, epochs=epochs, max_labels=max_labels,
                       batch_size=batch_size, lr=lr, model__image_size=_size(image_size),
                       model__input=input_mode, devices=_devices(devices), num_nodes=num_nodes,
-                      strategy=strategy, precision=precision, accelerator=accelerator, seed=seed)
+                      strategy=strategy, precision=precision, accelerator=accelerator, seed=seed,
+                      skip_bad=skip_bad)
     train, val = _train_val(data, layout, split_file, fraction, subset)
     best = run(train, val, out, cfg, init=init, reinit_last=reinit_last, progress=progress, log=_echo)
     _echo(f"best checkpoint: {best}")

@@ -110,6 +110,7 @@ class PretrainSettings(_Strict):
     sample_every: int = Field(200, ge=1)
     checkpoint_every: int = Field(200, ge=1)
     num_workers: int = Field(0, ge=0)
+    skip_bad: bool = Field(False, description="skip unreadable videos/images (logged, counted)")
 
 
 class PretrainConfig(PretrainSettings, RuntimeConfig):
@@ -134,6 +135,7 @@ class FinetuneSettings(_Strict):
     )
     threshold: float = Field(0.5, gt=0, lt=1)
     num_workers: int = Field(0, ge=0)
+    skip_bad: bool = Field(False, description="leave out unreadable samples (logged, counted)")
 
 
 class FinetuneConfig(FinetuneSettings, RuntimeConfig):

@@ -80,8 +80,8 @@ def finetune(
     if cfg.max_labels is not None and cfg.max_labels < len(train):
         rng = np.random.default_rng(cfg.seed)
         train = [train[i] for i in sorted(rng.choice(len(train), cfg.max_labels, replace=False))]
-    x_train, y_train = load_pairs(train, size)
-    x_val, y_val = load_pairs(list(val), size)
+    x_train, y_train = load_pairs(train, size, cfg.skip_bad, log)
+    x_val, y_val = load_pairs(list(val), size, cfg.skip_bad, log)
 
     model = build_unet(cfg.model)
     report: InitReport | None = None

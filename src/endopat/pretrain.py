@@ -101,10 +101,10 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
         with progress_bar("decoding frames", None, progress) as advance:
             store = build_store(source, out / "frames", size, cfg.frame_stride, cfg.max_frames,
                                 progress=lambda n: advance(1), fps=cfg.frame_fps,
-                                crop_fov=cfg.crop_fov, log=log)
+                                crop_fov=cfg.crop_fov, skip_bad=cfg.skip_bad, log=log)
     fabric.barrier()
     store = build_store(source, out / "frames", size, cfg.frame_stride, cfg.max_frames,
-                        fps=cfg.frame_fps, crop_fov=cfg.crop_fov, log=log)
+                        fps=cfg.frame_fps, crop_fov=cfg.crop_fov, skip_bad=cfg.skip_bad, log=log)
     if len(store) < cfg.batch_size:
         log(f"note: {len(store)} frames < batch size {cfg.batch_size}; batches will be smaller")
 

@@ -137,15 +137,33 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(im) > 127
 
 
-def load_pairs(samples: list[Sample], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Read samples at ``size`` (H, W): images ``(N, H, W, 3)`` uint8, masks ``(N, H, W)`` bool."""
+def load_pairs(samples: list[Sample], size: tuple[int, int], skip_bad: bool = False,
+               log=print) -> tuple[np.ndarray, np.ndarray]:
+    """Read samples at ``size`` (H, W): images ``(N, H, W, 3)`` uint8, masks ``(N, H, W)`` bool.
+
+    A bad sample (unreadable file, mask of another size, non-binary mask) is an error naming the
+    file; with ``skip_bad`` it is logged, left out, and the skips are counted at the end.
+    """
     if not samples:
         raise EndopatError("no labeled samples to load")
     images = np.empty((len(samples), *size, 3), dtype=np.uint8)
     masks = np.empty((len(samples), *size), dtype=bool)
-    for i, s in enumerate(samples):
-        img = load_image(s)
-        mask = load_mask(s, img.shape[:2])
-        images[i] = resize_rgb(img, size)
-        masks[i] = resize_mask(mask, size)
-    return images, masks
+    n, skipped = 0, 0
+    for s in samples:
+        try:
+            img = load_image(s)
+            mask = load_mask(s, img.shape[:2])
+        except EndopatError as err:
+            if not skip_bad:
+                raise
+            log(f"skipped: {err}")
+            skipped += 1
+            continue
+        images[n] = resize_rgb(img, size)
+        masks[n] = resize_mask(mask, size)
+        n += 1
+    if skipped:
+        log(f"skipped {skipped} bad sample(s) of {len(samples)}")
+    if n == 0:
+        raise EndopatError("no readable labeled samples")
+    return images[:n], masks[:n]
