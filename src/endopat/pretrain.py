@@ -47,6 +47,16 @@ class FrameDataset(torch.utils.data.Dataset):
         return torch.from_numpy(self.store[i])
 
 
+def judge(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's outputs for real and fake Lab images, from one forward pass over both.
+
+    Both the discriminator and the generator step call this, so D's batch-norm statistics always
+    come from the same real + fake batch (judging fakes alone in the generator step would normalise
+    them differently from how D learnt to judge them), and DDP sees one forward per backward.
+    """
+    return D(torch.cat([real, fake])).chunk(2)
+
+
 def ab_histogram(store: FrameStore, max_frames: int, black_level: float = 0.0,
                  batch: int = 64) -> colour.ABHistogram:
     """a/b histogram (grid size 1) over up to ``max_frames`` frames spread evenly over the store,
@@ -168,10 +178,8 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                 P = colour.pixel_weights(ab, weight_table)
                 fake_ab = G(L)
 
-                # discriminator step, eq. 5: real and fake in one forward pass (one DDP forward per
-                # backward, and batch-norm statistics shared by real and fake images)
-                d_out = D(torch.cat([lab_n, torch.cat([L, fake_ab.detach()], dim=1)]))
-                d_real, d_fake = d_out.chunk(2)
+                # discriminator step, eq. 5
+                d_real, d_fake = judge(D, lab_n, torch.cat([L, fake_ab.detach()], dim=1))
                 loss_d = losses.discriminator(d_real, d_fake)
                 opt_d.zero_grad(set_to_none=True)
                 fabric.backward(loss_d)
@@ -180,8 +188,8 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                 # generator step, eq. 1 (D frozen: its weight gradients would be discarded anyway)
                 if single:
                     D.requires_grad_(False)
-                lg = losses.generator(D(torch.cat([L, fake_ab], dim=1)), fake_ab, ab, P,
-                                      w.gamma, w.lam, w.phi)
+                d_fake_g = judge(D, lab_n, torch.cat([L, fake_ab], dim=1))[1]
+                lg = losses.generator(d_fake_g, fake_ab, ab, P, w.gamma, w.lam, w.phi)
                 opt_g.zero_grad(set_to_none=True)
                 fabric.backward(lg.total)
                 opt_g.step()
