@@ -73,15 +73,15 @@ def finetune(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg, init_ckpt = resolve_init(init, cfg)
-    fabric = make_fabric(cfg)
     size = tuple(cfg.model.image_size)
 
     train = list(train)
     if cfg.max_labels is not None and cfg.max_labels < len(train):
         rng = np.random.default_rng(cfg.seed)
         train = [train[i] for i in sorted(rng.choice(len(train), cfg.max_labels, replace=False))]
-    x_train, y_train = load_pairs(train, size, cfg.skip_bad, log)
+    x_train, y_train = load_pairs(train, size, cfg.skip_bad, log)  # bad input fails before set-up
     x_val, y_val = load_pairs(list(val), size, cfg.skip_bad, log)
+    fabric = make_fabric(cfg)
 
     model = build_unet(cfg.model)
     report: InitReport | None = None

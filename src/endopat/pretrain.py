@@ -28,7 +28,7 @@ import torch
 from endopat import colour, losses
 from endopat.checkpoints import load_weights_only, save_atomic, save_checkpoint, unet_state
 from endopat.config import PretrainConfig
-from endopat.data.frames import FrameStore, build_store
+from endopat.data.frames import FrameStore, build_store, probe_source
 from endopat.io import atomic_write_csv, atomic_write_text, write_png
 from endopat.networks import Colorizer, Discriminator
 from endopat.runtime import make_fabric, prepare_module, progress_bar
@@ -101,6 +101,8 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     the same ``out`` resumes from ``last.pt`` (and reuses the decoded frames).
     """
     cfg = cfg or PretrainConfig()
+    if not cfg.skip_bad:
+        probe_source(source)  # bad input fails at once, before devices are set up
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fabric = make_fabric(cfg)

@@ -146,6 +146,24 @@ def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: in
             yield path, resize_rgb(image, size)
 
 
+def probe_source(src: str | Path) -> None:
+    """Cheap checks of a pretraining source, before any heavy import: it exists, holds videos or
+    images (or is a store), and its first file opens. Errors name the file."""
+    from endopat.data.video import video_info
+    from endopat.io import read_image
+
+    src = Path(src)
+    if not src.exists():
+        raise EndopatError(f"{src}: not found")
+    if src.is_dir() and is_store(src):
+        return
+    kind, files = _source_files(src)
+    if kind == "videos":
+        video_info(files[0])
+    else:
+        read_image(files[0])
+
+
 def build_store(
     src: str | Path,
     out: str | Path,
