@@ -67,3 +67,19 @@ def test_a_file_that_is_not_a_checkpoint_gets_a_clear_error(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(EndopatError, match="junk.pt"):
         load_checkpoint(path)
+
+
+def test_the_last_decoder_block_can_be_reinitialised_too():
+    g = Colorizer(CFG)
+    seg = build_unet(CFG)
+    report = init_from(seg, g.unet.state_dict(), reinit=("upcat_1", "final_conv"))
+    assert all(k.startswith(("upcat_1.", "final_conv.")) for k in report.reinitialised)
+    assert any(k.startswith("upcat_1.") for k in report.reinitialised)
+    assert not any(k.startswith(("upcat_1.", "final_conv.")) for k in report.loaded)
+
+
+def test_a_segmenter_init_can_keep_every_layer():
+    src = build_unet(CFG)
+    seg = build_unet(CFG)
+    report = init_from(seg, src.state_dict(), reinit=())
+    assert not report.reinitialised and torch.equal(seg.final_conv.weight, src.final_conv.weight)

@@ -28,7 +28,7 @@ from endopat import __version__
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError
 from endopat.io import atomic_path
-from endopat.networks import FIRST_LAYER, LAST_LAYER
+from endopat.networks import FIRST_LAYER
 
 FORMAT = "endopat"
 FORMAT_VERSION = 1
@@ -121,29 +121,31 @@ class InitReport:
         if self.inflated:
             out.append("inflated (L kernel copied, a/b kernels zero): " + ", ".join(self.inflated))
         if self.reinitialised:
-            out.append("re-initialised (last layer): " + ", ".join(self.reinitialised))
+            out.append("re-initialised: " + ", ".join(self.reinitialised))
         for k, why in self.skipped.items():
             out.append(f"not loaded: {k} ({why})")
         return out
 
 
 def init_from(
-    model: nn.Module, source: dict[str, torch.Tensor], reinit_last: bool = True
+    model: nn.Module, source: dict[str, torch.Tensor], reinit: tuple[str, ...] = ("final_conv",)
 ) -> InitReport:
     """Copy every compatible tensor of ``source`` into ``model`` (a U-Net), in place.
 
-    The last layer is re-initialised when ``reinit_last`` (the paper's fine-tuning rule). A first
+    The submodules named in ``reinit`` are re-initialised instead: by default the last layer (the
+    paper's fine-tuning rule); ``()`` keeps everything (segmenter -> segmenter). A first
     convolution pretrained on L only is inflated to an L/a/b input (L kernel kept, a/b zero).
     Tensors missing from ``source`` or of another shape keep their fresh initialisation and are
     reported.
     """
-    from endopat.networks import reset_last_layer
+    from endopat.networks import reset_modules
 
     report = InitReport()
+    prefixes = tuple(name + "." for name in reinit)
     target = model.state_dict()
     new_state = {}
     for key, tensor in target.items():
-        if reinit_last and key.startswith(LAST_LAYER):
+        if key.startswith(prefixes) and prefixes:
             continue
         src = source.get(key)
         if src is None:
@@ -159,8 +161,8 @@ def init_from(
         else:
             report.skipped[key] = f"shape {tuple(src.shape)} != {tuple(tensor.shape)}"
     model.load_state_dict(new_state, strict=False)
-    if reinit_last:
-        report.reinitialised = reset_last_layer(model)
+    if reinit:
+        report.reinitialised = reset_modules(model, reinit)
     unused = sorted(set(source) - set(target))
     for key in unused:
         report.skipped[key] = "not in this model"

@@ -136,6 +136,9 @@ class FinetuneSettings(_Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     num_workers: int = Field(0, ge=0)
     skip_bad: bool = Field(False, description="leave out unreadable samples (logged, counted)")
+    reinit_modules: list[str] = Field(
+        ["final_conv"], description="U-Net modules re-initialised after a generator (the paper: the "
+        "last layer); e.g. [upcat_1, final_conv] also drops the colour-specific last decoder block")
 
 
 class FinetuneConfig(FinetuneSettings, RuntimeConfig):

@@ -88,7 +88,8 @@ def finetune(
     if init_ckpt is not None:
         if reinit_last is None:
             reinit_last = init_ckpt["kind"] != "segmenter"
-        report = init_from(model, init_ckpt["state_dict"], reinit_last=reinit_last)
+        reinit = tuple(cfg.reinit_modules) if reinit_last else ()
+        report = init_from(model, init_ckpt["state_dict"], reinit=reinit)
         if fabric.is_global_zero:
             lines = [f"init: {init} (kind {init_ckpt['kind']})", *report.lines()]
             atomic_write_text(out / "init_report.txt", "\n".join(lines) + "\n")

@@ -13,7 +13,6 @@ from torch import nn
 
 from endopat.config import DiscriminatorConfig, ModelConfig
 
-LAST_LAYER = "final_conv."
 FIRST_LAYER = "conv_0.conv_0.conv.weight"
 
 
@@ -80,10 +79,15 @@ def _replace_batch_norm(module: nn.Module, kind: str) -> None:
             _replace_batch_norm(child, kind)
 
 
-def reset_last_layer(unet: nn.Module) -> list[str]:
-    """Re-initialise the U-Net's last layer in place; return the names of its tensors."""
-    unet.final_conv.reset_parameters()
-    return [k for k in unet.state_dict() if k.startswith(LAST_LAYER)]
+def reset_modules(unet: nn.Module, names: tuple[str, ...] = ("final_conv",)) -> list[str]:
+    """Re-initialise the named submodules in place (default: the last layer); return their tensors."""
+    keys = []
+    for name in names:
+        for m in unet.get_submodule(name).modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        keys += [k for k in unet.state_dict() if k.startswith(name + ".")]
+    return keys
 
 
 def count_parameters(module: nn.Module) -> int:
