@@ -372,7 +372,7 @@ def report_cmd(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o"),
-    quick: bool = typer.Option(False, "--quick", help="a ~2-minute version"),
+    quick: bool = typer.Option(False, "--quick", help="a version that takes under a minute"),
     progress: bool = ProgressOpt,
 ) -> None:
     """The demo study on synthetic endoscopy (examples/demo.yaml): <= 10 minutes on 2 CPU cores."""

@@ -1,7 +1,7 @@
 """``endopat demo``: the demo study (``configs/demo.yaml``) on synthetic endoscopy.
 
 The default runs in <= 10 minutes on 2 CPU cores; ``quick`` keeps baseline and PAT on the target
-domain with a shorter pretraining, for a ~2-minute look at every stage.
+domain with a shorter pretraining, for a look at every stage in under a minute.
 """
 
 from __future__ import annotations
