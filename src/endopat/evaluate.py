@@ -52,19 +52,29 @@ class Segmenter:
         self.checkpoint = ckpt
 
     @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Network input -> foreground probability ``(B, 1, h, w)``."""
+        return torch.softmax(self.model(x.to(self.device)).float(), dim=1)[:, 1:2]
+
+    @torch.no_grad()
     def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Foreground probability maps at each image's own size."""
-        size = tuple(self.cfg.image_size)
-        batch = torch.from_numpy(np.stack([resize_rgb(im, size) for im in images]))
-        x = prepare_input(batch, self.cfg.input).to(self.device)
-        prob = torch.softmax(self.model(x).float(), dim=1)[:, 1:2]
-        out = []
-        for p, im in zip(prob, images):
-            if tuple(im.shape[:2]) != size:
-                p = torch.nn.functional.interpolate(p[None], size=im.shape[:2], mode="bilinear",
-                                                    align_corners=False)[0]
-            out.append(p[0].cpu().numpy())
-        return out
+        return probabilities(self.forward, self.cfg, images)
+
+
+def probabilities(forward, cfg, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Resize RGB images to ``cfg.image_size``, run ``forward`` on the network input, and resize each
+    probability map back to its image's size (bilinear). Shared by the PyTorch and ONNX segmenters."""
+    size = tuple(cfg.image_size)
+    batch = torch.from_numpy(np.stack([resize_rgb(im, size) for im in images]))
+    prob = forward(prepare_input(batch, cfg.input))
+    out = []
+    for p, im in zip(prob, images):
+        if tuple(im.shape[:2]) != size:
+            p = torch.nn.functional.interpolate(p[None], size=im.shape[:2], mode="bilinear",
+                                                align_corners=False)[0]
+        out.append(p[0].cpu().numpy())
+    return out
 
 
 def evaluate(model: str | Path | Segmenter, samples: Iterable[Sample], batch_size: int = 8,

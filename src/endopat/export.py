@@ -79,18 +79,12 @@ class OnnxSegmenter:
         self.cfg = ModelConfig.model_validate(info["model"])
         self.threshold = float(info["threshold"])
 
-    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        from endopat.data.labeled import resize_rgb
-        from endopat.networks import prepare_input
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (prob,) = self.session.run(["probability"], {"input": x.numpy()})
+        return torch.from_numpy(prob)
 
-        size = tuple(self.cfg.image_size)
-        batch = torch.from_numpy(np.stack([resize_rgb(im, size) for im in images]))
-        x = prepare_input(batch, self.cfg.input).numpy()
-        (prob,) = self.session.run(["probability"], {"input": x})
-        out = []
-        for p, im in zip(torch.from_numpy(prob), images):
-            if tuple(im.shape[:2]) != size:
-                p = torch.nn.functional.interpolate(p[None], size=im.shape[:2], mode="bilinear",
-                                                    align_corners=False)[0]
-            out.append(p[0].numpy())
-        return out
+    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Foreground probability maps at each image's own size (as the PyTorch segmenter)."""
+        from endopat.evaluate import probabilities
+
+        return probabilities(self.forward, self.cfg, images)

@@ -114,9 +114,10 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
             store = build_store(source, out / "frames", size, cfg.frame_stride, cfg.max_frames,
                                 progress=lambda n: advance(1), fps=cfg.frame_fps,
                                 crop_fov=cfg.crop_fov, skip_bad=cfg.skip_bad, log=log)
-    fabric.barrier()
-    store = build_store(source, out / "frames", size, cfg.frame_stride, cfg.max_frames,
-                        fps=cfg.frame_fps, crop_fov=cfg.crop_fov, skip_bad=cfg.skip_bad, log=log)
+    # rank 0 has decoded the frames (or found a store); the others open the same store
+    root = fabric.broadcast(str(store.root) if is_main else None, src=0)
+    if not is_main:
+        store = FrameStore(root)
     if len(store) < cfg.batch_size:
         log(f"note: {len(store)} frames < batch size {cfg.batch_size}; batches will be smaller")
 
