@@ -23,3 +23,16 @@ def test_overrides_set_nested_keys_and_skip_unset_ones(tmp_path):
 def test_image_size_must_suit_the_unet():
     with pytest.raises(ValueError, match="multiples of 16"):
         ModelConfig(image_size=(100, 100))
+
+
+def test_loss_weights_accept_auto_or_a_non_negative_number():
+    import pytest
+    from pydantic import ValidationError
+
+    from endopat.config import LossWeights
+
+    assert LossWeights().lam == "auto" and LossWeights(phi=0.5).phi == 0.5
+    with pytest.raises(ValidationError):
+        LossWeights(lam=-1)
+    with pytest.raises(ValidationError):
+        LossWeights(phi="automatic")

@@ -22,3 +22,48 @@ def test_real_and_fake_outputs_come_back_in_order():
     real, fake = torch.randn(2, 3, 32, 32), torch.randn(3, 3, 32, 32)
     d_real, d_fake = judge(D, real, torch.cat([fake[:2]]))
     assert torch.allclose(d_real, D(real), atol=1e-6) and torch.allclose(d_fake, D(fake[:2]), atol=1e-6)
+
+
+def _store(tmp_path, n=6, size=32):
+    import numpy as np
+
+    from endopat.data.frames import build_store
+    from endopat.io import write_png
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        write_png(tmp_path / "imgs" / f"f{i}.png", (rng.random((size, size, 3)) * 255).astype(np.uint8))
+    return build_store(tmp_path / "imgs", tmp_path / "store", (size, size))
+
+
+def test_auto_weights_bring_each_reconstruction_term_to_one_at_the_start(tmp_path):
+    import numpy as np
+
+    from endopat import colour, losses
+    from endopat.config import LossWeights, ModelConfig
+    from endopat.networks import Colorizer
+    from endopat.pretrain import ab_histogram, calibrate_weights
+
+    torch.manual_seed(0)
+    store = _store(tmp_path)
+    G = Colorizer(ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32)))
+    table = torch.from_numpy(ab_histogram(store, 10).weights(0.5)).float()
+    w = calibrate_weights(G, store, table, LossWeights(), torch.device("cpu"))
+    lab_n = colour.rgb_uint8_to_lab_n(torch.from_numpy(np.stack([store[i] for i in range(len(store))])))
+    with torch.no_grad():
+        fake = G(lab_n[:, :1])
+    P = colour.pixel_weights(lab_n[:, 1:], table)
+    assert w["gamma"] == 1.0
+    assert abs(w["lam"] * float(losses.rebalanced_l2(fake, lab_n[:, 1:], P)) - 1) < 1e-4
+    assert abs(w["phi"] * float(losses.l2(fake, lab_n[:, 1:])) - 1) < 1e-4
+
+
+def test_fixed_weights_are_used_as_given(tmp_path):
+    from endopat.config import LossWeights, ModelConfig
+    from endopat.networks import Colorizer
+    from endopat.pretrain import calibrate_weights
+
+    G = Colorizer(ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32)))
+    w = calibrate_weights(G, _store(tmp_path), torch.ones(2, 256), LossWeights(gamma=0.5, lam=0.25, phi=2),
+                          torch.device("cpu"))
+    assert w == {"gamma": 0.5, "lam": 0.25, "phi": 2.0}

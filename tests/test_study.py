@@ -124,6 +124,15 @@ def test_a_killed_study_resumes_without_recomputing_and_gives_the_same_table(fin
     assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
 
 
+def test_a_run_folder_refuses_a_changed_config_and_names_what_changed(finished):
+    from endopat.study.runner import run_study
+
+    out, _ = finished
+    changed = study_from_dict({**TINY, "subsets": TINY.get("subsets", 1) + 1})
+    with pytest.raises(EndopatError, match="another config \\(changed: subsets\\)"):
+        run_study(changed, out, progress=False, log=lambda *a: None)
+
+
 def test_shards_run_apart_merge_into_the_whole_report(finished, tmp_path):
     from endopat.report.study import write_study_report
     from endopat.study.runner import prepare

@@ -65,15 +65,26 @@ class DiscriminatorConfig(_Strict):
 class LossWeights(_Strict):
     """Weights of eq. 1, L_G = gamma*L1 + lambda*L2 + phi*L3.
 
-    Defaults divide each term by its largest possible value so each weighted term lies in [0, 1]
-    (the paper's rule): the LSGAN term is at most 1 (D in [0, 1]); with a/b scaled to [-1, 1] a
-    squared a/b error is at most 4 per channel, so eq. 4 is at most 8 and eq. 3 (factor 2, two
-    channels, weights P <= 1) at most 16.
+    The paper sets them "so that the scale of L1, L2 and L3 is between [0, 1]". ``"auto"`` (the
+    default for lambda and phi) divides each reconstruction term by its value at the start of
+    training (measured on ``calibration_frames`` frames with the freshly initialised generator), so
+    each starts near 1 and falls as it is minimised; gamma = 1 already bounds the LSGAN term by 1.
+    A number fixes the weight instead; ``lam: 0.0625, phi: 0.125`` divide each term by its largest
+    possible value (docs/method.md explains why that starves the colour terms).
     """
 
     gamma: float = Field(1.0, ge=0)
-    lam: float = Field(1.0 / 16.0, ge=0)
-    phi: float = Field(1.0 / 8.0, ge=0)
+    lam: float | Literal["auto"] = Field("auto", description="weight of eq. 3; auto: 1 / its initial value")
+    phi: float | Literal["auto"] = Field("auto", description="weight of eq. 4; auto: 1 / its initial value")
+    calibration_frames: int = Field(32, ge=1, description="frames used to measure the initial values")
+
+    @field_validator("lam", "phi")
+    @classmethod
+    def _non_negative(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and v < 0:
+            raise ValueError("must be >= 0 or 'auto'")
+        return v
+
     rebalance_alpha: float = Field(0.5, gt=0, le=1)
     black_level: float = Field(
         5.0, ge=0, description="pixels with L below this (the black border) are left out of the "
@@ -99,7 +110,7 @@ class PretrainSettings(_Strict):
     loss: LossWeights = LossWeights()
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(8, ge=1, description="per device")
-    lr_g: float = Field(2e-4, gt=0)
+    lr_g: float = Field(1e-3, gt=0, description="generator learning rate (docs/method.md: 2e-4 learnt too little)")
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
     frame_stride: int = Field(1, ge=1, description="keep every n-th video frame")
@@ -118,6 +129,14 @@ class PretrainConfig(PretrainSettings, RuntimeConfig):
     seed: int = 0
 
 
+class AugmentConfig(_Strict):
+    """Fine-tuning augmentation (:mod:`endopat.augment`), applied per sample to each batch."""
+
+    flips: bool = Field(True, description="random horizontal and vertical flips")
+    rotate: bool = Field(True, description="random quarter turns (square images only)")
+    gain: float = Field(0.0, ge=0, lt=1, description="luminance gain drawn from [1-gain, 1+gain]")
+
+
 class FinetuneSettings(_Strict):
     """Fine-tuning settings (the study's ``finetune:`` and ``supervised:`` sections)."""
 
@@ -130,6 +149,10 @@ class FinetuneSettings(_Strict):
         30, ge=1, description="stop after this many epochs without val-loss gain (None: never)"
     )
     min_lr: float = Field(1e-6, ge=0)
+    augment: AugmentConfig = AugmentConfig()
+    freeze: list[str] = Field(
+        [], description="U-Net modules kept fixed while fine-tuning (e.g. the encoder: [conv_0, down_1, "
+        "down_2, down_3, down_4]); empty: every layer trains, as in the paper")
     min_samples_per_epoch: int = Field(
         64, ge=1, description="repeat a small training set so one epoch shows at least this many images"
     )

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from endopat import losses
+from endopat.augment import augment_batch, draws
 from endopat.checkpoints import (InitReport, init_from, load_checkpoint, load_weights_only,
                                  model_config, save_atomic, save_checkpoint)
 from endopat.config import FinetuneConfig
@@ -44,6 +45,19 @@ def _dice_per_image(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     inter = (pred & mask).flatten(1).sum(1).float()
     total = (pred.flatten(1).sum(1) + mask.flatten(1).sum(1)).float()
     return torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total))
+
+
+class _Repeated(torch.utils.data.Dataset):
+    """``(x, y)`` pairs repeated ``repeats`` times; items are ``(x, y, index)``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, repeats: int = 1):
+        self.x, self.y, self.repeats = x, y, max(1, repeats)
+
+    def __len__(self) -> int:
+        return len(self.x) * self.repeats
+
+    def __getitem__(self, i: int):
+        return self.x[i % len(self.x)], self.y[i % len(self.x)], i
 
 
 def resolve_init(init: str | Path | None, cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
@@ -95,7 +109,10 @@ def finetune(
             atomic_write_text(out / "init_report.txt", "\n".join(lines) + "\n")
             for line in lines:
                 log(line)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    for name in cfg.freeze:
+        for p in model.get_submodule(name).parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr)
 
@@ -115,10 +132,10 @@ def finetune(
     def as_input(x: np.ndarray) -> torch.Tensor:
         return prepare_input(torch.from_numpy(x), cfg.model.input)
 
-    train_ds = torch.utils.data.TensorDataset(as_input(x_train), torch.from_numpy(y_train))
-    repeats = -(-cfg.min_samples_per_epoch // len(train_ds))  # ceil
-    if repeats > 1:  # few labels: an "epoch" of one batch would make the plateau rule meaningless
-        train_ds = torch.utils.data.ConcatDataset([train_ds] * repeats)
+    # few labels: an "epoch" of one batch would make the plateau rule meaningless, so a small set is
+    # repeated; each repeat is a sample index of its own (its own augmentation)
+    repeats = -(-cfg.min_samples_per_epoch // len(x_train))  # ceil
+    train_ds = _Repeated(as_input(x_train), torch.from_numpy(y_train), repeats)
     val_ds = torch.utils.data.TensorDataset(as_input(x_val), torch.from_numpy(y_val))
     g = torch.Generator().manual_seed(cfg.seed)
     train_loader = fabric.setup_dataloaders(torch.utils.data.DataLoader(
@@ -144,7 +161,8 @@ def finetune(
                 break
             model.train()
             total, n = torch.zeros((), device=fabric.device), torch.zeros((), device=fabric.device)
-            for x, y in train_loader:
+            for x, y, idx in train_loader:
+                x, y = augment_batch(x, y, cfg.augment, draws(cfg.seed, epoch, idx))
                 loss = losses.segmentation(model(x), y)
                 opt.zero_grad(set_to_none=True)
                 fabric.backward(loss)

@@ -27,7 +27,7 @@ import torch
 
 from endopat import colour, losses
 from endopat.checkpoints import load_weights_only, save_atomic, save_checkpoint, unet_state
-from endopat.config import PretrainConfig
+from endopat.config import LossWeights, PretrainConfig
 from endopat.data.frames import FrameStore, build_store, probe_source
 from endopat.io import atomic_write_csv, atomic_write_text, write_png
 from endopat.networks import Colorizer, Discriminator
@@ -55,6 +55,30 @@ def judge(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[t
     them differently from how D learnt to judge them), and DDP sees one forward per backward.
     """
     return D(torch.cat([real, fake])).chunk(2)
+
+
+def calibrate_weights(G: torch.nn.Module, store: FrameStore, weight_table: torch.Tensor,
+                      cfg: LossWeights, device: torch.device, batch: int = 16) -> dict[str, float]:
+    """Resolve eq. 1's weights: ``"auto"`` lambda / phi = 1 / the term's value for the generator as
+    it is now (freshly initialised), over ``cfg.calibration_frames`` frames spread evenly over the
+    store, so each reconstruction term starts near 1 (the paper's "scale between [0, 1]")."""
+    resolved = {"gamma": float(cfg.gamma)}
+    if cfg.lam != "auto" and cfg.phi != "auto":
+        return dict(resolved, lam=float(cfg.lam), phi=float(cfg.phi))
+    idx = np.unique(np.linspace(0, len(store) - 1, min(cfg.calibration_frames, len(store))).astype(int))
+    reb = plain = 0.0
+    with torch.no_grad():
+        for start in range(0, len(idx), batch):
+            chunk = idx[start : start + batch]
+            lab_n = colour.rgb_uint8_to_lab_n(torch.from_numpy(np.stack([store[i] for i in chunk])).to(device))
+            ab = lab_n[:, 1:]
+            fake = G(lab_n[:, :1])
+            reb += float(losses.rebalanced_l2(fake, ab, colour.pixel_weights(ab, weight_table))) * len(chunk)
+            plain += float(losses.l2(fake, ab)) * len(chunk)
+    reb, plain = reb / len(idx), plain / len(idx)
+    resolved["lam"] = 1.0 / max(reb, 1e-8) if cfg.lam == "auto" else float(cfg.lam)
+    resolved["phi"] = 1.0 / max(plain, 1e-8) if cfg.phi == "auto" else float(cfg.phi)
+    return resolved
 
 
 def ab_histogram(store: FrameStore, max_frames: int, black_level: float = 0.0,
@@ -135,7 +159,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
         D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(D)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-    step = 0
+    step, weights = 0, None
     state_path = out / "last.pt"
     if state_path.is_file():
         state = load_weights_only(state_path)
@@ -144,6 +168,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
+        weights = state.get("loss_weights")
         log(f"resuming from {state_path} at step {step}")
     history = _read_log(out / "losses.csv", step)
     G_net, D_net = G, D  # the plain modules: their state_dict keys do not change with compile/DDP
@@ -157,18 +182,22 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     loader = fabric.setup_dataloaders(loader)
     sample_idx = np.linspace(0, len(store) - 1, min(4, len(store))).astype(int)
     sample_frames = torch.from_numpy(np.stack([store[i] for i in sample_idx]))
-    w = cfg.loss
+    if weights is None:  # a fresh run: measure them now, once; a resumed run keeps its own
+        weights = calibrate_weights(G_net, store, weight_table, cfg.loss, fabric.device)
+    weights = {k: float(v) for k, v in weights.items()}
+    log("loss weights: " + ", ".join(f"{k} {v:.4g}" for k, v in weights.items()))
     single = fabric.world_size == 1
 
     def save_all(at: int) -> None:
         if not is_main:
             return
         save_atomic({"step": at, "G": G_net.state_dict(), "D": D_net.state_dict(), "opt_g": opt_g.state_dict(),
-                     "opt_d": opt_d.state_dict(), "config": cfg.model_dump(mode="json")}, state_path)
+                     "opt_d": opt_d.state_dict(), "loss_weights": weights,
+                    "config": cfg.model_dump(mode="json")}, state_path)
         save_checkpoint(out / "generator.pt", kind="colorizer", model_cfg=cfg.model,
                         state_dict=unet_state(G_net),
                         provenance={"source": str(source), "steps": at, "frames": len(store),
-                                    "pretrain": cfg.model_dump(mode="json")})
+                                    "loss_weights": weights, "pretrain": cfg.model_dump(mode="json")})
         atomic_write_csv(out / "losses.csv", LOG_FIELDS, history)
 
     with progress_bar("pretraining", cfg.steps, progress and is_main, completed=step) as advance:
@@ -192,7 +221,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                 if single:
                     D.requires_grad_(False)
                 d_fake_g = judge(D, lab_n, torch.cat([L, fake_ab], dim=1))[1]
-                lg = losses.generator(d_fake_g, fake_ab, ab, P, w.gamma, w.lam, w.phi)
+                lg = losses.generator(d_fake_g, fake_ab, ab, P, **weights)
                 opt_g.zero_grad(set_to_none=True)
                 fabric.backward(lg.total)
                 opt_g.step()
@@ -218,7 +247,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
 
         plot_pretrain_losses(history, out / "losses.png")
         atomic_write_text(out / "pretrain.json", json.dumps(
-            {"source": str(source), "frames": len(store), "steps": step,
+            {"source": str(source), "frames": len(store), "steps": step, "loss_weights": weights,
              "config": cfg.model_dump(mode="json")}, indent=2))
     fabric.barrier()
     return out / "generator.pt"

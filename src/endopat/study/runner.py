@@ -171,6 +171,30 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
     return folder / "metrics.csv"
 
 
+def _changed_keys(old, new, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [k for key in sorted(set(old) | set(new))
+                for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def check_same_study(cfg: StudyConfig, out: Path) -> None:
+    """Refuse to resume a run folder whose finished work came from another config (a changed
+    setting, or a changed default of a newer endopat), which would mix old and new results."""
+    path = out / "study.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise EndopatError(f"{path}: unreadable ({exc}); move it away to start this run folder again")
+    changed = _changed_keys(old, json.loads(cfg.model_dump_json()))
+    if changed:
+        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        raise EndopatError(f"{out}: holds a study run with another config (changed: {shown}); "
+                           "resume it with the same config, or give a new --out")
+
+
 def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",
               progress: bool = True, log: Log = print, report: bool = True) -> dict:
     """Run this shard's part of the study (``stage``: all, stages or cells), then the report.
@@ -181,6 +205,7 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_same_study(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
     data = prepare(cfg, out, log)
     if stage in ("all", "stages"):

@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from endopat.config import FinetuneConfig, ModelConfig
+from endopat.data.labeled import open_labeled
+from endopat.data.synth import SynthSpec, generate
+from endopat.finetune import finetune
+
+MODEL = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+
+
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, SynthSpec(size=32, videos=3, unlabeled_videos=0, frames=4, label_every=2))
+    return open_labeled(out / "labeled")
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def _run(labeled, out, init=None, **kw):
+    cfg = FinetuneConfig(model=MODEL, epochs=2, min_samples_per_epoch=4, early_stop_patience=None, **kw)
+    finetune(labeled["train"], labeled["val"], out, cfg, init=init, progress=False, log=lambda *a: None)
+    return _weights(out / "best.pt")
+
+
+def test_frozen_modules_keep_their_initial_weights(labeled, tmp_path):
+    start = _run(labeled, tmp_path / "start")
+    trained = _run(labeled, tmp_path / "ft", init=tmp_path / "start" / "best.pt", freeze=["conv_0", "down_1"])
+    for k, v in trained.items():
+        if k.startswith(("conv_0.", "down_1.")):
+            assert torch.equal(v, start[k]), k
+    assert not torch.equal(trained["final_conv.weight"], start["final_conv.weight"])
+
+
+def test_augmentation_changes_what_the_network_learns(labeled, tmp_path):
+    from endopat.config import AugmentConfig
+
+    torch.manual_seed(0)
+    plain = _run(labeled, tmp_path / "plain", augment=AugmentConfig(flips=False, rotate=False))
+    torch.manual_seed(0)
+    augmented = _run(labeled, tmp_path / "aug", augment=AugmentConfig(flips=True, rotate=True))
+    assert not torch.equal(plain["final_conv.weight"], augmented["final_conv.weight"])
