@@ -94,6 +94,34 @@ def test_pretraining_resumes_where_it_stopped(monkeypatch, tmp_path, tiny_data):
     assert steps == ["1", "2", "3", "4"]
 
 
+def test_resumed_pretraining_keeps_the_loss_weights_it_measured_at_the_start(monkeypatch, tmp_path, tiny_data):
+    import json
+
+    cfg = tmp_path / "pre.yaml"
+    cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\ncheckpoint_every: 1\n")
+    common = ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
+              "--batch-size", 2, "--no-progress"]
+    assert run_cli(monkeypatch, *common, "--steps", 2) == 0
+    first = json.loads((tmp_path / "pre" / "pretrain.json").read_text())["loss_weights"]
+    assert run_cli(monkeypatch, *common, "--steps", 3) == 0
+    again = json.loads((tmp_path / "pre" / "pretrain.json").read_text())["loss_weights"]
+    assert first == again and first["lam"] != 0.0625  # measured, not the fixed worst-case value
+
+
+def test_resuming_a_run_without_measured_weights_is_refused_naming_the_file(monkeypatch, capsys, tmp_path,
+                                                                            tiny_data):
+    cfg = tmp_path / "pre.yaml"
+    cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\ncheckpoint_every: 1\n")
+    common = ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
+              "--batch-size", 2, "--no-progress"]
+    assert run_cli(monkeypatch, *common, "--steps", 1) == 0
+    state = torch.load(tmp_path / "pre" / "last.pt", weights_only=True)
+    del state["loss_weights"]  # as an older endopat wrote it
+    torch.save(state, tmp_path / "pre" / "last.pt")
+    assert run_cli(monkeypatch, *common, "--steps", 2) == 2
+    assert "last.pt: has no measured loss weights" in capsys.readouterr().err
+
+
 def test_inspect_names_the_layout_and_counts(monkeypatch, capsys, tiny_data):
     assert run_cli(monkeypatch, "inspect", tiny_data / "labeled") == 0
     out = capsys.readouterr().out

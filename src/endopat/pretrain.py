@@ -29,6 +29,7 @@ from endopat import colour, losses
 from endopat.checkpoints import load_weights_only, save_atomic, save_checkpoint, unet_state
 from endopat.config import LossWeights, PretrainConfig
 from endopat.data.frames import FrameStore, build_store, probe_source
+from endopat.errors import EndopatError
 from endopat.io import atomic_write_csv, atomic_write_text, write_png
 from endopat.networks import Colorizer, Discriminator
 from endopat.runtime import make_fabric, prepare_module, progress_bar
@@ -169,6 +170,9 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
         weights = state.get("loss_weights")
+        if weights is None and "auto" in (cfg.loss.lam, cfg.loss.phi):
+            raise EndopatError(f"{state_path}: has no measured loss weights (written by an older endopat); "
+                               "resume it with fixed weights (loss.lam 0.0625, loss.phi 0.125) or start a new --out")
         log(f"resuming from {state_path} at step {step}")
     history = _read_log(out / "losses.csv", step)
     G_net, D_net = G, D  # the plain modules: their state_dict keys do not change with compile/DDP
@@ -193,7 +197,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
             return
         save_atomic({"step": at, "G": G_net.state_dict(), "D": D_net.state_dict(), "opt_g": opt_g.state_dict(),
                      "opt_d": opt_d.state_dict(), "loss_weights": weights,
-                    "config": cfg.model_dump(mode="json")}, state_path)
+                     "config": cfg.model_dump(mode="json")}, state_path)
         save_checkpoint(out / "generator.pt", kind="colorizer", model_cfg=cfg.model,
                         state_dict=unet_state(G_net),
                         provenance={"source": str(source), "steps": at, "frames": len(store),
