@@ -83,11 +83,15 @@ def test_pretrain_finetune_evaluate_run_end_to_end(monkeypatch, capsys, tmp_path
     assert ckpt["kind"] == "segmenter" and ckpt["provenance"]["init"].endswith("generator.pt")
 
 
-def test_pretraining_resumes_where_it_stopped(monkeypatch, tmp_path, tiny_data):
+def _pretrain_args(tmp_path, tiny_data, checkpoint_every):
     cfg = tmp_path / "pre.yaml"
-    cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\ncheckpoint_every: 2\n")
-    common = ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
-              "--batch-size", 2, "--no-progress"]
+    cfg.write_text(TINY_MODEL + f"discriminator:\n  width: 0.125\ncheckpoint_every: {checkpoint_every}\n")
+    return ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
+            "--batch-size", 2, "--no-progress"]
+
+
+def test_pretraining_resumes_where_it_stopped(monkeypatch, tmp_path, tiny_data):
+    common = _pretrain_args(tmp_path, tiny_data, checkpoint_every=2)
     assert run_cli(monkeypatch, *common, "--steps", 2) == 0
     assert run_cli(monkeypatch, *common, "--steps", 4) == 0
     steps = [line.split(",")[0] for line in (tmp_path / "pre" / "losses.csv").read_text().splitlines()[1:]]
@@ -97,10 +101,7 @@ def test_pretraining_resumes_where_it_stopped(monkeypatch, tmp_path, tiny_data):
 def test_resumed_pretraining_keeps_the_loss_weights_it_measured_at_the_start(monkeypatch, tmp_path, tiny_data):
     import json
 
-    cfg = tmp_path / "pre.yaml"
-    cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\ncheckpoint_every: 1\n")
-    common = ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
-              "--batch-size", 2, "--no-progress"]
+    common = _pretrain_args(tmp_path, tiny_data, checkpoint_every=1)
     assert run_cli(monkeypatch, *common, "--steps", 2) == 0
     first = json.loads((tmp_path / "pre" / "pretrain.json").read_text())["loss_weights"]
     assert run_cli(monkeypatch, *common, "--steps", 3) == 0
@@ -110,10 +111,7 @@ def test_resumed_pretraining_keeps_the_loss_weights_it_measured_at_the_start(mon
 
 def test_resuming_a_run_without_measured_weights_is_refused_naming_the_file(monkeypatch, capsys, tmp_path,
                                                                             tiny_data):
-    cfg = tmp_path / "pre.yaml"
-    cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\ncheckpoint_every: 1\n")
-    common = ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
-              "--batch-size", 2, "--no-progress"]
+    common = _pretrain_args(tmp_path, tiny_data, checkpoint_every=1)
     assert run_cli(monkeypatch, *common, "--steps", 1) == 0
     state = torch.load(tmp_path / "pre" / "last.pt", weights_only=True)
     del state["loss_weights"]  # as an older endopat wrote it
