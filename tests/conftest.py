@@ -6,7 +6,10 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# the project's small real samples, read where they lie (never copied into the repository);
+# ENDOPAT_SHARED_DATA points elsewhere, e.g. for a clone that does not sit beside shared/
+SHARED_DATA = Path(os.environ.get("ENDOPAT_SHARED_DATA",
+                                  Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
