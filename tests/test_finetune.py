@@ -35,6 +35,13 @@ def test_frozen_modules_keep_their_initial_weights(labeled, tmp_path):
     assert not torch.equal(trained["final_conv.weight"], start["final_conv.weight"])
 
 
+def test_freezing_an_unknown_module_is_an_error_naming_it(labeled, tmp_path):
+    from endopat.errors import EndopatError
+
+    with pytest.raises(EndopatError, match="no U-Net module 'encoder'"):
+        _run(labeled, tmp_path / "ft", freeze=["encoder"])
+
+
 def test_augmentation_changes_what_the_network_learns(labeled, tmp_path):
     from endopat.config import AugmentConfig
 

@@ -32,6 +32,7 @@ from endopat.checkpoints import (InitReport, init_from, load_checkpoint, load_we
                                  model_config, save_atomic, save_checkpoint)
 from endopat.config import FinetuneConfig
 from endopat.data.labeled import Sample, load_pairs
+from endopat.errors import EndopatError
 from endopat.io import atomic_write_csv, atomic_write_text
 from endopat.networks import build_unet, prepare_input
 from endopat.runtime import make_fabric, prepare_module, progress_bar
@@ -109,9 +110,11 @@ def finetune(
             atomic_write_text(out / "init_report.txt", "\n".join(lines) + "\n")
             for line in lines:
                 log(line)
+    names = dict(model.named_children())
     for name in cfg.freeze:
-        for p in model.get_submodule(name).parameters():
-            p.requires_grad_(False)
+        if name not in names:
+            raise EndopatError(f"freeze: no U-Net module '{name}' (the modules: {', '.join(names)})")
+        names[name].requires_grad_(False)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr)
