@@ -26,13 +26,14 @@ def test_checkpoint_loads_with_weights_only_and_rebuilds_the_model(tmp_path):
     model.load_state_dict(ckpt["state_dict"])
 
 
-def test_pretrained_hand_off_loads_every_layer_but_the_last():
+@pytest.mark.parametrize("input_mode", ["L", "Lab"])
+def test_pretrained_hand_off_loads_every_layer_but_the_last(input_mode):
     g = Colorizer(CFG)
-    seg = build_unet(CFG)
+    seg = build_unet(CFG.model_copy(update={"input": input_mode}))
     report = init_from(seg, g.unet.state_dict())
     keys = list(seg.state_dict())
     assert sorted(report.reinitialised) == ["final_conv.bias", "final_conv.weight"]
-    assert sorted(report.loaded) == sorted(k for k in keys if not k.startswith("final_conv."))
+    assert sorted(report.loaded + report.inflated) == sorted(k for k in keys if not k.startswith("final_conv."))
     assert not report.skipped
     for k in report.loaded:
         assert torch.equal(seg.state_dict()[k], g.unet.state_dict()[k])

@@ -41,6 +41,17 @@ def test_a_dataset_test_split_is_kept_as_test():
     assert {i.split("_")[0] for i in split.test} == {"g0"}
 
 
+def test_named_test_and_validation_groups_are_kept_and_the_rest_trains():
+    split = make_split(samples(groups=3), seed=0, test_groups=["g2"], val_groups=["g1"])
+    parts = [{i.split("_")[0] for i in ids} for ids in (split.train, split.val, split.test)]
+    assert parts == [{"g0"}, {"g1"}, {"g2"}]
+
+
+def test_a_named_group_missing_from_the_data_is_an_error_listing_the_groups():
+    with pytest.raises(EndopatError, match="no group 'g9'.*g0, g1, g2"):
+        make_split(samples(groups=3), test_groups=["g9"])
+
+
 def test_split_files_round_trip_and_resolve_to_samples(tmp_path):
     s = samples()
     split = make_split(s, seed=0)

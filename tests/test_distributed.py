@@ -60,11 +60,13 @@ def outputs(path, frames_dir):
     from endopat.networks import build_unet, prepare_input
 
     ckpt = load_checkpoint(path)
-    unet = build_unet(model_config(ckpt), in_channels=1)
+    cfg = model_config(ckpt)
+    mode = "L" if ckpt["kind"] == "colorizer" else cfg.input  # a generator always sees L
+    unet = build_unet(cfg, in_channels=1 if mode == "L" else 3)
     unet.load_state_dict(ckpt["state_dict"])
     frames = np.stack([np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))])
     with torch.no_grad():
-        return unet.eval()(prepare_input(torch.from_numpy(frames), "L"))
+        return unet.eval()(prepare_input(torch.from_numpy(frames), mode))
 
 
 def assert_same_function(a, b, data, atol=1e-3):

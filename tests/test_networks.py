@@ -16,9 +16,9 @@ def test_discriminator_outputs_one_probability_per_image():
     assert out.shape == (3, 1) and (out >= 0).all() and (out <= 1).all()
 
 
-def test_generator_and_segmenter_share_every_tensor_name_and_shape():
+def test_generator_and_an_l_input_segmenter_share_every_tensor_name_and_shape():
     g = Colorizer(CFG).unet.state_dict()
-    s = build_unet(CFG).state_dict()
+    s = build_unet(CFG.model_copy(update={"input": "L"})).state_dict()
     assert {k: v.shape for k, v in g.items()} == {k: v.shape for k, v in s.items()}
 
 

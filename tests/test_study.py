@@ -45,6 +45,22 @@ def test_grid_has_one_cell_per_method_fraction_and_subset():
     assert len({c.key for c in cs}) == len(cs)
 
 
+def test_finetune_seeds_repeat_each_cell_with_its_own_seed_and_keep_single_run_keys():
+    cs = cells(grid_config(finetune_seeds=2), fake_split())
+    assert len(cs) == 2 * 3 * (1 + 2 + 4) and len({c.key for c in cs}) == len(cs)
+    first = [c for c in cs if c.method.name == "baseline" and c.fraction == "1"]
+    assert [c.key for c in first] == ["baseline/f1_s0", "baseline/f1_s0_r1"]
+    assert first[0].seed(7) != first[1].seed(7)
+
+
+def test_a_config_path_expands_environment_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("ENDOPAT_TEST_ROOT", str(tmp_path))
+    assert grid_config().resolve("$ENDOPAT_TEST_ROOT/x", Path("/run")) == tmp_path / "x"
+    monkeypatch.delenv("ENDOPAT_TEST_ROOT")
+    with pytest.raises(EndopatError, match="ENDOPAT_TEST_ROOT is not set"):
+        grid_config().resolve("$ENDOPAT_TEST_ROOT/x", Path("/run"))
+
+
 def test_methods_share_the_pretraining_stage_they_have_in_common():
     keys = [s.key for s in all_stages(grid_config())]
     assert keys == ["pretrain/target", "supervised/other+pat-target"]

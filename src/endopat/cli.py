@@ -141,6 +141,8 @@ def split(
     subsets: int = typer.Option(5, help="disjoint subsets per fraction (at most)"),
     val_fraction: float = typer.Option(0.15),
     test_fraction: float = typer.Option(0.25),
+    test_group: list[str] = typer.Option([], help="a group (video) for the test set; repeatable"),
+    val_group: list[str] = typer.Option([], help="a group (video) for the validation set; repeatable"),
 ) -> None:
     """Group-disjoint train/val/test split and label-fraction subsets, written to a JSON file."""
     from endopat.data.labeled import open_labeled
@@ -149,7 +151,8 @@ def split(
     parts = open_labeled(src, layout)
     samples = [s for v in parts.values() for s in v]
     sp = make_split(samples, seed, val_fraction, test_fraction, fractions.split(","), subsets,
-                    source=str(src), layout=layout, predefined=None if "all" in parts else parts)
+                    source=str(src), layout=layout, predefined=None if "all" in parts else parts,
+                    test_groups=test_group, val_groups=val_group)
     sp.save(out)
     _echo(f"train {len(sp.train)}, val {len(sp.val)}, test {len(sp.test)}; subsets: "
           + ", ".join(f"{k}: {len(v)}x{len(v[0])}" for k, v in sp.subsets.items()))

@@ -112,8 +112,13 @@ def label_subsets(train: Sequence[str], fractions: Sequence[str] = DEFAULT_FRACT
 def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0.15,
                test_fraction: float = 0.25, fractions: Sequence[str] = DEFAULT_FRACTIONS,
                max_subsets: int = 5, source: str = "", layout: str | None = None,
-               predefined: dict[str, Sequence[Sample]] | None = None) -> Split:
-    """Group-disjoint split of ``samples`` (or the ``predefined`` train/val/test folders)."""
+               predefined: dict[str, Sequence[Sample]] | None = None,
+               test_groups: Sequence[str] = (), val_groups: Sequence[str] = ()) -> Split:
+    """Group-disjoint split of ``samples`` (or the ``predefined`` train/val/test folders).
+
+    ``test_groups`` / ``val_groups`` name groups (videos, surgeries) that go to test / val; the
+    fractions then only draw the parts not named (none when both are named: the rest is train).
+    """
     if predefined:
         if not {"train", "val", "test"} <= set(predefined):
             raise EndopatError("split folders must include train/, val/ and test/")
@@ -122,20 +127,26 @@ def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0
         ids = [s.id for s in samples]
         if len(set(ids)) != len(ids):
             raise EndopatError("sample ids are not unique; cannot split")
-        fixed_test = {s.group for s in samples if s.split == "test"}
-        groups = sorted({s.group for s in samples} - fixed_test)
-        if len(groups) + bool(fixed_test) < 3:
+        all_groups = {s.group for s in samples}
+        for g in [*test_groups, *val_groups]:
+            if g not in all_groups:
+                raise EndopatError(f"split: no group '{g}' in the data (groups: {', '.join(sorted(all_groups))})")
+        if set(test_groups) & set(val_groups):
+            raise EndopatError("split: a group cannot be both a test and a validation group")
+        fixed_test = {s.group for s in samples if s.split == "test"} | set(test_groups)
+        groups = sorted(all_groups - fixed_test - set(val_groups))
+        if len(groups) + bool(fixed_test) + bool(val_groups) < 3:
             raise EndopatError(f"need at least 3 groups (videos) for a group-disjoint train/val/test "
-                               f"split, found {len(groups) + len(fixed_test)}")
+                               f"split, found {len(all_groups)}")
         rng = np.random.default_rng(seed)
         groups = [groups[i] for i in rng.permutation(len(groups))]
         n_test = 0 if fixed_test else max(1, round(test_fraction * len(groups)))
-        n_val = max(1, round(val_fraction * (len(groups) + len(fixed_test))))
-        test_groups = set(groups[:n_test]) | fixed_test
-        val_groups = set(groups[n_test : n_test + n_val])
+        n_val = 0 if val_groups else max(1, round(val_fraction * len(all_groups)))
+        test_set = set(groups[:n_test]) | fixed_test
+        val_set = set(groups[n_test : n_test + n_val]) | set(val_groups)
         if len(groups) - n_test - n_val < 1:
             raise EndopatError("too few groups (videos) left for training after val/test")
-        train = [s.id for s in samples if s.group not in test_groups | val_groups]
-        val = [s.id for s in samples if s.group in val_groups]
-        test = [s.id for s in samples if s.group in test_groups]
+        train = [s.id for s in samples if s.group not in test_set | val_set]
+        val = [s.id for s in samples if s.group in val_set]
+        test = [s.id for s in samples if s.group in test_set]
     return Split(train, val, test, label_subsets(train, fractions, max_subsets, seed), seed, source, layout)

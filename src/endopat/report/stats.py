@@ -62,3 +62,28 @@ def label_savings(curve: dict[float, float], baseline: dict[float, float]) -> di
 
 def fmt_pct(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0f}%"
+
+
+def stratified_bootstrap_ci(a: dict[str, Sequence[float]], b: dict[str, Sequence[float]],
+                            n_boot: int = 5000, level: float = 0.95,
+                            seed: int = 0) -> tuple[float, float, float]:
+    """Difference of means ``a - b`` of independent runs, averaged over strata, with its CI.
+
+    ``a`` and ``b`` map a stratum (a data split) to the scores of independent runs (one per seed);
+    runs are resampled with replacement within each stratum and method, the stratum means are
+    averaged, and the percentile interval of the difference is returned with the observed one.
+    Strata are kept (not resampled): the splits are fixed, the seeds are the variation.
+    """
+    strata = sorted(set(a) & set(b))
+    if not strata:
+        raise ValueError("no stratum has runs of both methods")
+    rng = np.random.default_rng(seed)
+
+    def boot(values: Sequence[float]) -> np.ndarray:
+        v = np.asarray(values, float)
+        return v[rng.integers(0, v.size, (n_boot, v.size))].mean(axis=1)
+
+    diff = np.mean([boot(a[s]) - boot(b[s]) for s in strata], axis=0)
+    observed = float(np.mean([np.mean(a[s]) - np.mean(b[s]) for s in strata]))
+    lo, hi = np.percentile(diff, [50 * (1 - level), 50 * (1 + level)])
+    return observed, float(lo), float(hi)

@@ -5,8 +5,8 @@ also from the merged folders of many shards (``endopat report RUN``). Outputs in
 ``report.md``, ``report.html`` (self-contained: figures embedded), ``table1.csv``,
 ``savings.csv``, ``stats.csv``, ``curves.png``, ``ab_histograms.png``, ``overlays.png``.
 
-Aggregation: a method at a fraction pools the per-image scores of all its finished subsets (each
-subset is tested on the same test images); the mean is therefore the mean of the subset means, and
+Aggregation: a method at a fraction pools the per-image scores of all its finished runs (subsets and
+fine-tuning repeats; each is tested on the same test images); the mean is therefore the mean of the subset means, and
 median and IQR describe the pooled per-image distribution. Curves show the mean over subsets with
 the spread (min-max) of the subset means. Paired statistics first average each test image's score
 over the subsets of a method, then compare images paired with the baseline.
@@ -140,7 +140,8 @@ def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: lis
     if n == 0 or not cells:
         return None
     smallest = min((c["fraction"] for c in cells), key=parse_fraction)
-    chosen = {c["method"]: c for c in cells if c["fraction"] == smallest and c["subset"] == 0}
+    chosen = {c["method"]: c for c in cells if c["fraction"] == smallest and c["subset"] == 0
+              and c.get("repeat", 0) == 0}
     methods = [m for m in method_order if m in chosen]
     test = data.ids(data.split.test)
     picks = [test[int(i)] for i in np.linspace(0, len(test) - 1, min(n, len(test)))]

@@ -2,11 +2,12 @@
 
 Relative paths are resolved against the study's run folder (``--out``), so a config that generates
 synthetic data (``synth:``) and reads it back is self-contained; real datasets are best given as
-absolute paths.
+absolute paths, or through an environment variable (``$ENDOPAT_SHARED_DATA/endovis15-dev``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import Field, model_validator
 from endopat.config import (FinetuneConfig, FinetuneSettings, ModelConfig, PretrainConfig,
                             PretrainSettings, RuntimeConfig, _Strict, load_yaml, validate)
 from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
+from endopat.errors import EndopatError
 from endopat.data.synth import SynthSpec
 
 
@@ -53,8 +55,11 @@ class StudyConfig(_Strict):
     split: str | None = Field(None, description="split JSON; made from the data (and kept) when absent")
     val_fraction: float = 0.15
     test_fraction: float = 0.25
+    test_groups: list[str] = Field([], description="groups (videos, surgeries) that form the test set")
+    val_groups: list[str] = Field([], description="groups that form the validation set")
     fractions: list[str] = list(DEFAULT_FRACTIONS)
     subsets: int = Field(5, ge=1)
+    finetune_seeds: int = Field(1, ge=1, description="fine-tuning runs per subset, each with its own seed")
     unlabeled: dict[str, str] = {}
     extra_labeled: dict[str, LabeledSource] = {}
     methods: list[Method]
@@ -91,7 +96,12 @@ class StudyConfig(_Strict):
         return FinetuneConfig.model_validate(data | {"model": self.model, "seed": seed})
 
     def resolve(self, path: str, root: Path) -> Path:
-        p = Path(path).expanduser()
+        """A path of the config: ``$VARS`` and ``~`` expanded; relative ones inside ``root``."""
+        expanded = os.path.expandvars(path)
+        unset = re.search(r"\$\{?(\w+)", expanded)
+        if unset:
+            raise EndopatError(f"path '{path}': environment variable {unset.group(1)} is not set")
+        p = Path(expanded).expanduser()
         return p if p.is_absolute() else root / p
 
 

@@ -3,7 +3,8 @@
 * a **pretrain stage** per unlabeled source some method uses (re-colorization, run once, shared);
 * a **supervised stage** per (pretrain source or none, extra labeled set) some method uses (the
   supervised pretraining of SOA, or the middle step of PAT-Ext), run once, shared;
-* a **cell** per method x label fraction x subset: fine-tune on that subset, evaluate on the test set.
+* a **cell** per method x label fraction x subset x fine-tuning repeat: fine-tune on that subset
+  (with the repeat's own seed), evaluate on the test set.
 
 Cells are ordered deterministically (method order of the config, then fraction, then subset), and
 shard ``i/n`` takes every cell whose index is ``i`` modulo ``n``: the shards partition the grid.
@@ -36,10 +37,16 @@ class Cell:
     method: Method
     fraction: str
     subset: int
+    repeat: int = 0  # fine-tuning repeat (``finetune_seeds``); 0 keeps the key of a single run
 
     @property
     def key(self) -> str:
-        return f"{self.method.slug}/f{self.fraction.replace('/', '-')}_s{self.subset}"
+        tail = f"_r{self.repeat}" if self.repeat else ""
+        return f"{self.method.slug}/f{self.fraction.replace('/', '-')}_s{self.subset}{tail}"
+
+    def seed(self, base: int) -> int:
+        """The fine-tuning seed: one per subset and repeat."""
+        return base + self.subset + 1000 * self.repeat
 
 
 def stages_of(method: Method) -> list[Stage]:
@@ -72,7 +79,8 @@ def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
             label = fraction_label(f)
             n_subsets = min(cfg.subsets, len(split.subsets.get(label, [])))
             for j in range(n_subsets):
-                out.append(Cell(len(out), m, label, j))
+                for r in range(cfg.finetune_seeds):
+                    out.append(Cell(len(out), m, label, j, r))
     return out
 
 

@@ -5,7 +5,7 @@ Run folder::
     split.json                         the split every cell uses (made once, then only read)
     stages/pretrain/<source>/          re-colorization runs (generator.pt, ab_histogram.json, ...)
     stages/supervised/<set>[+pat-<source>]/   supervised pretraining runs (best.pt)
-    cells/<method>/f<fraction>_s<subset>/metrics.csv   per-test-image Dice/IoU of one cell
+    cells/<method>/f<fraction>_s<subset>[_r<repeat>]/metrics.csv   per-test-image Dice/IoU of one cell
     cells/<method>/f<fraction>_s<subset>/run/          its fine-tuning run (best.pt, history)
     report/                            tables, figures, HTML (endopat.report.study)
 
@@ -87,7 +87,8 @@ def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
         else:
             split = make_split(samples, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.fractions,
                                cfg.subsets, source=cfg.labeled.path, layout=cfg.labeled.layout,
-                               predefined=None if "all" in parts else parts)
+                               predefined=None if "all" in parts else parts,
+                               test_groups=cfg.test_groups, val_groups=cfg.val_groups)
             split.save(split_path)
             log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {split_path}")
     return StudyData(samples, split)
@@ -158,14 +159,14 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
     train = data.ids(data.split.subset(cell.fraction, cell.subset))
     t = time.time()
     best = finetune(train, data.ids(data.split.val), folder / "run",
-                    cfg.finetune_config(cfg.finetune, cfg.seed + cell.subset), init=init,
+                    cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed)), init=init,
                     progress=progress, log=lambda *a: None,
                     provenance={"cell": cell.key, "method": cell.method.name, "fraction": cell.fraction,
-                                "subset": cell.subset})
+                                "subset": cell.subset, "repeat": cell.repeat})
     rows = evaluate(best, data.ids(data.split.test))
     atomic_write_text(folder / "cell.json", json.dumps(
         {"key": cell.key, "method": cell.method.name, "fraction": cell.fraction, "subset": cell.subset,
-         "labels": len(train), "seconds": time.time() - t}))
+         "repeat": cell.repeat, "labels": len(train), "seconds": time.time() - t}))
     write_metrics_csv(rows, folder / "metrics.csv")  # last: marks the cell finished
     (folder / "run" / "last.pt").unlink(missing_ok=True)
     return folder / "metrics.csv"
