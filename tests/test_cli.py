@@ -134,9 +134,26 @@ def test_inspect_lists_a_mask_of_the_wrong_size_as_a_problem(monkeypatch, capsys
         (tmp_path / d).mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / "v1_1.png")
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "masks" / "v1_1.png")
-    assert run_cli(monkeypatch, "inspect", tmp_path) == 0
+    assert run_cli(monkeypatch, "inspect", tmp_path) == 1
     out = capsys.readouterr().out
     assert "problems: 1" in out and "v1_1.png: mask size 4x4 != image size 8x8" in out
+
+
+def test_inspect_reads_past_a_frame_without_its_mask_and_lists_it_with_exit_code_1(monkeypatch, capsys,
+                                                                                   shared_data):
+    # the real CholecSeg8k sample: 72 frames with masks and frame_633 without, as in the source
+    assert run_cli(monkeypatch, "inspect", shared_data / "cholecseg8k-sample") == 1
+    out = capsys.readouterr().out
+    assert "layout cholecseg8k: 73 images, 72 mask files" in out and "problems: 1" in out
+    assert "frame_633_endo.png: no watershed mask frame_633_endo_watershed_mask.png" in out
+
+
+def test_reading_a_source_with_a_frame_without_its_mask_is_a_one_line_error(monkeypatch, capsys,
+                                                                            shared_data, tmp_path):
+    code = run_cli(monkeypatch, "finetune", "-d", shared_data / "cholecseg8k-sample", "-o", tmp_path / "r",
+                   "--split", tmp_path / "none.json")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "frame_633_endo.png: no watershed mask" in err
 
 
 def test_split_then_finetune_on_a_fraction_subset(monkeypatch, capsys, tmp_path, tiny_data):

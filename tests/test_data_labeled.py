@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+
+from endopat.data.readers import read_labeled
 from PIL import Image
 
 from endopat.data.labeled import group_of, load_pairs, open_labeled
@@ -54,7 +56,9 @@ def test_an_image_without_a_mask_is_an_error_naming_it(tmp_path):
     make_generic(tmp_path)
     (tmp_path / "masks" / "vid1_f001.png").unlink()
     with pytest.raises(EndopatError, match="vid1_f001.png: no mask"):
-        read_generic(tmp_path)
+        read_labeled(tmp_path)
+    kept = [s for s in read_labeled(tmp_path, keep_bad=True) if s.problem]
+    assert [s.id for s in kept] == ["vid1_f001"]
 
 
 def test_a_mask_of_another_size_is_an_error_naming_both_files(tmp_path):

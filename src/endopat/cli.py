@@ -104,7 +104,7 @@ def inspect(
     layout: Optional[str] = typer.Option(None, help="force a layout instead of detecting it"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),
 ) -> None:
-    """Name the layout, count images, masks and videos, and list every problem found."""
+    """Name the layout, count images, masks and videos, and list every problem found (exit 1 if any)."""
     import json
 
     from endopat.data.inspect import inspect_source
@@ -129,6 +129,8 @@ def inspect(
     _echo(f"problems: {len(report['problems'])}")
     for p in report["problems"]:
         _echo(f"  - {p}")
+    if report["problems"]:  # like a linter: 1 when anything was found, 0 when clean
+        raise typer.Exit(1)
 
 
 @app.command()

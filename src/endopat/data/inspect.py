@@ -24,7 +24,7 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
     report = {"source": str(src), "splits": {}, "problems": []}
     for split, root in roots.items():
         name = layout or detect_layout(root)
-        samples = read_labeled(root, name)
+        samples = read_labeled(root, name, keep_bad=True)
         sizes, fractions, groups = Counter(), [], Counter()
         n_mask_files = 0
         for i, s in enumerate(samples):

@@ -37,6 +37,7 @@ class Sample:
     encoding: str = "binary"
     crop: tuple[int, int, int, int] | None = None
     split: str | None = None  # a split the dataset itself defines (e.g. Kvasir's test.txt)
+    problem: str | None = None  # why this frame cannot be used (e.g. its mask file is missing)
 
 
 def group_of(stem: str) -> str:
@@ -107,6 +108,8 @@ def load_image(sample: Sample) -> np.ndarray:
 
 def load_mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
     """The binary instrument mask of ``sample`` (after its crop), checked against ``shape``."""
+    if sample.problem:
+        raise EndopatError(sample.problem)
     decode = MASK_DECODERS[sample.encoding]
     mask = np.zeros(shape, dtype=bool)
     for path in sample.masks:

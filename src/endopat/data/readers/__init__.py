@@ -27,10 +27,20 @@ def detect_layout(root: str | Path) -> str:
         f"{root}: unrecognised layout (expected one of: {', '.join(READERS)}; see the README)")
 
 
-def read_labeled(root: str | Path, layout: str | None = None, **options) -> list[Sample]:
-    """Samples of ``root`` in ``layout`` (detected when None); options go to the reader."""
+def read_labeled(root: str | Path, layout: str | None = None, keep_bad: bool = False,
+                 **options) -> list[Sample]:
+    """Samples of ``root`` in ``layout`` (detected when None); options go to the reader.
+
+    A frame the reader found unusable (its mask missing, say) is an error naming it, unless
+    ``keep_bad``: then it is returned with its ``problem`` set (``inspect`` lists them all).
+    """
     root = Path(root)
     name = layout or detect_layout(root)
     if name not in READERS:
         raise EndopatError(f"unknown layout '{name}' (choose from {', '.join(READERS)})")
-    return READERS[name].read(root, **options)
+    samples = READERS[name].read(root, **options)
+    bad = [s for s in samples if s.problem]
+    if bad and not keep_bad:
+        more = f" (and {len(bad) - 1} more; `endopat inspect` lists them)" if len(bad) > 1 else ""
+        raise EndopatError(bad[0].problem + more)
+    return samples

@@ -29,8 +29,8 @@ def read(root: Path) -> list[Sample]:
     samples = []
     for f in frames:
         mask = f.with_name(f.name[: -len(SUFFIX)] + MASK_SUFFIX)
-        if not mask.is_file():
-            raise EndopatError(f"{f}: no watershed mask {mask.name} beside it")
+        problem = None if mask.is_file() else f"{f}: no watershed mask {mask.name} beside it"
         video = f.parent.parent.name
-        samples.append(Sample(f, (mask,), video, f"{f.parent.name}/{f.stem}", "cholecseg8k"))
+        samples.append(Sample(f, () if problem else (mask,), video, f"{f.parent.name}/{f.stem}",
+                              "cholecseg8k", problem=problem))
     return samples

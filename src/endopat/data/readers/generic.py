@@ -33,9 +33,9 @@ def pair_by_stem(root: Path, encoding: str, group: Callable[[str], str] = group_
     samples = []
     for img in images:
         mask = masks.get(img.stem)
-        if mask is None:
-            raise EndopatError(f"{img}: no mask with the same stem in {mask_dir}")
-        samples.append(Sample(img, (mask,), group(img.stem), img.stem, encoding, split=split(img.stem)))
+        problem = None if mask else f"{img}: no mask with the same stem in {mask_dir}"
+        samples.append(Sample(img, (mask,) if mask else (), group(img.stem), img.stem, encoding,
+                              split=split(img.stem), problem=problem))
     return samples
 
 
