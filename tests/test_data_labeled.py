@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
-
-from endopat.data.readers import read_labeled
 from PIL import Image
 
 from endopat.data.labeled import group_of, load_pairs, open_labeled
+from endopat.data.readers import read_labeled
 from endopat.data.readers.generic import read as read_generic
 from endopat.errors import EndopatError
 

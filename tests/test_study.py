@@ -199,3 +199,15 @@ def test_the_paper_config_is_valid():
 
     cfg = load_study(Path(__file__).parents[1] / "examples" / "paper.yaml")
     assert cfg.fractions == ["1", "1/2", "1/4", "1/8", "1/16"] and cfg.subsets == 5
+
+
+def test_the_real_dev_set_config_splits_by_surgery_and_repeats_fine_tuning(shared_data, monkeypatch, tmp_path):
+    from endopat.study.config import load_study
+    from endopat.study.runner import prepare
+
+    monkeypatch.setenv("ENDOPAT_SHARED_DATA", str(shared_data))
+    cfg = load_study(Path(__file__).parents[1] / "examples" / "endovis15-dev.yaml")
+    data = prepare(cfg, tmp_path, log=lambda *a: None)
+    surgeries = [{i.split("_")[0] for i in part} for part in (data.split.train, data.split.val, data.split.test)]
+    assert surgeries == [{"OP1"}, {"OP2"}, {"OP3"}] and cfg.finetune_seeds >= 2
+    assert len(cells(cfg, data.split)) == len(cfg.methods) * len(cfg.fractions) * cfg.finetune_seeds
