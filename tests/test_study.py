@@ -113,6 +113,17 @@ def test_a_study_runs_every_cell_and_writes_the_report(finished):
     assert (out / "stages" / "pretrain" / "target" / "done.json").is_file()
 
 
+def test_the_html_tables_show_the_rounded_values_of_the_markdown_report(finished):
+    import re
+
+    out, _ = finished
+    page = (out / "report" / "report.html").read_text()
+    cells = re.findall(r"<td>([^<]*)</td>", page)
+    assert cells and not [c for c in cells if re.fullmatch(r"[+-]?\d+\.\d{4,}", c)]
+    percentages = re.findall(r"<td>([^<]*%)</td>", page)  # % vs baseline: whole, signed, as in report.md
+    assert percentages and all(re.fullmatch(r"[+-]?\d+%", c) for c in percentages)
+
+
 def test_a_killed_study_resumes_without_recomputing_and_gives_the_same_table(finished, tmp_path, monkeypatch):
     import endopat.evaluate
 

@@ -174,14 +174,29 @@ def _img_tag(path: Path | None, alt: str) -> str:
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
 
+def _fmt(key: str, v) -> str:
+    """A table value as report.md shows it: changes and shares as whole percentages, p-values to 3
+    significant digits, label counts to one decimal, scores to three."""
+    if v is None:
+        return "-"
+    if not isinstance(v, float):
+        return str(v)
+    if key.endswith("change_pct"):
+        return f"{v:+.0f}%"
+    if key.endswith("_pct"):
+        return f"{v:.0f}%"
+    if key.endswith("_p"):
+        return f"{v:.3g}"
+    if key == "labels_needed":
+        return f"{v:.1f}"
+    return f"{v:+.3f}" if key in ("dice_diff", "ci_low", "ci_high") else f"{v:.3f}"
+
+
 def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t in cols)
     body = ""
     for r in rows:
-        cells = []
-        for k, _ in cols:
-            v = r.get(k)
-            cells.append(f"<td>{html.escape(f'{v:.3f}' if isinstance(v, float) else str('-' if v is None else v))}</td>")
+        cells = [f"<td>{html.escape(_fmt(k, r.get(k)))}</td>" for k, _ in cols]
         body += "<tr>" + "".join(cells) + "</tr>"
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
