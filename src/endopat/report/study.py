@@ -186,6 +186,16 @@ def _img_tag(path: Path | None, alt: str) -> str:
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
 
+def _saved_text(r: dict) -> str:
+    """The share saved; a method already above the target at its smallest label count only bounds
+    it ("at least"), and says nothing when that count is the baseline's own."""
+    if r["how"] != "at most":
+        return stats.fmt_pct(r["saved_pct"])
+    if r["saved_pct"] is not None and r["saved_pct"] >= 0.5:
+        return f"at least {stats.fmt_pct(r['saved_pct'])} (reached at the smallest label count)"
+    return "not measurable below the smallest label count"
+
+
 def _fmt(key: str, v) -> str:
     """A table value as report.md shows it: changes and shares as whole percentages, p-values to 3
     significant digits, label counts to one decimal, scores to three."""
@@ -252,8 +262,7 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     sav_md = "\n".join(
         f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
         f"{'-' if r['labels_needed'] is None else ('<= ' if r['how'] == 'at most' else '') + format(r['labels_needed'], '.1f')} | "
-        + ("not measurable below the smallest label count" if r["how"] == "at most" else stats.fmt_pct(r["saved_pct"]))
-        + " |" for r in sav)
+        + _saved_text(r) + " |" for r in sav)
     st_md = "\n".join(
         f"| {r['method']} | {r['fraction']} | {r['runs']} vs {r['baseline_runs']} | {r['dice_diff']:+.3f} "
         f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} "
