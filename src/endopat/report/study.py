@@ -223,6 +223,41 @@ def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict]) -> str:
+    """report.md: the same tables as the HTML page, rounded and labelled."""
+    sav_md = "\n".join(
+        f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
+        f"{'-' if r['labels_needed'] is None else ('<= ' if r['how'] == 'at most' else '') + format(r['labels_needed'], '.1f')} | "
+        + _saved_text(r) + " |" for r in sav)
+    st_md = "\n".join(
+        f"| {r['method']} | {r['fraction']} | {r['runs']} vs {r['baseline_runs']} | {r['dice_diff']:+.3f} "
+        f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} "
+        f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |" for r in pst)
+    md = [f"# Study report: {cfg.name}", "",
+          f"{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos "
+          f"disjoint from training and validation ({len(data.split.train)} training, {len(data.split.val)} "
+          "validation images).", "",
+          "## Table 1: test DSC and IoU per image (mean with % change vs baseline, median, IQR)", "",
+          markdown_table(table), "",
+          "## DSC against the number of labeled images (paper Fig. 5/6)", "", "![curves](curves.png)", "",
+          "## Label savings", "",
+          "Labels a method needs to reach the baseline's mean DSC at each baseline label count "
+          "(interpolated in log2 labels on the method's curve), and the share of labels saved.", "",
+          "| method | baseline labels | baseline DSC | labels needed | saved |", "|---|---:|---:|---:|---:|",
+          sav_md, "",
+          "## Differences from the baseline", "",
+          "Mean test DSC difference with a 95 % interval from a two-stage bootstrap that resamples runs "
+          "(label subsets x fine-tuning seeds) and then test images (docs/method.md); the verdict reads "
+          "that interval. Secondary: the per-image paired interval and Wilcoxon test of run-averaged "
+          "scores, which ignore the variation between runs.", "",
+          "| method | fraction | runs (vs baseline) | mean DSC difference | 95% CI, runs + images | verdict "
+          "| 95% CI, images only | Wilcoxon p |", "|---|---|---|---:|---|---|---|---:|",
+          st_md, "",
+          "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
+          "## Example test images (tinted: instrument; yellow: outline)", "", "![overlays](overlays.png)", ""]
+    return "\n".join(md)
+
+
 def write_study_report(out: str | Path, cfg, data) -> Path:
     from endopat import colour
     from endopat.report.figures import plot_ab_histograms
@@ -259,37 +294,7 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
         atomic_write_text(rep / "overlays.error.txt", f"{err.__class__.__name__}: {err}\n")
     total = len(grid_cells(cfg, data.split))
 
-    sav_md = "\n".join(
-        f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
-        f"{'-' if r['labels_needed'] is None else ('<= ' if r['how'] == 'at most' else '') + format(r['labels_needed'], '.1f')} | "
-        + _saved_text(r) + " |" for r in sav)
-    st_md = "\n".join(
-        f"| {r['method']} | {r['fraction']} | {r['runs']} vs {r['baseline_runs']} | {r['dice_diff']:+.3f} "
-        f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} "
-        f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |" for r in pst)
-    md = [f"# Study report: {cfg.name}", "",
-          f"{len(cells)} of {total} cells finished. Test set: {len(data.split.test)} images from videos "
-          f"disjoint from training and validation ({len(data.split.train)} training, {len(data.split.val)} "
-          "validation images).", "",
-          "## Table 1: test DSC and IoU per image (mean with % change vs baseline, median, IQR)", "",
-          markdown_table(table), "",
-          "## DSC against the number of labeled images (paper Fig. 5/6)", "", "![curves](curves.png)", "",
-          "## Label savings", "",
-          "Labels a method needs to reach the baseline's mean DSC at each baseline label count "
-          "(interpolated in log2 labels on the method's curve), and the share of labels saved.", "",
-          "| method | baseline labels | baseline DSC | labels needed | saved |", "|---|---:|---:|---:|---:|",
-          sav_md, "",
-          "## Differences from the baseline", "",
-          "Mean test DSC difference with a 95 % interval from a two-stage bootstrap that resamples runs "
-          "(label subsets x fine-tuning seeds) and then test images (docs/method.md); the verdict reads "
-          "that interval. Secondary: the per-image paired interval and Wilcoxon test of run-averaged "
-          "scores, which ignore the variation between runs.", "",
-          "| method | fraction | runs (vs baseline) | mean DSC difference | 95% CI, runs + images | verdict "
-          "| 95% CI, images only | Wilcoxon p |", "|---|---|---|---:|---|---|---|---:|",
-          st_md, "",
-          "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
-          "## Example test images (tinted: instrument; yellow: outline)", "", "![overlays](overlays.png)", ""]
-    atomic_write_text(rep / "report.md", "\n".join(md))
+    atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst))
 
     cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("subsets", "subsets"),
             ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
