@@ -90,7 +90,7 @@ def paired_stats(cells: list[dict], baseline: str) -> list[dict]:
             continue
         va, vb = [a[i] for i in ids], [b[i] for i in ids]
         mean, lo, hi = stats.paired_bootstrap_ci(va, vb)
-        runs = lambda group: [[_scores(c)[i] for i in ids] for c in group]  # noqa: E731
+        runs = lambda group: [[sc[i] for i in ids] for sc in map(_scores, group)]  # noqa: E731
         _, run_lo, run_hi = stats.cluster_bootstrap_diff(runs(cs), runs(groups[(baseline, fraction)]))
         out.append({"method": method, "fraction": fraction, "runs": len(cs),
                     "baseline_runs": len(groups[(baseline, fraction)]), "n_images": len(ids),
