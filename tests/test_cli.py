@@ -71,7 +71,7 @@ def test_pretrain_finetune_evaluate_run_end_to_end(monkeypatch, capsys, tmp_path
     assert (tmp_path / "pre" / "samples" / "step_000002.png").is_file()
     assert (tmp_path / "pre" / "losses.csv").read_text().count("\n") == 4
     assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft",
-                   "-c", ft_cfg, "--init", tmp_path / "pre" / "generator.pt", "--epochs", 2,
+                   "-c", ft_cfg, "--init", tmp_path / "pre" / "pretrained.pt", "--epochs", 2,
                    "--no-progress") == 0
     out = capsys.readouterr().out
     assert "re-initialised: final_conv.weight, final_conv.bias" in out
@@ -80,7 +80,7 @@ def test_pretrain_finetune_evaluate_run_end_to_end(monkeypatch, capsys, tmp_path
     lines = (tmp_path / "m.csv").read_text().splitlines()
     assert lines[0].startswith("id,group,dice,iou") and len(lines) == 1 + 3
     ckpt = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)
-    assert ckpt["kind"] == "segmenter" and ckpt["provenance"]["init"].endswith("generator.pt")
+    assert ckpt["kind"] == "segmenter" and ckpt["provenance"]["init"].endswith("pretrained.pt")
 
 
 def _pretrain_args(tmp_path, tiny_data, checkpoint_every):
@@ -109,15 +109,15 @@ def test_resumed_pretraining_keeps_the_loss_weights_it_measured_at_the_start(mon
     assert first == again and first["lam"] != 0.0625  # measured, not the fixed worst-case value
 
 
-def test_resuming_a_run_without_measured_weights_is_refused_naming_the_file(monkeypatch, capsys, tmp_path,
-                                                                            tiny_data):
+def test_resuming_a_training_state_of_an_older_endopat_is_refused_naming_the_file(monkeypatch, capsys, tmp_path,
+                                                                                  tiny_data):
     common = _pretrain_args(tmp_path, tiny_data, checkpoint_every=1)
     assert run_cli(monkeypatch, *common, "--steps", 1) == 0
     state = torch.load(tmp_path / "pre" / "last.pt", weights_only=True)
-    del state["loss_weights"]  # as an older endopat wrote it
-    torch.save(state, tmp_path / "pre" / "last.pt")
+    old = {"step": 1, **state.pop("objects")}  # the flat layout of endopat 0.1
+    torch.save(old, tmp_path / "pre" / "last.pt")
     assert run_cli(monkeypatch, *common, "--steps", 2) == 2
-    assert "last.pt: has no measured loss weights" in capsys.readouterr().err
+    assert "last.pt: a training state of an older endopat" in capsys.readouterr().err
 
 
 def test_inspect_names_the_layout_and_counts(monkeypatch, capsys, tiny_data):

@@ -61,7 +61,7 @@ def outputs(path, frames_dir):
 
     ckpt = load_checkpoint(path)
     cfg = model_config(ckpt)
-    mode = "L" if ckpt["kind"] == "colorizer" else cfg.input  # a generator always sees L
+    mode = "L" if ckpt["in_channels"] == 1 else "Lab"  # a re-colorization generator sees L only
     unet = build_unet(cfg, in_channels=1 if mode == "L" else 3)
     unet.load_state_dict(ckpt["state_dict"])
     frames = np.stack([np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))])
@@ -78,14 +78,14 @@ def test_two_process_pretraining_equals_one_process_with_the_same_global_batch(d
     common = ["pretrain", "-u", data / "frames", "-c", data / "pre.yaml", "--steps", 3, "--no-progress"]
     endopat([*common, "-o", data / "single", "--batch-size", 4])
     endopat([*common, "-o", data / "ddp", "--batch-size", 2, "--devices", 2, "--strategy", "ddp"], nproc=2)
-    assert_same_function(data / "single" / "generator.pt", data / "ddp" / "generator.pt", data)
+    assert_same_function(data / "single" / "pretrained.pt", data / "ddp" / "pretrained.pt", data)
     # rank 0 alone wrote the outputs: one log with one row per step
     assert (data / "ddp" / "losses.csv").read_text().count("\n") == 1 + 3
 
 
 def test_two_process_finetuning_equals_one_process_with_the_same_global_batch(data):
     common = ["finetune", "-d", data / "labeled", "-c", data / "ft.yaml", "--epochs", 3, "--no-progress",
-              "--init", data / "single" / "generator.pt"]
+              "--init", data / "single" / "pretrained.pt"]
     endopat([*common, "-o", data / "ft_single", "--batch-size", 4])
     endopat([*common, "-o", data / "ft_ddp", "--batch-size", 2, "--devices", 2, "--strategy", "ddp"], nproc=2)
     assert_same_function(data / "ft_single" / "best.pt", data / "ft_ddp" / "best.pt", data)

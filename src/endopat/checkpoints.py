@@ -3,7 +3,10 @@
 A checkpoint is a plain dict of tensors, strings and numbers::
 
     format: "endopat"          format_version: 1          endopat_version: "0.1.0"
-    kind: "colorizer" | "segmenter"
+    kind: "pretrained" | "segmenter"    ("colorizer": a re-colorization checkpoint of endopat < 0.2)
+    task: the auxiliary task that pretrained it (pretrained checkpoints)
+    in_channels: the channels the U-Net's first layer takes (1: L only, 3: Lab)
+    reinit: the modules fine-tuning re-initialises (pretrained checkpoints)
     model: ModelConfig as a dict (architecture, input channels, image size)
     preprocess: how to turn an RGB image into the network input
     threshold: foreground probability threshold (segmenters)
@@ -66,8 +69,11 @@ def make_checkpoint(
     state_dict: dict[str, torch.Tensor],
     provenance: dict[str, Any] | None = None,
     threshold: float = 0.5,
+    task: str | None = None,
+    in_channels: int | None = None,
+    reinit: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
-    return {
+    ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "endopat_version": __version__,
@@ -77,7 +83,11 @@ def make_checkpoint(
         "threshold": float(threshold),
         "provenance": provenance or {},
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "in_channels": int(in_channels if in_channels is not None else model_cfg.in_channels),
     }
+    if task is not None:
+        ckpt.update(task=task, reinit=list(reinit))
+    return ckpt
 
 
 def save_checkpoint(path: str | Path, **kwargs: Any) -> Path:

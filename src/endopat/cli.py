@@ -165,8 +165,9 @@ def split(
 def pretrain(
     unlabeled: Path = typer.Option(..., "--unlabeled", "-u", help="video, folder of videos or images, or frame store"),
     out: Path = typer.Option(..., "--out", "-o", help="run folder (resumes if it holds a run)"),
+    task: Optional[str] = typer.Option(None, help="auxiliary task: recolor (default), inpaint, contrastive"),
     config: Optional[Path] = ConfigOpt,
-    steps: Optional[int] = typer.Option(None, help="GAN steps"),
+    steps: Optional[int] = typer.Option(None, help="training steps"),
     batch_size: Optional[int] = typer.Option(None),
     image_size: Optional[int] = typer.Option(None, help="train at this square size (multiple of 16)"),
     frame_stride: Optional[int] = typer.Option(None, help="keep every n-th video frame"),
@@ -183,17 +184,17 @@ def pretrain(
                                             help="skip unreadable videos/images (logged, counted)"),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Pretrain a U-Net by GAN re-colorization (L -> a,b) of unlabeled frames."""
+    """Pretrain a U-Net on unlabeled frames with an auxiliary task (default: GAN re-colorization)."""
     from endopat.config import PretrainConfig, load_config
     from endopat.pretrain import pretrain as run
 
-    cfg = load_config(PretrainConfig, config, steps=steps, batch_size=batch_size,
+    cfg = load_config(PretrainConfig, config, task=task, steps=steps, batch_size=batch_size,
                       model__image_size=_size(image_size), frame_stride=frame_stride,
                       frame_fps=frame_fps, crop_fov=crop_fov,
                       devices=_devices(devices), num_nodes=num_nodes, strategy=strategy,
                       precision=precision, accelerator=accelerator, seed=seed, skip_bad=skip_bad)
     ckpt = run(unlabeled, out, cfg, progress=progress, log=_echo)
-    _echo(f"generator checkpoint: {ckpt}")
+    _echo(f"pretrained checkpoint ({cfg.task}): {ckpt}")
 
 
 def _devices(value: Optional[str]):
@@ -210,7 +211,7 @@ def finetune(
     fraction: Optional[str] = typer.Option(None, help="with --split: label fraction, e.g. 1/8"),
     subset: int = typer.Option(0, help="with --split and --fraction: which disjoint subset"),
     layout: Optional[str] = typer.Option(None, help="dataset layout (default: detected)"),
-    init: Optional[Path] = typer.Option(None, help="checkpoint to start from (PAT: a generator)"),
+    init: Optional[Path] = typer.Option(None, help="checkpoint to start from (PAT: a pretrained one)"),
     config: Optional[Path] = ConfigOpt,
     epochs: Optional[int] = typer.Option(None),
     max_labels: Optional[int] = typer.Option(None, help="use at most this many training images"),
@@ -219,7 +220,7 @@ def finetune(
     image_size: Optional[int] = typer.Option(None),
     input_mode: Optional[str] = typer.Option(None, "--input", help="segmenter input: L or Lab"),
     reinit_last: Optional[bool] = typer.Option(None, "--reinit-last/--keep-last",
-                                               help="default: re-init after a generator, keep after a segmenter"),
+                                               help="default: re-init after pretraining, keep after a segmenter"),
     devices: Optional[str] = typer.Option(None),
     num_nodes: Optional[int] = typer.Option(None),
     strategy: Optional[str] = typer.Option(None),

@@ -140,3 +140,11 @@ def pixel_weights(ab_n: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """
     bins = ab_bins(ab_n * AB_SCALE)
     return torch.stack([weights[c][bins[:, c]] for c in range(2)], dim=1)
+
+
+def image_grid(rows: list[torch.Tensor]) -> np.ndarray:
+    """Normalised Lab batches ``(B, 3, H, W)``, one per row, as an RGB uint8 image: the rows stacked,
+    the images of a batch side by side (the tasks' sample figures)."""
+    rgb = [lab_n_to_rgb(r.float()).cpu() for r in rows]
+    grid = torch.cat([torch.cat(list(r), dim=2) for r in rgb], dim=1)  # (3, rows*H, B*W)
+    return (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from endopat.errors import EndopatError
 
@@ -104,28 +104,85 @@ class RuntimeConfig(_Strict):
     compile: bool = Field(False, description="torch.compile the networks (slower on CPU; see docs/design.md)")
 
 
-class PretrainSettings(_Strict):
-    """Re-colorization pretraining settings (the study's ``pretrain:`` section)."""
+# re-colorization's keys, once written at the top of ``pretrain:`` (before tasks had sections)
+_RECOLOR_KEYS = {"discriminator", "loss", "lr_g", "lr_d", "betas", "histogram_frames"}
 
-    discriminator: DiscriminatorConfig = DiscriminatorConfig()
-    loss: LossWeights = LossWeights()
+
+class PretrainSettings(_Strict):
+    """Pretraining settings (the study's ``pretrain:`` section): the auxiliary ``task``, the loop's
+    own settings, and a section per task named after it (``recolor:``, ``inpaint:``, ...; see
+    :mod:`endopat.tasks`), each validated by that task's settings class."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task: str = Field("recolor", description="the auxiliary task (endopat.tasks)")
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(8, ge=1, description="per device")
-    lr_g: float = Field(1e-3, gt=0, description="generator learning rate (docs/method.md: 2e-4 learnt too little)")
-    lr_d: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
     frame_stride: int = Field(1, ge=1, description="keep every n-th video frame")
     frame_fps: float | None = Field(None, gt=0, description="sample videos at this rate instead")
     crop_fov: bool = Field(False, description="cut the black border around the field of view")
     max_frames: int | None = Field(None, ge=1)
-    histogram_frames: int = Field(2000, ge=1, description="frames sampled for the a/b histogram")
     sample_every: int = Field(200, ge=1)
     checkpoint_every: int = Field(200, ge=1)
     num_workers: int = Field(0, ge=0)
     skip_bad: bool = Field(False, description="skip unreadable videos/images (logged, counted)")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any, handler: Any) -> Any:
+        """A key that is neither a setting nor a task's section is an error, reported together
+        with every other error of the config (as ``extra="forbid"`` would). Re-colorization's keys
+        at the top (``pretrain: {lr_g: ..., discriminator: ...}``, before tasks had sections) are
+        read as its section."""
+        from endopat.tasks import TASKS
+
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        legacy = sorted(_RECOLOR_KEYS & set(data))
+        if legacy:
+            data["recolor"] = {**{k: data.pop(k) for k in legacy}, **(data.get("recolor") or {})}
+        errors = [{"type": "extra_forbidden", "loc": (k,), "input": data[k]}
+                  for k in data if k not in set(cls.model_fields) | set(TASKS)]
+        for key in set(data) & set(TASKS):  # each task's section, validated by its own settings class
+            if isinstance(data[key], TASKS[key].Settings):
+                continue
+            try:
+                data[key] = TASKS[key].Settings.model_validate(data[key] or {})
+            except ValidationError as err:
+                errors += [{"type": e["type"], "loc": (key, *e["loc"]), "input": e["input"],
+                            **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in err.errors()]
+                data.pop(key)
+        try:
+            result = handler(data)
+        except ValidationError as err:
+            errors = [{k: e[k] for k in ("type", "loc", "input", "ctx") if k in e} for e in err.errors()] + errors
+            result = None
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return result
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        from endopat.tasks import TASKS
+
+        if v not in TASKS:
+            raise ValueError(f"unknown task '{v}' (the tasks: {', '.join(TASKS)})")
+        return v
+
+    def options(self, task: str | None = None) -> Any:
+        """The settings of ``task`` (default: this run's), its defaults where no section was given."""
+        from endopat.tasks import TASKS
+
+        task = task or self.task
+        section = (self.__pydantic_extra__ or {}).get(task)
+        return section if section is not None else TASKS[task].Settings()
+
 
 class PretrainConfig(PretrainSettings, RuntimeConfig):
+    model_config = ConfigDict(extra="allow")  # task sections, checked by PretrainSettings
+
     model: ModelConfig = ModelConfig()
     seed: int = 0
 
@@ -179,7 +236,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown key '{loc}'")
         else:
-            parts.append(f"'{loc}': {e['msg']}")
+            parts.append(f"'{loc}': {e['msg'].removeprefix('Value error, ')}")
     return f"{source}: invalid config: " + "; ".join(parts)
 
 

@@ -67,9 +67,34 @@ def generator(
     return GeneratorLoss(gamma * gan + lam * reb + phi * plain, gan, reb, plain)
 
 
-def segmentation(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def segmentation(logits: torch.Tensor, mask: torch.Tensor, per_image: bool = False) -> torch.Tensor:
     """Eq. 6: cross-entropy over the two classes {background, instrument} (PyTorch's CE).
 
-    ``logits`` ``(B, 2, H, W)``, ``mask`` ``(B, H, W)`` with 0/1 (long or bool).
+    ``logits`` ``(B, 2, H, W)``, ``mask`` ``(B, H, W)`` with 0/1 (long or bool). The mean over every
+    pixel of the batch, or with ``per_image`` each image's mean ``(B,)`` (validation sums these).
     """
+    if per_image:
+        return F.cross_entropy(logits, mask.long(), reduction="none").mean((1, 2))
     return F.cross_entropy(logits, mask.long())
+
+
+def masked_reconstruction(pred: torch.Tensor, target: torch.Tensor, hidden: torch.Tensor,
+                          kind: str = "l1") -> torch.Tensor:
+    """Masked image modelling (SimMIM, MAE): the mean L1 (or squared) error over the hidden pixels.
+
+    ``pred``, ``target`` ``(B, C, H, W)``; ``hidden`` ``(B, 1, H, W)`` with 1 where the input was
+    hidden. Visible pixels do not count (the network could copy them).
+    """
+    err = (pred - target).abs() if kind == "l1" else (pred - target) ** 2
+    hidden = hidden.expand_as(err)
+    return (err * hidden).sum() / hidden.sum().clamp(min=1)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """SimCLR's NT-Xent (Chen et al. 2020): ``z1[i]`` and ``z2[i]`` are two views of one sample, every
+    other embedding of the batch a negative; cosine similarity / temperature, cross-entropy, averaged
+    over the 2B anchors. pytorch-metric-learning's ``NTXentLoss``, with each pair its own label."""
+    from pytorch_metric_learning.losses import NTXentLoss
+
+    labels = torch.arange(len(z1), device=z1.device)
+    return NTXentLoss(temperature=temperature)(torch.cat([z1, z2]), torch.cat([labels, labels]))

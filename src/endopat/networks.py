@@ -16,8 +16,8 @@ from endopat.config import DiscriminatorConfig, ModelConfig
 FIRST_LAYER = "conv_0.conv_0.conv.weight"
 
 
-def build_unet(cfg: ModelConfig, in_channels: int | None = None) -> nn.Module:
-    """MONAI ``BasicUNet`` (2-D) with two output channels.
+def build_unet(cfg: ModelConfig, in_channels: int | None = None, out_channels: int = 2) -> nn.Module:
+    """MONAI ``BasicUNet`` (2-D), two output channels unless told otherwise.
 
     ``in_channels`` defaults to the segmenter's input (``cfg.in_channels``); the generator is
     always built with 1 (the L channel).
@@ -27,7 +27,7 @@ def build_unet(cfg: ModelConfig, in_channels: int | None = None) -> nn.Module:
     return BasicUNet(
         spatial_dims=2,
         in_channels=cfg.in_channels if in_channels is None else in_channels,
-        out_channels=2,
+        out_channels=out_channels,
         features=tuple(cfg.features),
     )
 
@@ -50,14 +50,14 @@ class Colorizer(nn.Module):
 class Discriminator(nn.Module):
     """Untrained ResNet18 (MONAI) on normalised Lab images ``(B, 3, H, W)``; output in [0, 1]."""
 
-    def __init__(self, cfg: DiscriminatorConfig | None = None):
+    def __init__(self, cfg: DiscriminatorConfig | None = None, in_channels: int = 3):
         super().__init__()
         from monai.networks.nets import resnet18
 
         cfg = cfg or DiscriminatorConfig()
         self.resnet = resnet18(
             spatial_dims=2,
-            n_input_channels=3,
+            n_input_channels=in_channels,
             num_classes=1,
             conv1_t_stride=cfg.stem_stride,
             widen_factor=cfg.width,
@@ -77,6 +77,17 @@ def _replace_batch_norm(module: nn.Module, kind: str) -> None:
             setattr(module, name, new)
         else:
             _replace_batch_norm(child, kind)
+
+
+ENCODER = ("conv_0", "down_1", "down_2", "down_3", "down_4")
+DECODER = ("upcat_4", "upcat_3", "upcat_2", "upcat_1", "final_conv")
+
+
+def encode(unet: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The U-Net's bottleneck features ``(B, C, H/16, W/16)``: its encoder path alone."""
+    for name in ENCODER:
+        x = getattr(unet, name)(x)
+    return x
 
 
 def reset_modules(unet: nn.Module, names: tuple[str, ...] = ("final_conv",)) -> list[str]:

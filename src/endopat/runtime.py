@@ -66,3 +66,94 @@ def progress_bar(description: str, total: int | None, enabled: bool = True,
             progress.update(task, advance=n, **({"info": info} if info is not None else {}))
 
         yield advance
+
+
+class TrainingRun:
+    """What every training loop shares, so that a loop body holds only its own steps.
+
+    * devices, DDP and precision (Fabric), with ``setup`` wrapping a network and its optimizer;
+    * resume: ``out/last.pt`` (weights only) restores every object registered with ``setup`` or
+      ``track``, the position (steps or epochs done), the history and the loop's own ``extra`` state;
+    * checkpoints: ``save`` writes that file atomically, and the history as CSV, on rank 0 only;
+    * logging: ``record`` averages a row of scalars over ranks and appends it to the history;
+    * progress: ``progress`` is a rich bar on rank 0, starting where a resumed run stopped.
+    """
+
+    def __init__(self, cfg: Any, out: Any, fields: list[str], history_file: str = "history.csv",
+                 progress: bool = True, log: Callable[[str], None] = print):
+        from pathlib import Path
+
+        from endopat.checkpoints import load_weights_only
+
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.cfg, self.fields, self.log, self.show = cfg, fields, log, progress
+        self.history_path, self.state_path = self.out / history_file, self.out / "last.pt"
+        self.fabric = make_fabric(cfg)
+        self.is_main = self.fabric.is_global_zero
+        self._saved = load_weights_only(self.state_path) if self.state_path.is_file() else {}
+        if self._saved and "objects" not in self._saved:
+            from endopat.errors import EndopatError
+
+            raise EndopatError(f"{self.state_path}: a training state of an older endopat (before 0.2); "
+                               "start a new --out, or move the file away to start this run again")
+        self.position = int(self._saved.get("position", 0))
+        self.history = [dict(r) for r in self._saved.get("history", [])]
+        self.extra = dict(self._saved.get("extra", {}))
+        self._objects: dict[str, Any] = {}
+        if self._saved:
+            log(f"resuming from {self.state_path} at {fields[0]} {self.position}")
+
+    @property
+    def device(self) -> torch.device:
+        return self.fabric.device
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self._saved)
+
+    def track(self, name: str, obj: Any) -> Any:
+        """Register an object with ``state_dict``/``load_state_dict`` (restored now when resuming)."""
+        if name in self._saved.get("objects", {}):
+            obj.load_state_dict(self._saved["objects"][name])
+        self._objects[name] = obj
+        return obj
+
+    def setup(self, name: str, module: torch.nn.Module, optimizer: Any = None):
+        """Register ``module`` (and its optimizer), restore them when resuming, and wrap them for
+        the devices; returns ``(wrapped module, wrapped optimizer)``. The plain module stays
+        registered, so saved keys do not change with compile or DDP."""
+        self.track(name, module)
+        if optimizer is None:
+            return self.fabric.setup_module(prepare_module(module, self.cfg)), None
+        self.track(f"{name}.optimizer", optimizer)
+        return self.fabric.setup(prepare_module(module, self.cfg), optimizer)
+
+    def loader(self, dataset: Any, **kwargs: Any):
+        return self.fabric.setup_dataloaders(torch.utils.data.DataLoader(dataset, **kwargs))
+
+    def record(self, row: dict[str, Any]) -> dict[str, float]:
+        """Average the tensors of ``row`` over ranks, append it to the history, return it as floats."""
+        row = {k: float(self.fabric.all_reduce(v.detach(), reduce_op="mean")) if torch.is_tensor(v) else v
+               for k, v in row.items()}
+        self.history.append(row)
+        return row
+
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum of a tensor over ranks."""
+        return self.fabric.all_reduce(value, reduce_op="sum")
+
+    def save(self, position: int, **extra: Any) -> None:
+        """``last.pt`` (atomically) and the history CSV, on rank 0."""
+        from endopat.checkpoints import save_atomic
+        from endopat.io import atomic_write_csv
+
+        self.position = position
+        self.extra.update(extra)
+        if self.is_main:
+            save_atomic({"position": position, "history": self.history, "extra": self.extra,
+                         "objects": {k: o.state_dict() for k, o in self._objects.items()}}, self.state_path)
+            atomic_write_csv(self.history_path, self.fields, self.history)
+
+    def progress(self, description: str, total: int):
+        return progress_bar(description, total, self.show and self.is_main, completed=self.position)

@@ -26,8 +26,12 @@ def _save(fig, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_pretrain_losses(rows: Sequence[Mapping[str, float]], path: str | Path) -> Path:
-    """Generator terms, discriminator loss and D(real)/D(fake) against the step."""
+def plot_pretrain_losses(rows: Sequence[Mapping[str, float]], path: str | Path,
+                         fields: Sequence[str] = ("loss_g", "gan", "rebalanced", "l2", "loss_d")) -> Path:
+    """A task's logged scalars against the step (smoothed); re-colorization's in three panels:
+    generator terms, weighted totals, and D(real)/D(fake)."""
+    if "d_real" not in fields:
+        return _plot_task_losses(rows, path, fields)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     if rows:
@@ -57,6 +61,21 @@ def plot_pretrain_losses(rows: Sequence[Mapping[str, float]], path: str | Path) 
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _plot_task_losses(rows: Sequence[Mapping[str, float]], path: str | Path, fields: Sequence[str]) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if rows:
+        step = np.array([r["step"] for r in rows])
+        k = max(1, len(rows) // 50)
+        for key in fields:
+            v = np.convolve(np.array([r[key] for r in rows]), np.ones(k) / k, mode="valid")
+            ax.plot(step[k - 1 :], v, label=key)
+    ax.set_xlabel("step")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     return _save(fig, path)
 
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from endopat.config import (FinetuneConfig, FinetuneSettings, ModelConfig, PretrainConfig,
                             PretrainSettings, RuntimeConfig, _Strict, load_yaml, validate)
@@ -33,14 +33,25 @@ class LabeledSource(_Strict):
 
 
 class Method(_Strict):
-    """A row of Table 1: optional re-colorization pretraining on an unlabeled source, then optional
-    supervised pretraining on another labeled set, then fine-tuning on the target labels.
+    """A row of Table 1: optional pretraining on an unlabeled source with an auxiliary ``task``
+    (default: the study's ``pretrain.task``, re-colorization), then optional supervised pretraining
+    on another labeled set, then fine-tuning on the target labels.
 
     baseline: neither; PAT: ``pretrain``; SOA: ``supervised``; PAT-Ext: both."""
 
     name: str
     pretrain: str | None = None
+    task: str | None = Field(None, description="auxiliary task (endopat.tasks); needs pretrain")
     supervised: str | None = None
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str | None) -> str | None:
+        from endopat.tasks import TASKS
+
+        if v is not None and v not in TASKS:
+            raise ValueError(f"unknown task '{v}' (the tasks: {', '.join(TASKS)})")
+        return v
 
     @property
     def slug(self) -> str:
@@ -81,15 +92,20 @@ class StudyConfig(_Strict):
         for m in self.methods:
             if m.pretrain is not None and m.pretrain not in self.unlabeled:
                 raise ValueError(f"method '{m.name}': pretrain source '{m.pretrain}' is not in unlabeled")
+            if m.task is not None and m.pretrain is None:
+                raise ValueError(f"method '{m.name}': task '{m.task}' needs a pretrain source")
             if m.supervised is not None and m.supervised not in self.extra_labeled:
                 raise ValueError(f"method '{m.name}': supervised set '{m.supervised}' is not in extra_labeled")
         for f in self.fractions:
             parse_fraction(f)
         return self
 
-    def pretrain_config(self, seed: int | None = None) -> PretrainConfig:
-        data = self.pretrain.model_dump() | self.runtime.model_dump()
+    def pretrain_config(self, task: str | None = None, seed: int | None = None) -> PretrainConfig:
+        data = self.pretrain.model_dump() | self.runtime.model_dump() | ({"task": task} if task else {})
         return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed})
+
+    def task_of(self, method: Method) -> str:
+        return method.task or self.pretrain.task
 
     def finetune_config(self, section: FinetuneSettings, seed: int) -> FinetuneConfig:
         data = section.model_dump() | self.runtime.model_dump()

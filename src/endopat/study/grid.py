@@ -1,6 +1,6 @@
 """The study grid: shared pretraining stages and independent fine-tune cells.
 
-* a **pretrain stage** per unlabeled source some method uses (re-colorization, run once, shared);
+* a **pretrain stage** per (unlabeled source, auxiliary task) some method uses (run once, shared);
 * a **supervised stage** per (pretrain source or none, extra labeled set) some method uses (the
   supervised pretraining of SOA, or the middle step of PAT-Ext), run once, shared;
 * a **cell** per method x label fraction x subset x fine-tuning repeat: fine-tune on that subset
@@ -22,13 +22,15 @@ from endopat.study.config import Method, StudyConfig
 class Stage:
     kind: str  # "pretrain" | "supervised"
     source: str  # unlabeled source name, or extra labeled set name
-    pretrain: str | None = None  # for supervised stages: the re-colorization they start from
+    pretrain: str | None = None  # for supervised stages: the pretraining they start from
+    task: str = "recolor"  # the auxiliary task of the pretraining (its own, or the one started from)
 
     @property
     def key(self) -> str:
+        task = "" if self.task == "recolor" else f"+{self.task}"  # the paper's task keeps the plain key
         if self.kind == "pretrain":
-            return f"pretrain/{self.source}"
-        return f"supervised/{self.source}" + (f"+pat-{self.pretrain}" if self.pretrain else "")
+            return f"pretrain/{self.source}{task}"
+        return f"supervised/{self.source}" + (f"+pat-{self.pretrain}{task}" if self.pretrain else "")
 
 
 @dataclass(frozen=True)
@@ -49,25 +51,25 @@ class Cell:
         return base + self.subset + 1000 * self.repeat
 
 
-def stages_of(method: Method) -> list[Stage]:
-    out = []
+def stages_of(method: Method, default_task: str = "recolor") -> list[Stage]:
+    out, task = [], method.task or default_task
     if method.pretrain:
-        out.append(Stage("pretrain", method.pretrain))
+        out.append(Stage("pretrain", method.pretrain, task=task))
     if method.supervised:
-        out.append(Stage("supervised", method.supervised, method.pretrain))
+        out.append(Stage("supervised", method.supervised, method.pretrain, task=task))
     return out
 
 
-def init_stage(method: Method) -> Stage | None:
+def init_stage(method: Method, default_task: str = "recolor") -> Stage | None:
     """The stage whose checkpoint a method's cells start from."""
-    stages = stages_of(method)
+    stages = stages_of(method, default_task)
     return stages[-1] if stages else None
 
 
 def all_stages(cfg: StudyConfig) -> list[Stage]:
     seen: dict[str, Stage] = {}
     for m in cfg.methods:
-        for s in stages_of(m):
+        for s in stages_of(m, cfg.pretrain.task):
             seen.setdefault(s.key, s)
     return list(seen.values())
 

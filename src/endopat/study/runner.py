@@ -3,7 +3,7 @@
 Run folder::
 
     split.json                         the split every cell uses (made once, then only read)
-    stages/pretrain/<source>/          re-colorization runs (generator.pt, ab_histogram.json, ...)
+    stages/pretrain/<source>[+<task>]/ pretraining runs (pretrained.pt, losses.csv, samples/, ...)
     stages/supervised/<set>[+pat-<source>]/   supervised pretraining runs (best.pt)
     cells/<method>/f<fraction>_s<subset>[_r<repeat>]/metrics.csv   per-test-image Dice/IoU of one cell
     cells/<method>/f<fraction>_s<subset>/run/          its fine-tuning run (best.pt, history)
@@ -99,7 +99,7 @@ def stage_dir(out: Path, stage: Stage) -> Path:
 
 
 def stage_checkpoint(out: Path, stage: Stage) -> Path:
-    return stage_dir(out, stage) / ("generator.pt" if stage.kind == "pretrain" else "best.pt")
+    return stage_dir(out, stage) / ("pretrained.pt" if stage.kind == "pretrain" else "best.pt")
 
 
 def _extra_train_val(samples: list[Sample], parts: dict, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -127,11 +127,12 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
             return ckpt
         t = time.time()
         if stage.kind == "pretrain":
-            log(f"stage {stage.key}: re-colorization pretraining")
-            pretrain(cfg.resolve(cfg.unlabeled[stage.source], out), folder, cfg.pretrain_config(),
+            log(f"stage {stage.key}: {stage.task} pretraining")
+            pretrain(cfg.resolve(cfg.unlabeled[stage.source], out), folder, cfg.pretrain_config(stage.task),
                      progress=progress, log=log)
         else:
-            init = run_stage(Stage("pretrain", stage.pretrain), cfg, out, progress, log) if stage.pretrain else None
+            init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task), cfg, out, progress, log)
+                    if stage.pretrain else None)
             log(f"stage {stage.key}: supervised pretraining")
             samples, parts = _all_samples(cfg.extra_labeled[stage.source], out, cfg)
             train, val = _extra_train_val(samples, parts, cfg.seed)
@@ -154,7 +155,7 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
     from endopat.finetune import finetune
 
     folder = cell_dir(out, cell)
-    stage = init_stage(cell.method)
+    stage = init_stage(cell.method, cfg.pretrain.task)
     init = run_stage(stage, cfg, out, progress, log) if stage else None
     train = data.ids(data.split.subset(cell.fraction, cell.subset))
     t = time.time()

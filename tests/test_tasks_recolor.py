@@ -2,7 +2,7 @@ import torch
 
 from endopat.config import DiscriminatorConfig
 from endopat.networks import Discriminator
-from endopat.pretrain import judge
+from endopat.tasks.recolor import judge
 
 
 def test_the_discriminator_judges_fakes_alike_in_its_step_and_the_generators():
@@ -42,7 +42,7 @@ def test_auto_weights_bring_each_reconstruction_term_to_one_at_the_start(tmp_pat
     from endopat import colour, losses
     from endopat.config import LossWeights, ModelConfig
     from endopat.networks import Colorizer
-    from endopat.pretrain import ab_histogram, calibrate_weights
+    from endopat.tasks.recolor import ab_histogram, calibrate_weights
 
     torch.manual_seed(0)
     store = _store(tmp_path)
@@ -61,7 +61,7 @@ def test_auto_weights_bring_each_reconstruction_term_to_one_at_the_start(tmp_pat
 def test_fixed_weights_are_used_as_given(tmp_path):
     from endopat.config import LossWeights, ModelConfig
     from endopat.networks import Colorizer
-    from endopat.pretrain import calibrate_weights
+    from endopat.tasks.recolor import calibrate_weights
 
     G = Colorizer(ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32)))
     w = calibrate_weights(G, _store(tmp_path), torch.ones(2, 256), LossWeights(gamma=0.5, lam=0.25, phi=2),

@@ -1,0 +1,63 @@
+"""What an auxiliary task is to the pretraining loop (:func:`endopat.pretrain.pretrain`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+
+class Task:
+    """One auxiliary task. A subclass owns everything specific to it:
+
+    * ``Settings``: its pydantic settings, the ``pretrain.<name>`` section of a config;
+    * ``__init__``: the networks and optimizers it trains, registered with ``run.setup`` so that
+      resume, checkpoints and multi-GPU follow without more code;
+    * ``step``: one training step on a batch of frames, returning the scalars it logs (``fields``);
+    * ``samples``: its sample figure (a PNG of what it does to a few fixed frames);
+    * ``unet``, ``in_channels``, ``reinit``: the U-Net it hands to fine-tuning, the channels that
+      U-Net sees, and the modules fine-tuning re-initialises (weights that mean nothing for
+      segmentation: the task's own output layer, or a decoder the task never trained).
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[BaseModel]]
+    fields: ClassVar[list[str]]
+    reinit: ClassVar[tuple[str, ...]] = ("final_conv",)
+    reference: ClassVar[str] = ""
+
+    def __init__(self, cfg: Any, run: Any, store: Any) -> None:
+        self.cfg, self.run, self.store = cfg, run, store
+        self.settings = cfg.options(self.name)
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the U-Net's input: the segmenter's own (L or Lab) unless the task says otherwise."""
+        return self.cfg.model.in_channels
+
+    def dataset(self, store: Any) -> torch.utils.data.Dataset:
+        """What the loader draws from the frame store: single frames ``(H, W, 3)`` by default."""
+        from endopat.pretrain import FrameDataset
+
+        return FrameDataset(store)
+
+    def step(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One training step on RGB uint8 frames ``(B, H, W, 3)``; returns the logged scalars."""
+        raise NotImplementedError
+
+    def samples(self, frames: torch.Tensor, path: Path) -> None:
+        raise NotImplementedError
+
+    def unet(self) -> nn.Module:
+        raise NotImplementedError
+
+    def provenance(self) -> dict[str, Any]:
+        """What the task adds to the checkpoint's provenance (e.g. measured loss weights)."""
+        return {}
+
+    def describe(self, row: dict[str, float]) -> str:
+        """The progress bar's text for a logged row."""
+        return " ".join(f"{k} {row[k]:.3f}" for k in self.fields[:3])
