@@ -74,7 +74,7 @@ def test_pretrain_finetune_evaluate_run_end_to_end(monkeypatch, capsys, tmp_path
                    "-c", ft_cfg, "--init", tmp_path / "pre" / "pretrained.pt", "--epochs", 2,
                    "--no-progress") == 0
     out = capsys.readouterr().out
-    assert "re-initialised: final_conv.weight, final_conv.bias" in out
+    assert "re-initialised (2 tensors): final_conv" in out
     assert run_cli(monkeypatch, "evaluate", tmp_path / "ft" / "best.pt", "-d", tiny_data / "labeled",
                    "-o", tmp_path / "m.csv") == 0
     lines = (tmp_path / "m.csv").read_text().splitlines()

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from endopat import losses
@@ -51,3 +52,25 @@ def test_segmentation_loss_equals_two_class_cross_entropy_by_hand():
     # -log(e^0 / (e^2 + e^0))
     expected = -torch.log(torch.tensor(1.0) / (torch.exp(torch.tensor(2.0)) + 1.0))
     assert torch.isclose(losses.segmentation(logits, mask), expected)
+
+
+@pytest.mark.parametrize("kind, expected", [("l1", (1.0 + 3.0) / 2), ("l2", (1.0 + 9.0) / 2)])
+def test_masked_reconstruction_counts_the_hidden_pixels_only(kind, expected):
+    target = torch.zeros(1, 1, 1, 3)
+    pred = torch.tensor([[[[1.0, 100.0, -3.0]]]])  # the visible middle pixel is far off
+    hidden = torch.tensor([[[[1.0, 0.0, 1.0]]]])
+    assert torch.isclose(losses.masked_reconstruction(pred, target, hidden, kind), torch.tensor(expected))
+
+
+def test_nt_xent_matches_hand_computation():
+    import math
+
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # each anchor: its positive at cosine 1, two negatives at 0; temperature 1
+    expected = math.log(1 + 2 / math.e)
+    assert torch.isclose(losses.nt_xent(z, z.clone(), temperature=1.0), torch.tensor(expected), atol=1e-6)
+
+
+def test_nt_xent_is_lower_when_views_agree_than_when_they_are_swapped():
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert losses.nt_xent(z1, z1.clone(), 0.1) < losses.nt_xent(z1, z1.flip(0), 0.1)

@@ -131,7 +131,8 @@ class InitReport:
         if self.inflated:
             out.append("inflated (L kernel copied, a/b kernels zero): " + ", ".join(self.inflated))
         if self.reinitialised:
-            out.append("re-initialised: " + ", ".join(self.reinitialised))
+            modules = dict.fromkeys(k.split(".")[0] for k in self.reinitialised)
+            out.append(f"re-initialised ({len(self.reinitialised)} tensors): " + ", ".join(modules))
         for k, why in self.skipped.items():
             out.append(f"not loaded: {k} ({why})")
         return out

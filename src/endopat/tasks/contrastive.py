@@ -105,14 +105,21 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 class Projector(nn.Module):
-    """Global average pool of the bottleneck, then SimCLR's two-layer projection MLP."""
+    """A 1x1 convolution and ReLU on the bottleneck, global average and max pooling, then SimCLR's
+    two-layer projection MLP (with batch norm, as SimCLR's: it removes the component every
+    embedding of the batch shares). Why not pool the bottleneck directly: the U-Net's blocks end in
+    instance norm + LeakyReLU, so every channel's spatial mean is nearly the same for every image,
+    and an average-pooled embedding starts (and largely stays) the same for all frames."""
 
     def __init__(self, width: int, dim: int):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, dim))
+        self.local = nn.Sequential(nn.Conv2d(width, width, 1), nn.ReLU(inplace=True))
+        self.mlp = nn.Sequential(nn.Linear(2 * width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
+                                 nn.Linear(width, dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.mlp(features.mean(dim=(2, 3)))
+        f = self.local(features)
+        return self.mlp(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1))
 
 
 class Contrastive(nn.Module):
