@@ -21,7 +21,8 @@ TINY = {
     "unlabeled": {"target": "data/t/unlabeled"},
     "extra_labeled": {"other": {"path": "data/o/labeled"}},
     "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"},
-                {"name": "PAT-Ext", "pretrain": "target", "supervised": "other"}],
+                {"name": "PAT-Ext", "pretrain": "target", "supervised": "other"},
+                {"name": "PAT-inpaint", "pretrain": "target", "task": "inpaint"}],
     "model": {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]},
     "pretrain": {"steps": 2, "batch_size": 2, "discriminator": {"width": 0.125}},
     "finetune": {"epochs": 2, "min_samples_per_epoch": 4},
@@ -41,13 +42,13 @@ def grid_config(**changes):
 
 def test_grid_has_one_cell_per_method_fraction_and_subset():
     cs = cells(grid_config(), fake_split())
-    assert len(cs) == 3 * (1 + 2 + 4)
+    assert len(cs) == 4 * (1 + 2 + 4)
     assert len({c.key for c in cs}) == len(cs)
 
 
 def test_finetune_seeds_repeat_each_cell_with_its_own_seed_and_keep_single_run_keys():
     cs = cells(grid_config(finetune_seeds=2), fake_split())
-    assert len(cs) == 2 * 3 * (1 + 2 + 4) and len({c.key for c in cs}) == len(cs)
+    assert len(cs) == 2 * 4 * (1 + 2 + 4) and len({c.key for c in cs}) == len(cs)
     first = [c for c in cs if c.method.name == "baseline" and c.fraction == "1"]
     assert [c.key for c in first] == ["baseline/f1_s0", "baseline/f1_s0_r1"]
     assert first[0].seed(7) != first[1].seed(7)
@@ -63,7 +64,7 @@ def test_a_config_path_expands_environment_variables(monkeypatch, tmp_path):
 
 def test_methods_share_the_pretraining_stage_they_have_in_common():
     keys = [s.key for s in all_stages(grid_config())]
-    assert keys == ["pretrain/target", "supervised/other+pat-target"]
+    assert keys == ["pretrain/target", "supervised/other+pat-target", "pretrain/target+inpaint"]
 
 
 def test_the_shards_partition_the_grid():
@@ -82,6 +83,20 @@ def test_a_bad_shard_spec_is_an_error():
 def test_a_method_naming_an_unknown_source_is_an_error():
     with pytest.raises(EndopatError, match="pretrain source 'nowhere'"):
         grid_config(methods=[{"name": "PAT", "pretrain": "nowhere"}])
+
+
+def test_a_method_naming_an_unknown_task_is_an_error_listing_the_tasks():
+    with pytest.raises(EndopatError, match="unknown task 'jigsaw' .the tasks: recolor, inpaint, contrastive"):
+        grid_config(methods=[{"name": "PAT", "pretrain": "target", "task": "jigsaw"}])
+
+
+def test_each_pretraining_task_shows_its_sample_figure_in_the_report(finished):
+    out, _ = finished
+    md = (out / "report" / "report.md").read_text()
+    for stage in ("pretrain-target", "pretrain-target-inpaint"):
+        assert (out / "report" / f"samples-{stage}.png").is_file()
+        assert f"(samples-{stage}.png)" in md
+    assert "recolor on 'target'" in md and "inpaint on 'target'" in md
 
 
 def test_a_typo_in_a_study_key_is_an_error_naming_it():
@@ -104,9 +119,9 @@ def finished(tmp_path_factory):
 
 def test_a_study_runs_every_cell_and_writes_the_report(finished):
     out, counts = finished
-    assert counts == {"cells": 9, "run": 9, "skipped": 0}
+    assert counts == {"cells": 12, "run": 12, "skipped": 0}
     table = (out / "report" / "table1.csv").read_text().splitlines()
-    assert len(table) == 1 + 3 * 2
+    assert len(table) == 1 + 4 * 2
     for f in ("report.md", "report.html", "curves.png", "ab_histograms.png", "overlays.png", "savings.csv",
               "stats.csv"):
         assert (out / "report" / f).is_file(), f
@@ -146,7 +161,7 @@ def test_a_killed_study_resumes_without_recomputing_and_gives_the_same_table(fin
     assert len(done) == 3
     stamps = {p: p.stat().st_mtime_ns for p in done}
     counts = _run(out)
-    assert counts == {"cells": 9, "run": 6, "skipped": 3}
+    assert counts == {"cells": 12, "run": 9, "skipped": 3}
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
 
@@ -184,7 +199,7 @@ def test_the_html_report_renders_in_headless_chromium_with_its_figures(finished,
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
          "--virtual-time-budget=3000", "--dump-dom", (out / "report" / "report.html").as_uri()],
         capture_output=True, text=True, timeout=120).stdout
-    assert "Table 1" in dom and dom.count('src="data:image/png;base64,') == 3
+    assert "Table 1" in dom and dom.count('src="data:image/png;base64,') == 5  # + 2 task figures
     for alt in ("mean test DSC against labeled images", "log a/b histograms per unlabeled source",
                 "ground truth and predictions"):
         assert f'alt="{alt}"' in dom
@@ -201,7 +216,7 @@ def test_the_shipped_demo_config_is_valid_and_quick_keeps_baseline_and_pat():
 
     full = demo_config()
     quick = demo_config(quick=True)
-    assert len(full.methods) == 6 and {m.name for m in quick.methods} == {"baseline", "PAT (target medical)"}
+    assert len(full.methods) == 8 and {m.name for m in quick.methods} == {"baseline", "PAT (target medical)"}
     assert set(quick.unlabeled) == {"target"} and quick.pretrain.steps < full.pretrain.steps
 
 

@@ -24,7 +24,8 @@ def demo_config(quick: bool = False) -> StudyConfig:
         synth=[dict(data["synth"][0], videos=6, unlabeled_videos=4, frames=32)],
         unlabeled={"target": data["unlabeled"]["target"]},
         extra_labeled={},
-        methods=[m for m in data["methods"] if m["supervised"] is None and m["pretrain"] in (None, "target")],
+        methods=[m for m in data["methods"] if m["supervised"] is None and m["pretrain"] in (None, "target")
+                 and m["task"] in (None, "recolor")],
         fractions=["1/4"],
         subsets=1,
         pretrain=dict(data["pretrain"], steps=200, sample_every=100),

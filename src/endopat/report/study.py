@@ -223,7 +223,8 @@ def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict]) -> str:
+def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
+              tasks: list[tuple[Path, str]] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(
         f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
@@ -253,6 +254,8 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "| method | fraction | runs (vs baseline) | mean DSC difference | 95% CI, runs + images | verdict "
           "| 95% CI, images only | Wilcoxon p |", "|---|---|---|---:|---|---|---|---:|",
           st_md, "",
+          "## What each pretraining learnt (sample figures)", "",
+          *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
           "## Example test images (tinted: instrument; yellow: outline)", "", "![overlays](overlays.png)", ""]
     return "\n".join(md)
@@ -261,6 +264,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
 def write_study_report(out: str | Path, cfg, data) -> Path:
     from endopat import colour
     from endopat.report.figures import plot_ab_histograms
+    from endopat.report.pretraining import task_figures
     from endopat.study.grid import cells as grid_cells
 
     out = Path(out)
@@ -293,8 +297,9 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
         overlays = None
         atomic_write_text(rep / "overlays.error.txt", f"{err.__class__.__name__}: {err}\n")
     total = len(grid_cells(cfg, data.split))
+    tasks = task_figures(out, cfg, rep)
 
-    atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst))
+    atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks))
 
     cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("subsets", "subsets"),
             ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
@@ -316,6 +321,7 @@ from training and validation.</p>
     ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"), ("dice_diff", "mean DSC diff"),
     ("run_ci_low", "CI low (runs + images)"), ("run_ci_high", "CI high (runs + images)"), ("verdict", "verdict"),
     ("ci_low", "CI low (images)"), ("ci_high", "CI high (images)"), ("wilcoxon_p", "Wilcoxon p")])}
+<h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
 <h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
 <h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}
 </body></html>"""

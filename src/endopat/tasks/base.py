@@ -28,6 +28,7 @@ class Task:
     fields: ClassVar[list[str]]
     reinit: ClassVar[tuple[str, ...]] = ("final_conv",)
     reference: ClassVar[str] = ""
+    figure: ClassVar[str] = ""  # what the rows of the sample figure show
 
     def __init__(self, cfg: Any, run: Any, store: Any) -> None:
         self.cfg, self.run, self.store = cfg, run, store

@@ -139,6 +139,7 @@ class ContrastiveTask(Task):
     fields = ["loss", "positive_similarity"]
     reinit = DECODER  # the task trains the encoder only
     reference = "SimCLR (Chen et al. 2020); time-contrastive networks (Sermanet et al. 2018)"
+    figure = "row 1: frames; rows 2-3: their nearest neighbours in the embedding"
 
     def __init__(self, cfg: Any, run: Any, store: Any) -> None:
         super().__init__(cfg, run, store)

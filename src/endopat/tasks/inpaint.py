@@ -76,6 +76,7 @@ class InpaintTask(Task):
     Settings = InpaintSettings
     fields = ["loss", "reconstruction", "gan", "loss_d"]
     reference = "SimMIM (Xie et al. 2022), SparK (Tian et al. 2023); Context Encoders (Pathak et al. 2016)"
+    figure = "rows: input with hidden patches, inpainted (visible pixels kept), original"
 
     def __init__(self, cfg: Any, run: Any, store: Any) -> None:
         super().__init__(cfg, run, store)

@@ -104,6 +104,7 @@ class RecolorTask(Task):
     Settings = RecolorSettings
     fields = ["loss_g", "gan", "rebalanced", "l2", "loss_d", "d_real", "d_fake"]
     reference = "Ross et al., IJCARS 2018 (the paper)"
+    figure = "rows: grey input, re-coloured, original"
 
     def __init__(self, cfg: Any, run: Any, store: FrameStore) -> None:
         super().__init__(cfg, run, store)
