@@ -79,3 +79,10 @@ def test_each_task_draws_its_sample_figure(monkeypatch, tmp_path, tiny_data, tas
     assert run_cli(monkeypatch, *_args(tmp_path, tiny_data, task, 2)) == 0
     with Image.open(tmp_path / "pre" / "samples" / "step_000002.png") as im:
         assert im.height >= 3 * 32 and im.width >= 4 * 32
+
+
+def test_a_run_folder_of_one_task_refuses_to_resume_as_another(monkeypatch, capsys, tmp_path, tiny_data):
+    assert run_cli(monkeypatch, *_args(tmp_path, tiny_data, "inpaint", 1)) == 0
+    assert run_cli(monkeypatch, *_args(tmp_path, tiny_data, "contrastive", 2)) == 2
+    err = capsys.readouterr().err
+    assert "holds a run of inpaint pretraining, not of contrastive pretraining" in err and err.count("\n") == 1

@@ -127,7 +127,7 @@ def finetune(
     size = tuple(cfg.model.image_size)
     x_train, y_train = load_pairs(train, size, cfg.skip_bad, log)  # bad input fails before set-up
     x_val, y_val = load_pairs(list(val), size, cfg.skip_bad, log)
-    run = TrainingRun(cfg, out, HISTORY_FIELDS, "history.csv", progress, log)
+    run = TrainingRun(cfg, out, HISTORY_FIELDS, "history.csv", progress, log, kind="fine-tuning")
     net, reinit_last = _initial_model(cfg, init, init_ckpt, reinit_last, run)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
     model, opt = run.setup("model", net, opt)

@@ -60,7 +60,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     task_cls = get_task(cfg.task)
     if not cfg.skip_bad:
         probe_source(source)  # bad input fails at once, before devices are set up
-    run = TrainingRun(cfg, out, ["step", *task_cls.fields], "losses.csv", progress, log)
+    run = TrainingRun(cfg, out, ["step", *task_cls.fields], "losses.csv", progress, log, kind=f"{cfg.task} pretraining")
     store = open_frames(source, run, cfg)
     if len(store) < cfg.batch_size:
         log(f"note: {len(store)} frames < batch size {cfg.batch_size}; batches will be smaller")

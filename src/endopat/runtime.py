@@ -80,7 +80,7 @@ class TrainingRun:
     """
 
     def __init__(self, cfg: Any, out: Any, fields: list[str], history_file: str = "history.csv",
-                 progress: bool = True, log: Callable[[str], None] = print):
+                 progress: bool = True, log: Callable[[str], None] = print, kind: str = "training"):
         from pathlib import Path
 
         from endopat.checkpoints import load_weights_only
@@ -97,6 +97,12 @@ class TrainingRun:
 
             raise EndopatError(f"{self.state_path}: a training state of an older endopat (before 0.2); "
                                "start a new --out, or move the file away to start this run again")
+        if self._saved and self._saved.get("kind", kind) != kind:
+            from endopat.errors import EndopatError
+
+            raise EndopatError(f"{self.state_path}: holds a run of {self._saved['kind']}, not of {kind}; "
+                               "give a new --out to start one")
+        self.kind = kind
         self.position = int(self._saved.get("position", 0))
         self.history = [dict(r) for r in self._saved.get("history", [])]
         self.extra = dict(self._saved.get("extra", {}))
@@ -151,7 +157,7 @@ class TrainingRun:
         self.position = position
         self.extra.update(extra)
         if self.is_main:
-            save_atomic({"position": position, "history": self.history, "extra": self.extra,
+            save_atomic({"kind": self.kind, "position": position, "history": self.history, "extra": self.extra,
                          "objects": {k: o.state_dict() for k, o in self._objects.items()}}, self.state_path)
             atomic_write_csv(self.history_path, self.fields, self.history)
 
