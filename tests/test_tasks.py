@@ -78,7 +78,7 @@ def test_each_task_draws_its_sample_figure(monkeypatch, tmp_path, tiny_data, tas
 
     assert run_cli(monkeypatch, *_args(tmp_path, tiny_data, task, 2)) == 0
     with Image.open(tmp_path / "pre" / "samples" / "step_000002.png") as im:
-        assert im.height >= 3 * 32 and im.width >= 4 * 32
+        assert im.height >= 2 * 32 and im.width >= 4 * 32  # rows of 4 frames
 
 
 def test_a_run_folder_of_one_task_refuses_to_resume_as_another(monkeypatch, capsys, tmp_path, tiny_data):
