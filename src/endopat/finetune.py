@@ -3,7 +3,8 @@
 Variants are a matter of the ``init`` checkpoint:
 
 * baseline: no ``init`` (random initialisation);
-* PAT: ``init`` = a re-colorization generator; every layer is kept but the last, re-initialised;
+* PAT: ``init`` = a pretrained checkpoint (any auxiliary task); every layer is kept but the ones
+  the task names (re-colorization, inpainting: the last; contrastive: the decoder it never trained);
 * supervised pretraining (SOA): fine-tune on another labeled set first, then ``init`` = that model;
 * PAT-Ext: re-colorization -> fine-tune on another labeled set -> fine-tune on the target.
 
@@ -96,6 +97,20 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
     return model, reinit_last
 
 
+def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: FinetuneConfig, epoch: int) -> float:
+    """One pass over the (repeated) training set, each sample augmented by its own draw; the mean loss."""
+    model.train()
+    total, n = torch.zeros((), device=run.device), torch.zeros((), device=run.device)
+    for x, y, idx in loader:
+        x, y = augment_batch(x, y, cfg.augment, draws(cfg.seed, epoch, idx))
+        loss = losses.segmentation(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        run.fabric.backward(loss)
+        opt.step()
+        total, n = total + loss.detach() * len(x), n + len(x)
+    return float(run.total(total) / run.total(n))
+
+
 def _validate(model: torch.nn.Module, loader, run: TrainingRun) -> tuple[float, float]:
     """Mean per-image cross-entropy and Dice (argmax) over the validation set, across ranks."""
     model.eval()
@@ -148,16 +163,7 @@ def finetune(
     epoch, best_val, bad_epochs = run.position, run.extra.get("best_val", float("inf")), run.extra.get("bad_epochs", 0)
     with run.progress("fine-tuning", cfg.epochs) as advance:
         while epoch < cfg.epochs and not (cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience):
-            model.train()
-            total, n = torch.zeros((), device=run.device), torch.zeros((), device=run.device)
-            for x, y, idx in train_loader:
-                x, y = augment_batch(x, y, cfg.augment, draws(cfg.seed, epoch, idx))
-                loss = losses.segmentation(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                run.fabric.backward(loss)
-                opt.step()
-                total, n = total + loss.detach() * len(x), n + len(x)
-            train_loss = float(run.total(total) / run.total(n))
+            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch)
             val_loss, val_dice = _validate(model, val_loader, run)
             sched.step(val_loss)  # lr x0.1 after a plateau of the validation loss
             epoch += 1
