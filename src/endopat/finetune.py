@@ -36,7 +36,7 @@ from endopat.errors import EndopatError
 from endopat.evaluate import dice_iou
 from endopat.io import atomic_write_text
 from endopat.networks import build_unet, prepare_input
-from endopat.runtime import TrainingRun
+from endopat.runtime import GeneratorState, TrainingRun
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
 
@@ -153,14 +153,16 @@ def finetune(
     # repeated; each repeat is a sample index of its own (its own augmentation)
     as_input = lambda x: prepare_input(torch.from_numpy(x), cfg.model.input)  # noqa: E731
     train_ds = _Repeated(as_input(x_train), torch.from_numpy(y_train), -(-cfg.min_samples_per_epoch // len(x_train)))
+    shuffle = run.track("shuffle", GeneratorState(torch.Generator().manual_seed(cfg.seed))).generator
     train_loader = run.loader(train_ds, batch_size=min(cfg.batch_size, len(train_ds)), shuffle=True,
-                              generator=torch.Generator().manual_seed(cfg.seed), num_workers=cfg.num_workers)
+                              generator=shuffle, num_workers=cfg.num_workers)
     val_loader = run.loader(torch.utils.data.TensorDataset(as_input(x_val), torch.from_numpy(y_val)),
                             batch_size=max(cfg.batch_size, 16), shuffle=False, num_workers=cfg.num_workers)
     meta = {"train_images": len(train), "val_images": len(val), "init": str(init) if init else None,
             "reinit_last": reinit_last, "finetune": cfg.model_dump(mode="json"), **(provenance or {})}
 
     epoch, best_val, bad_epochs = run.position, run.extra.get("best_val", float("inf")), run.extra.get("bad_epochs", 0)
+    run.restore_rng()  # a resumed run: every generator as at its last save
     with run.progress("fine-tuning", cfg.epochs) as advance:
         while epoch < cfg.epochs and not (cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience):
             train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch)

@@ -79,18 +79,15 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                                                             "task": cfg.task, **task.provenance(),
                                                             "pretrain": cfg.model_dump(mode="json")})
 
-    step = run.position
+    step, batches = run.position, run.batches(loader)  # epoch after epoch; a resumed run at its exact batch
     with run.progress(f"pretraining ({cfg.task})", cfg.steps) as advance:
         while step < cfg.steps:
-            for batch in loader:  # an epoch of the frames, shuffled; the steps count across epochs
-                if step >= cfg.steps:
-                    break
-                row = run.record({"step": (step := step + 1), **task.step(batch)})  # averaged over ranks
-                advance(1, info=task.describe(row))
-                if run.is_main and step % cfg.sample_every == 0:
-                    task.samples(sample_frames, run.out / "samples" / f"step_{step:06d}.png")
-                if step % cfg.checkpoint_every == 0:
-                    save(step)
+            row = run.record({"step": (step := step + 1), **task.step(next(batches))})  # averaged over ranks
+            advance(1, info=task.describe(row))
+            if run.is_main and step % cfg.sample_every == 0:
+                task.samples(sample_frames, run.out / "samples" / f"step_{step:06d}.png")
+            if step % cfg.checkpoint_every == 0:
+                save(step)
     save(step)
     if run.is_main:
         from endopat.report.figures import plot_pretrain_losses

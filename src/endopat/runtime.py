@@ -68,12 +68,57 @@ def progress_bar(description: str, total: int | None, enabled: bool = True,
         yield advance
 
 
+def rng_state() -> dict[str, Any]:
+    """Every random generator a training step may draw from (torch CPU and CUDA, numpy, Python),
+    as tensors and plain values, so that ``torch.load(weights_only=True)`` reads it back."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "python": {"version": version, "internal": list(internal), "gauss": py_gauss}}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+
+
+class GeneratorState:
+    """A ``torch.Generator`` seen as a stateful object (``state_dict``/``load_state_dict``)."""
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["state"])
+
+
 class TrainingRun:
     """What every training loop shares, so that a loop body holds only its own steps.
 
     * devices, DDP and precision (Fabric), with ``setup`` wrapping a network and its optimizer;
     * resume: ``out/last.pt`` (weights only) restores every object registered with ``setup`` or
-      ``track``, the position (steps or epochs done), the history and the loop's own ``extra`` state;
+      ``track``, the position (steps or epochs done), the history, the loop's own ``extra`` state,
+      every random generator and the data loader's place in its epoch (``batches``), so a run killed
+      at any moment and resumed computes what the uninterrupted run computes, bit for bit (CPU);
     * checkpoints: ``save`` writes that file atomically, and the history as CSV, on rank 0 only;
     * logging: ``record`` averages a row of scalars over ranks and appends it to the history;
     * progress: ``progress`` is a rich bar on rank 0, starting where a resumed run stopped.
@@ -107,6 +152,7 @@ class TrainingRun:
         self.history = [dict(r) for r in self._saved.get("history", [])]
         self.extra = dict(self._saved.get("extra", {}))
         self._objects: dict[str, Any] = {}
+        self._epoch: dict[str, Any] | None = None  # the running epoch of ``batches``
         if self._saved:
             log(f"resuming from {self.state_path} at {fields[0]} {self.position}")
 
@@ -138,6 +184,32 @@ class TrainingRun:
     def loader(self, dataset: Any, **kwargs: Any):
         return self.fabric.setup_dataloaders(torch.utils.data.DataLoader(dataset, **kwargs))
 
+    def batches(self, loader: Any) -> Iterator[Any]:
+        """The batches of ``loader``, epoch after epoch, without end. A resumed run first rebuilds
+        the epoch it stopped in (random generators as they were when that epoch began, so the
+        shuffle is the same), skips the batches it had used, and sets every generator as it was
+        at the save: from there on it draws exactly what the uninterrupted run drew."""
+        saved = self._saved.get("epoch")
+        while True:
+            if saved is not None:
+                set_rng_state(saved["rng_at_start"])
+                batches = iter(loader)
+                for _ in range(saved["done"]):
+                    next(batches)
+                set_rng_state(saved["rng"])
+                self._epoch, saved = {"rng_at_start": saved["rng_at_start"], "done": saved["done"]}, None
+            else:
+                self._epoch = {"rng_at_start": rng_state(), "done": 0}
+                batches = iter(loader)
+            for batch in batches:
+                self._epoch["done"] += 1
+                yield batch
+
+    def restore_rng(self) -> None:
+        """Set every random generator as it was at the save being resumed (no-op on a fresh run)."""
+        if "rng" in self._saved:
+            set_rng_state(self._saved["rng"])
+
     def record(self, row: dict[str, Any]) -> dict[str, float]:
         """Average the tensors of ``row`` over ranks, append it to the history, return it as floats."""
         row = {k: float(self.fabric.all_reduce(v.detach(), reduce_op="mean")) if torch.is_tensor(v) else v
@@ -157,8 +229,10 @@ class TrainingRun:
         self.position = position
         self.extra.update(extra)
         if self.is_main:
+            rng = rng_state()
             save_atomic({"kind": self.kind, "position": position, "history": self.history, "extra": self.extra,
-                         "objects": {k: o.state_dict() for k, o in self._objects.items()}}, self.state_path)
+                         "objects": {k: o.state_dict() for k, o in self._objects.items()}, "rng": rng,
+                         **({"epoch": dict(self._epoch, rng=rng)} if self._epoch else {})}, self.state_path)
             atomic_write_csv(self.history_path, self.fields, self.history)
 
     def progress(self, description: str, total: int):
