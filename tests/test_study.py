@@ -166,6 +166,30 @@ def test_a_killed_study_resumes_without_recomputing_and_gives_the_same_table(fin
     assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
 
 
+def test_a_study_killed_inside_a_pretraining_stage_resumes_to_the_same_table(tmp_path, monkeypatch):
+    from endopat.study.runner import run_study
+    from endopat.tasks.recolor import RecolorTask
+
+    cfg = study_from_dict({**TINY, "methods": [{"name": "PAT", "pretrain": "target"}], "fractions": ["1"],
+                           "subsets": 1, "pretrain": {**TINY["pretrain"], "steps": 3, "checkpoint_every": 1}})
+    step, calls = RecolorTask.step, []
+
+    def killed_in_step_three(self, frames):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(self, frames)
+
+    monkeypatch.setattr(RecolorTask, "step", killed_in_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path / "killed", progress=False, log=lambda *a: None)
+    monkeypatch.setattr(RecolorTask, "step", step)
+    run_study(cfg, tmp_path / "killed", progress=False, log=lambda *a: None)
+    run_study(cfg, tmp_path / "whole", progress=False, log=lambda *a: None)
+    assert (tmp_path / "killed" / "report" / "table1.csv").read_bytes() == \
+        (tmp_path / "whole" / "report" / "table1.csv").read_bytes()
+
+
 def test_a_run_folder_refuses_a_changed_config_and_names_what_changed(finished):
     from endopat.study.runner import run_study
 
