@@ -199,6 +199,25 @@ def test_a_run_folder_refuses_a_changed_config_and_names_what_changed(finished):
         run_study(changed, out, progress=False, log=lambda *a: None)
 
 
+def test_a_run_folder_of_an_older_endopat_whose_settings_only_moved_resumes(finished, tmp_path):
+    import json
+
+    from endopat.study.runner import check_same_study
+
+    cfg = study_from_dict({**TINY, "methods": [m for m in TINY["methods"] if "task" not in m]})
+    old = json.loads(cfg.model_dump_json())
+    old["pretrain"].pop("task")  # as endopat 0.1 wrote it: no tasks, re-colorization keys at the top
+    old["pretrain"].update(old["pretrain"].pop("recolor"))
+    for m in old["methods"]:
+        m.pop("task")
+    (tmp_path / "study.json").write_text(json.dumps(old))
+    check_same_study(cfg, tmp_path)  # no error
+    old["pretrain"]["lr_g"] = 2e-4  # an older default that differs from today's is a change
+    (tmp_path / "study.json").write_text(json.dumps(old))
+    with pytest.raises(EndopatError, match="changed: pretrain.recolor.lr_g"):
+        check_same_study(cfg, tmp_path)
+
+
 def test_shards_run_apart_merge_into_the_whole_report(finished, tmp_path):
     from endopat.report.study import write_study_report
     from endopat.study.runner import prepare

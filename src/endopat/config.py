@@ -160,6 +160,9 @@ class PretrainSettings(_Strict):
             result = None
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
+        extra = result.__pydantic_extra__
+        for key, task in TASKS.items():  # every task's settings, so that a dump lists every value
+            extra.setdefault(key, task.Settings())
         return result
 
     @field_validator("task")
@@ -173,11 +176,7 @@ class PretrainSettings(_Strict):
 
     def options(self, task: str | None = None) -> Any:
         """The settings of ``task`` (default: this run's), its defaults where no section was given."""
-        from endopat.tasks import TASKS
-
-        task = task or self.task
-        section = (self.__pydantic_extra__ or {}).get(task)
-        return section if section is not None else TASKS[task].Settings()
+        return self.__pydantic_extra__[task or self.task]
 
 
 class PretrainConfig(PretrainSettings, RuntimeConfig):

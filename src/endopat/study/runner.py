@@ -182,7 +182,14 @@ def _changed_keys(old, new, prefix: str = "") -> list[str]:
 
 def check_same_study(cfg: StudyConfig, out: Path) -> None:
     """Refuse to resume a run folder whose finished work came from another config (a changed
-    setting, or a changed default of a newer endopat), which would mix old and new results."""
+    setting, or a changed default of a newer endopat), which would mix old and new results.
+
+    The saved config is read through today's ``StudyConfig`` first, so a setting that only moved
+    (re-colorization's keys into ``pretrain.recolor``) or a key added since, whose default keeps
+    the old behaviour (a method's ``task``), is not a change; an old default that differs from
+    today's is, since every saved config lists every value."""
+    from pydantic import ValidationError
+
     path = out / "study.json"
     if not path.is_file():
         return
@@ -190,6 +197,10 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise EndopatError(f"{path}: unreadable ({exc}); move it away to start this run folder again")
+    try:
+        old = json.loads(StudyConfig.model_validate(old).model_dump_json())
+    except ValidationError:
+        pass  # compared as written: every key it does not share with this config is named
     changed = _changed_keys(old, json.loads(cfg.model_dump_json()))
     if changed:
         shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
