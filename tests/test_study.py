@@ -270,6 +270,15 @@ def test_the_paper_config_is_valid():
     assert cfg.fractions == ["1", "1/2", "1/4", "1/8", "1/16"] and cfg.subsets == 5
 
 
+def test_the_task_comparison_config_has_one_row_per_task_on_the_target_frames(monkeypatch):
+    from endopat.study.config import load_study
+    from endopat.tasks import TASKS
+
+    monkeypatch.setenv("ENDOPAT_SHARED_DATA", "/data")
+    cfg = load_study(Path(__file__).parents[1] / "examples" / "endovis15-dev-tasks.yaml")
+    assert sorted(cfg.task_of(m) for m in cfg.methods if m.pretrain == "target") == sorted(TASKS)
+
+
 def test_the_real_dev_set_config_splits_by_surgery_and_repeats_fine_tuning(shared_data, monkeypatch, tmp_path):
     from endopat.study.config import load_study
     from endopat.study.runner import prepare
