@@ -3,7 +3,7 @@
 For each task of the registry, in one run on the same machine:
 
 1. full step: ``endopat.pretrain.pretrain`` on a frame store (loader, colour conversion, the task's
-   masking or augmentation, logging, all-reduce, checkpoints every 10 steps) -- timed as the
+   masking or augmentation, logging, all-reduce; checkpoints at the end only) -- timed as the
    difference between a run of ``LONG`` and one of ``SHORT`` steps, so set-up and the final save do
    not count;
 2. bare step: the same networks' forward, backward and optimizer step on pre-made tensors;
@@ -81,7 +81,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     pretrain(imgs, tmp / "warm", PretrainConfig(model=model, steps=1, accelerator="cpu"), **quiet)  # decodes once
     for task in TASKS:
-        cfg = PretrainConfig(model=model, task=task, batch_size=BATCH, sample_every=10**6, checkpoint_every=10,
+        cfg = PretrainConfig(model=model, task=task, batch_size=BATCH, sample_every=10**6, checkpoint_every=10**6,
                              accelerator="cpu")
         times = []
         for steps in (SHORT, LONG):
