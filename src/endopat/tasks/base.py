@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 from torch import nn
 
 
-class Task:
+class Task(ABC):
     """One auxiliary task. A subclass owns everything specific to it:
 
     * ``Settings``: its pydantic settings, the ``pretrain.<name>`` section of a config;
@@ -45,15 +46,18 @@ class Task:
 
         return FrameDataset(store)
 
+    @abstractmethod
     def step(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One training step on RGB uint8 frames ``(B, H, W, 3)``; returns the logged scalars."""
-        raise NotImplementedError
+        """One training step on a batch of ``dataset`` (RGB uint8 frames ``(B, H, W, 3)`` by
+        default); returns the logged scalars."""
 
+    @abstractmethod
     def samples(self, frames: torch.Tensor, path: Path) -> None:
-        raise NotImplementedError
+        """Write the sample figure for RGB uint8 frames ``(B, H, W, 3)`` to ``path``."""
 
+    @abstractmethod
     def unet(self) -> nn.Module:
-        raise NotImplementedError
+        """The plain U-Net handed to fine-tuning."""
 
     def provenance(self) -> dict[str, Any]:
         """What the task adds to the checkpoint's provenance (e.g. measured loss weights)."""

@@ -55,13 +55,17 @@ class InpaintSettings(_Strict):
         return v
 
 
-def hide_patches(x: torch.Tensor, ratio: float, patch: int) -> torch.Tensor:
+def hide_patches(x: torch.Tensor, ratio: float, patch: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """A random mask ``(B, 1, H, W)``, 1 on hidden pixels: exactly ``round(ratio * n)`` of the n
-    ``patch`` x ``patch`` squares of each image, drawn independently per image (as MAE)."""
+    ``patch`` x ``patch`` squares of each image, drawn independently per image (as MAE); from
+    ``generator`` (on the CPU) when given."""
     b, _, h, w = x.shape
     gh, gw = h // patch, w // patch
     n_hidden = max(1, round(ratio * gh * gw))
-    order = torch.rand(b, gh * gw, device=x.device).argsort(dim=1)
+    noise = torch.rand(b, gh * gw, generator=generator) if generator is not None else \
+        torch.rand(b, gh * gw, device=x.device)
+    order = noise.to(x.device).argsort(dim=1)
     grid = (order.argsort(dim=1) < n_hidden).to(x.dtype).view(b, 1, gh, gw)
     return grid.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)
 
@@ -120,9 +124,7 @@ class InpaintTask(Task):
         was_training = net.training
         net.eval()
         x = prepare_input(frames, self.cfg.model.input).to(self.run.device)
-        g = torch.Generator(device="cpu").manual_seed(0)  # the same patches in every figure
-        keep = torch.rand(x.shape[0], 1, x.shape[2] // s.patch, x.shape[3] // s.patch, generator=g)
-        hidden = (keep < s.mask_ratio).float().repeat_interleave(s.patch, 2).repeat_interleave(s.patch, 3).to(x)
+        hidden = hide_patches(x, s.mask_ratio, s.patch, torch.Generator().manual_seed(0))  # same in every figure
         pred = net(x * (1 - hidden)).float()
         rows = [x * (1 - hidden), x * (1 - hidden) + pred * hidden, x]
         write_png(path, colour.image_grid([_as_lab(r).clamp(-1, 1) for r in rows]))
