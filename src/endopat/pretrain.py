@@ -70,14 +70,16 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     sample_frames = torch.from_numpy(np.stack([store[i] for i in
                                                np.linspace(0, len(store) - 1, min(4, len(store))).astype(int)]))
 
+    def about(at: int) -> dict:  # provenance of the checkpoint, and pretrain.json
+        return {"source": str(source), "frames": len(store), "steps": at, "task": cfg.task, **task.provenance(),
+                "config": cfg.model_dump(mode="json")}
+
     def save(at: int) -> None:
         run.save(at)
         if run.is_main:
             save_checkpoint(run.out / "pretrained.pt", kind="pretrained", model_cfg=cfg.model,
                             state_dict=task.unet().state_dict(), task=cfg.task, in_channels=task.in_channels,
-                            reinit=task.reinit, provenance={"source": str(source), "steps": at, "frames": len(store),
-                                                            "task": cfg.task, **task.provenance(),
-                                                            "pretrain": cfg.model_dump(mode="json")})
+                            reinit=task.reinit, provenance=about(at))
 
     step, batches = run.position, run.batches(loader)  # epoch after epoch; a resumed run at its exact batch
     with run.progress(f"pretraining ({cfg.task})", cfg.steps) as advance:
@@ -94,9 +96,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
 
         task.samples(sample_frames, run.out / "samples" / f"step_{step:06d}.png")
         plot_pretrain_losses(run.history, run.out / "losses.png", task_cls.fields)
-        atomic_write_text(run.out / "pretrain.json", json.dumps(
-            {"source": str(source), "frames": len(store), "steps": step, "task": cfg.task,
-             **task.provenance(), "config": cfg.model_dump(mode="json")}, indent=2))
+        atomic_write_text(run.out / "pretrain.json", json.dumps(about(step), indent=2))
     run.fabric.barrier()
     return run.out / "pretrained.pt"
 

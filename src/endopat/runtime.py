@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
+
+from endopat.errors import EndopatError
 
 
 def make_fabric(cfg: Any):
@@ -126,8 +129,6 @@ class TrainingRun:
 
     def __init__(self, cfg: Any, out: Any, fields: list[str], history_file: str = "history.csv",
                  progress: bool = True, log: Callable[[str], None] = print, kind: str = "training"):
-        from pathlib import Path
-
         from endopat.checkpoints import load_weights_only
 
         self.out = Path(out)
@@ -138,13 +139,9 @@ class TrainingRun:
         self.is_main = self.fabric.is_global_zero
         self._saved = load_weights_only(self.state_path) if self.state_path.is_file() else {}
         if self._saved and "objects" not in self._saved:
-            from endopat.errors import EndopatError
-
             raise EndopatError(f"{self.state_path}: a training state of an older endopat (before 0.2); "
                                "start a new --out, or move the file away to start this run again")
         if self._saved and self._saved.get("kind", kind) != kind:
-            from endopat.errors import EndopatError
-
             raise EndopatError(f"{self.state_path}: holds a run of {self._saved['kind']}, not of {kind}; "
                                "give a new --out to start one")
         self.kind = kind
