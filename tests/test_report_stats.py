@@ -1,6 +1,8 @@
 import pytest
 
-from endopat.report.stats import (cluster_bootstrap_diff, label_savings, labels_to_reach, paired_bootstrap_ci,
+import numpy as np
+
+from endopat.report.stats import (labels_to_reach, monotone, paired_bootstrap_ci, savings_interval,
                                   stratified_bootstrap_ci, verdict, wilcoxon_p)
 
 
@@ -35,29 +37,36 @@ def test_a_target_below_the_first_point_gives_an_upper_bound_and_above_the_curve
 
 def test_label_savings_match_the_papers_reading_of_a_curve():
     # Table 1 of the paper (DSC means): baseline 0.62 at 50 labels; PAT 0.61 at 25, 0.65 at 50
-    baseline = {25: 0.57, 50: 0.62, 100: 0.64}
-    pat = {25: 0.61, 50: 0.65, 100: 0.68}
-    s = label_savings(pat, baseline)
+    labels = [25, 50, 100]
+    baseline, pat = np.array([[0.57, 0.62, 0.64]] * 3), np.array([[0.61, 0.65, 0.68]] * 3)
+    s = savings_interval(labels, pat, baseline, 50)
     # 0.62 is a quarter of the way from 0.61 to 0.65: 25 * 2 ** 0.25 = 29.7 labels, 40.5 % saved
-    assert s[50]["saved_pct"] == pytest.approx(100 * (1 - 25 * 2**0.25 / 50)) and s[50]["how"] == "interpolated"
-    assert s[25]["how"] == "at most" and s[25]["saved_pct"] == pytest.approx(0.0)
+    assert s["saved_pct"] == pytest.approx(100 * (1 - 25 * 2**0.25 / 50)) and s["how"] == "interpolated"
+    assert s["labels_low"] == s["labels_high"] == pytest.approx(25 * 2**0.25)
+    first = savings_interval(labels, pat, baseline, 25)
+    assert first["how"] == "at most" and first["saved_pct"] == pytest.approx(0.0) and first["low_below"]
 
 
-def test_run_to_run_spread_widens_the_cluster_interval_beyond_the_image_only_one():
-    # every run beats the baseline on every image by 0.05 on average, but runs differ by +-0.1
-    images = [0.3, 0.5, 0.7, 0.4, 0.6, 0.5]
-    runs = [[x + 0.05 + shift for x in images] for shift in (-0.1, 0.1, -0.08, 0.08)]
-    base = [images, images]
-    d, lo, hi = cluster_bootstrap_diff(runs, base)
-    _, ilo, ihi = paired_bootstrap_ci([sum(c) / 4 for c in zip(*runs)], images)
-    assert d == pytest.approx(0.05) and lo < ilo and hi > ihi and verdict(lo, hi) == "not resolved at this study size"
+def test_a_dip_between_label_counts_is_pooled_into_a_monotone_curve():
+    assert monotone([4, 8, 16], [0.5, 0.45, 0.7]) == pytest.approx([0.475, 0.475, 0.7])
+    assert monotone([16, 4], [0.7, 0.5]) == pytest.approx([0.5, 0.7])
 
 
-def test_identical_runs_give_the_image_only_interval_and_a_clear_verdict():
-    runs = [[0.6, 0.7, 0.8]] * 3
-    d, lo, hi = cluster_bootstrap_diff(runs, [[0.5, 0.6, 0.7]] * 2)
-    assert (d, lo, hi) == pytest.approx((0.1, 0.1, 0.1)) and verdict(lo, hi) == "better"
+def test_replicates_that_never_reach_the_target_leave_the_interval_open_above():
+    labels = [4, 16]
+    baseline = np.array([[0.5, 0.7]] * 5)
+    # observed: reaches 0.7 at 8 labels; two replicates never get there, one already at 4 labels
+    pat = np.array([[0.6, 0.8], [0.6, 0.8], [0.5, 0.6], [0.5, 0.65], [0.7, 0.9]])
+    s = savings_interval(labels, pat, baseline, 16)
+    assert s["labels_needed"] == pytest.approx(8.0) and s["saved_pct"] == pytest.approx(50.0)
+    assert s["high_above"] and s["labels_high"] is None and s["saved_low"] is None
+    assert s["low_below"] and s["labels_low"] == 4.0 and s["saved_high"] == pytest.approx(75.0)
+
+
+def test_identical_values_give_a_clear_verdict_in_words():
+    assert verdict(0.01, 0.2) == "better"
     assert verdict(-0.2, -0.01) == "worse"
+    assert verdict(-0.01, 0.2) == "not resolved at this study size"
 
 
 def test_stratified_interval_resamples_runs_within_each_split():

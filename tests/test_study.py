@@ -54,6 +54,21 @@ def test_finetune_seeds_repeat_each_cell_with_its_own_seed_and_keep_single_run_k
     assert first[0].seed(7) != first[1].seed(7)
 
 
+def test_pretrain_seeds_repeat_each_stage_and_the_cells_that_start_from_it():
+    cfg = grid_config(pretrain_seeds=2)
+    keys = [s.key for s in all_stages(cfg)]
+    assert keys == ["pretrain/target", "supervised/other+pat-target", "pretrain/target+inpaint",
+                    "pretrain/target_p1", "supervised/other+pat-target_p1", "pretrain/target+inpaint_p1"]
+    stages = all_stages(cfg)
+    assert stages[0].seed(7) == 7 and stages[3].seed(7) != 7
+    cs = cells(cfg, fake_split())
+    per_method = {m: sum(c.method.name == m for c in cs) for m in ("baseline", "PAT", "PAT-Ext")}
+    assert per_method == {"baseline": 7, "PAT": 14, "PAT-Ext": 14}
+    pat = [c.key for c in cs if c.method.name == "PAT" and c.fraction == "1"]
+    assert pat == ["pat/f1_s0", "pat/f1_s0_p1"]
+    assert len({c.seed(0) for c in cs if c.method.name == "PAT" and c.fraction == "1"}) == 1
+
+
 def test_a_config_path_expands_environment_variables(monkeypatch, tmp_path):
     monkeypatch.setenv("ENDOPAT_TEST_ROOT", str(tmp_path))
     assert grid_config().resolve("$ENDOPAT_TEST_ROOT/x", Path("/run")) == tmp_path / "x"
@@ -137,6 +152,27 @@ def test_the_html_tables_show_the_rounded_values_of_the_markdown_report(finished
     assert cells and not [c for c in cells if re.fullmatch(r"[+-]?\d+\.\d{4,}", c)]
     percentages = re.findall(r"<td>([^<]*%)</td>", page)  # % vs baseline: whole, signed, as in report.md
     assert percentages and all(re.fullmatch(r"[+-]?\d+%", c) for c in percentages)
+
+
+def test_a_study_with_pretraining_repeats_reports_the_share_of_variance_they_cause(tmp_path):
+    import csv
+
+    from endopat.study.runner import run_study
+
+    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "pretrain_seeds": 2,
+           "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"}], "overlays": 0}
+    out = tmp_path / "run"
+    counts = run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)
+    assert counts["cells"] == 2 + 4
+    first, second = (out / "stages" / "pretrain" / k / "pretrained.pt" for k in ("target", "target_p1"))
+    assert first.read_bytes() != second.read_bytes()
+    with open(out / "report" / "stats.csv") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["pretrain_runs"] == "2" and row["runs"] == "4" and row["baseline_runs"] == "2"
+    shares = [float(row[f"var_{k}_pct"]) for k in ("pretrain", "subset", "image")]
+    assert sum(shares) == pytest.approx(100.0, abs=0.5) and row["var_finetune_pct"] == ""
+    md = (out / "report" / "report.md").read_text()
+    assert "share: pretraining runs" in md and "labels needed [95% CI]" in md
 
 
 def test_a_killed_study_resumes_without_recomputing_and_gives_the_same_table(finished, tmp_path, monkeypatch):

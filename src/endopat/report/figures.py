@@ -1,7 +1,9 @@
-"""Figures as PNG files (matplotlib, Agg backend): loss curves, a/b histograms (paper Fig. 4)."""
+"""Figures as PNG files (matplotlib, Agg backend): loss curves, a/b histograms (paper Fig. 4), a
+study's DSC-against-labels curves (Fig. 5/6) and its example test images."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -114,4 +116,65 @@ def plot_finetune_history(rows: Sequence[Mapping[str, float]], path: str | Path,
     ax.set_yscale("log")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)
+
+
+def plot_curves(summ: list[dict], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for s in summ:
+        by_method[s["method"]].append(s)
+    for method, ss in by_method.items():
+        ss = sorted(ss, key=lambda s: s["labels"])
+        x = [s["labels"] for s in ss]
+        y = [s["dice"]["mean"] for s in ss]
+        lo = [min(s["run_means"]) for s in ss]
+        hi = [max(s["run_means"]) for s in ss]
+        line, = ax.plot(x, y, marker="o", label=method)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("labeled training images")
+    ax.set_ylabel("mean test DSC")
+    ax.set_title("DSC against labeled-set size (band: min-max over runs)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: list[str]) -> Path | None:
+    """Test images with ground truth and each method's prediction at the smallest fraction, subset 0."""
+    import torch
+
+    from endopat.data.labeled import load_image, load_mask
+    from endopat.data.splits import parse_fraction
+    from endopat.evaluate import Segmenter, dice_iou
+    from endopat.predict import overlay
+    if n == 0 or not cells:
+        return None
+    smallest = min((c["fraction"] for c in cells), key=parse_fraction)
+    chosen = {c["method"]: c for c in cells if c["fraction"] == smallest and c["subset"] == 0
+              and c.get("repeat", 0) == 0}
+    methods = [m for m in method_order if m in chosen]
+    test = data.ids(data.split.test)
+    picks = [test[int(i)] for i in np.linspace(0, len(test) - 1, min(n, len(test)))]
+    images = [load_image(s) for s in picks]
+    gts = [load_mask(s, im.shape[:2]) for s, im in zip(picks, images)]
+    preds = {}
+    for m in methods:
+        seg = Segmenter(Path(chosen[m]["folder"]) / "run" / "best.pt")
+        preds[m] = [p >= seg.threshold for p in seg.probabilities(images)]
+    plt = _pyplot()
+    cols = 1 + len(methods)
+    fig, axes = plt.subplots(len(picks), cols, figsize=(2.2 * cols, 2.2 * len(picks)), squeeze=False)
+    for i, (im, gt) in enumerate(zip(images, gts)):
+        axes[i][0].imshow(overlay(im, gt))
+        axes[i][0].set_title("ground truth" if i == 0 else "", fontsize=8)
+        for j, m in enumerate(methods, start=1):
+            d, _ = dice_iou(torch.from_numpy(preds[m][i])[None], torch.from_numpy(gt)[None])
+            axes[i][j].imshow(overlay(im, preds[m][i]))
+            axes[i][j].set_title(f"{m}\nDSC {float(d[0]):.2f}" if i == 0 else f"DSC {float(d[0]):.2f}", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(f"test images, label fraction {smallest}, subset 0", fontsize=9)
     return _save(fig, path)

@@ -14,7 +14,7 @@ def task_figures(out: Path, cfg, rep: Path) -> list[tuple[Path, str]]:
 
     figures = []
     for stage in all_stages(cfg):
-        if stage.kind != "pretrain":
+        if stage.kind != "pretrain" or stage.rep:  # one figure per source and task: repeat 0's
             continue
         samples = sorted((out / "stages" / stage.key / "samples").glob("step_*.png"))
         if not samples:

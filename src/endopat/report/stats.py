@@ -1,4 +1,5 @@
-"""Statistics beyond the paper: paired bootstrap CIs, Wilcoxon tests, and label savings."""
+"""Statistics beyond the paper: paired bootstrap CIs, Wilcoxon tests, monotone curves and label
+savings (the hierarchical bootstrap of a study is :mod:`endopat.report.bootstrap`)."""
 
 from __future__ import annotations
 
@@ -48,16 +49,46 @@ def labels_to_reach(labels: Sequence[float], scores: Sequence[float], target: fl
     return None, "not reached"
 
 
-def label_savings(curve: dict[float, float], baseline: dict[float, float]) -> dict[float, dict]:
-    """For each baseline point (labels n_b, mean score s_b): the labels n a method needs to reach s_b
-    on its own curve, and the share of labels saved, 100 * (1 - n / n_b)."""
-    labels = sorted(curve)
-    out = {}
-    for n_b in sorted(baseline):
-        n, how = labels_to_reach(labels, [curve[k] for k in labels], baseline[n_b])
-        saved = None if n is None else 100.0 * (1.0 - n / n_b)
-        out[n_b] = {"labels_needed": n, "saved_pct": saved, "how": how}
-    return out
+def monotone(labels: Sequence[float], scores: Sequence[float]) -> np.ndarray:
+    """The non-decreasing curve closest to ``scores`` (least squares; pool-adjacent-violators, via
+    scipy) at ``labels`` in increasing order: more labels never score less, so a dip between two
+    label counts is read as noise, not as a curve the savings could be read off."""
+    from scipy.optimize import isotonic_regression
+
+    y = np.asarray(scores, float)[np.argsort(labels)]
+    return isotonic_regression(y, increasing=True).x
+
+
+def savings_interval(labels: Sequence[float], method: np.ndarray, baseline: np.ndarray, n_b: float,
+                     level: float = 0.95) -> dict:
+    """Labels a method needs to reach the baseline's score at ``n_b``, and the share saved, with
+    percentile intervals.
+
+    ``method`` / ``baseline``: scores at ``labels`` (increasing), observed in row 0 and bootstrap
+    replicates in the others (rows with NaN are left out). Each row's curves are made monotone
+    (:func:`monotone`) before reading them. A replicate that already reaches the target at the
+    smallest label count only bounds the need (``<=`` the smallest count; "below" in the result),
+    one that never reaches it counts as infinitely many labels ("above"), so that interval ends
+    outside the measured range are marked, not extrapolated."""
+    labels = np.asarray(labels, float)
+    col = int(np.flatnonzero(labels == n_b)[0])
+    need = []
+    for m, b in zip(np.asarray(method, float), np.asarray(baseline, float)):
+        if np.isnan(m).any() or np.isnan(b).any():
+            continue
+        n, how = labels_to_reach(labels, monotone(labels, m), monotone(labels, b)[col])
+        need.append((np.inf if n is None else n, how))
+    (n0, how0), rest = need[0], need[1:]
+    values = np.array([n for n, _ in rest]) if rest else np.array([n0])
+    # order statistics (no interpolation), so an infinite "never reached" stays an open end
+    lo = float(np.percentile(values, 50 * (1 - level), method="lower"))
+    hi = float(np.percentile(values, 50 * (1 + level), method="higher"))
+    saved = lambda n: None if not np.isfinite(n) else 100.0 * (1.0 - n / n_b)  # noqa: E731
+    return {"labels_needed": None if not np.isfinite(n0) else n0, "how": how0,
+            "labels_low": lo, "labels_high": None if not np.isfinite(hi) else hi,
+            "low_below": lo <= labels[0] and any(h == "at most" for _, h in rest),
+            "high_above": not np.isfinite(hi),
+            "saved_pct": saved(n0), "saved_low": saved(hi), "saved_high": saved(lo)}
 
 
 def fmt_pct(value: float | None) -> str:
@@ -87,34 +118,6 @@ def stratified_bootstrap_ci(a: dict[str, Sequence[float]], b: dict[str, Sequence
     observed = float(np.mean([np.mean(a[s]) - np.mean(b[s]) for s in strata]))
     lo, hi = np.percentile(diff, [50 * (1 - level), 50 * (1 + level)])
     return observed, float(lo), float(hi)
-
-
-def cluster_bootstrap_diff(a_runs: Sequence[Sequence[float]], b_runs: Sequence[Sequence[float]],
-                           n_boot: int = 4000, level: float = 0.95,
-                           seed: int = 0) -> tuple[float, float, float]:
-    """Difference of mean scores ``a - b`` with a CI over runs *and* test images.
-
-    ``a_runs`` / ``b_runs``: one row per run (label subset x fine-tuning seed) of per-image scores
-    on the same test images, in the same order. Each bootstrap replicate resamples, with
-    replacement, the runs of each method independently (the variation between label subsets and
-    seeds) and then the test images, shared by both methods (the images are paired). This is the
-    two-stage cluster bootstrap (Davison & Hinkley 1997, sec. 3.8; Field & Welsh 2007): a single
-    run per method leaves only image variation, which understates the uncertainty, and the report
-    says so by the run count beside the interval.
-    """
-    a, b = np.asarray(a_runs, float), np.asarray(b_runs, float)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or a.shape[1] == 0:
-        raise ValueError("runs must be rows of scores on the same test images")
-    rng = np.random.default_rng(seed)
-    n_img = a.shape[1]
-    diffs = np.empty(n_boot)
-    for k in range(n_boot):
-        img = rng.integers(0, n_img, n_img)
-        ra = a[rng.integers(0, len(a), len(a))][:, img]
-        rb = b[rng.integers(0, len(b), len(b))][:, img]
-        diffs[k] = ra.mean() - rb.mean()
-    lo, hi = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
-    return float(a.mean() - b.mean()), float(lo), float(hi)
 
 
 def verdict(low: float, high: float) -> str:

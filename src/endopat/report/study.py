@@ -1,15 +1,16 @@
-"""The study report: Table 1, Fig. 4-6, label savings, paired statistics and example overlays.
+"""The study report: Table 1, Fig. 4-6, label savings, differences from the baseline with their
+intervals and variance components, and example overlays.
 
 It reads whatever cells are finished (``cells/*/*/metrics.csv``), so it can be made at any time,
 also from the merged folders of many shards (``endopat report RUN``). Outputs in ``RUN/report/``:
 ``report.md``, ``report.html`` (self-contained: figures embedded), ``table1.csv``,
 ``savings.csv``, ``stats.csv``, ``curves.png``, ``ab_histograms.png``, ``overlays.png``.
 
-Aggregation: a method at a fraction pools the per-image scores of all its finished runs (subsets and
-fine-tuning repeats; each is tested on the same test images); the mean is therefore the mean of the subset means, and
-median and IQR describe the pooled per-image distribution. Curves show the mean over subsets with
-the spread (min-max) of the subset means. Paired statistics first average each test image's score
-over the subsets of a method, then compare images paired with the baseline.
+Aggregation: a method at a fraction pools the per-image scores of all its finished runs (label
+subsets x pretraining repeats x fine-tuning repeats; each is tested on the same test images); the
+mean is therefore the mean of the run means, and median and IQR describe the pooled per-image
+distribution. Curves show the mean over runs with the spread (min-max) of the run means. The
+intervals (differences, savings) come from one hierarchical bootstrap (:mod:`endopat.report.compare`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import numpy as np
 
 from endopat.data.splits import parse_fraction
 from endopat.io import atomic_write_text
-from endopat.report import stats
 from endopat.report.tables import markdown_table, table_rows, write_csv
 
 
@@ -47,14 +47,6 @@ def _by_method_fraction(cells: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return groups
 
 
-def _per_image_mean(cells: list[dict], metric: str = "dice") -> dict[str, float]:
-    acc: dict[str, list[float]] = defaultdict(list)
-    for c in cells:
-        for r in c["rows"]:
-            acc[r["id"]].append(r[metric])
-    return {k: float(np.mean(v)) for k, v in acc.items()}
-
-
 def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
     from endopat.evaluate import summarize
 
@@ -64,119 +56,10 @@ def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
             method_order.index(kv[0][0]) if kv[0][0] in method_order else 99, -parse_fraction(kv[0][1]))):
         rows = [r for c in cs for r in c["rows"]]
         labels = int(round(np.mean([c["labels"] for c in cs])))
-        out.append({"method": method, "fraction": fraction, "labels": labels, "subsets": len(cs),
-                    "subset_means": [float(np.mean([r["dice"] for r in c["rows"]])) for c in cs],
+        out.append({"method": method, "fraction": fraction, "labels": labels, "runs": len(cs),
+                    "run_means": [float(np.mean([r["dice"] for r in c["rows"]])) for c in cs],
                     **summarize(rows)})
     return out
-
-
-def _scores(cell: dict, metric: str = "dice") -> dict[str, float]:
-    return {r["id"]: r[metric] for r in cell["rows"]}
-
-
-def paired_stats(cells: list[dict], baseline: str) -> list[dict]:
-    """Per method and fraction: the mean DSC difference to the baseline, its interval over runs
-    and test images (:func:`stats.cluster_bootstrap_diff`) with a verdict in words, and, secondary,
-    the per-image paired interval and Wilcoxon test of the run-averaged scores."""
-    groups = _by_method_fraction(cells)
-    out = []
-    for (method, fraction), cs in groups.items():
-        if method == baseline or (baseline, fraction) not in groups:
-            continue
-        a = _per_image_mean(cs)
-        b = _per_image_mean(groups[(baseline, fraction)])
-        ids = sorted(set(a) & set(b))
-        if not ids:
-            continue
-        va, vb = [a[i] for i in ids], [b[i] for i in ids]
-        mean, lo, hi = stats.paired_bootstrap_ci(va, vb)
-        runs = lambda group: [[sc[i] for i in ids] for sc in map(_scores, group)]  # noqa: E731
-        _, run_lo, run_hi = stats.cluster_bootstrap_diff(runs(cs), runs(groups[(baseline, fraction)]))
-        out.append({"method": method, "fraction": fraction, "runs": len(cs),
-                    "baseline_runs": len(groups[(baseline, fraction)]), "n_images": len(ids),
-                    "dice_diff": mean, "run_ci_low": run_lo, "run_ci_high": run_hi,
-                    "verdict": stats.verdict(run_lo, run_hi),
-                    "ci_low": lo, "ci_high": hi, "wilcoxon_p": stats.wilcoxon_p(va, vb)})
-    return out
-
-
-def savings(summ: list[dict], baseline: str) -> list[dict]:
-    curves: dict[str, dict[float, float]] = defaultdict(dict)
-    for s in summ:
-        curves[s["method"]][s["labels"]] = s["dice"]["mean"]
-    if baseline not in curves:
-        return []
-    out = []
-    for method, curve in curves.items():
-        if method == baseline:
-            continue
-        for n_b, r in stats.label_savings(curve, curves[baseline]).items():
-            out.append({"method": method, "baseline_labels": n_b, "baseline_dice": curves[baseline][n_b], **r})
-    return out
-
-
-def plot_curves(summ: list[dict], path: Path) -> Path:
-    from endopat.report.figures import _pyplot, _save
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    by_method: dict[str, list[dict]] = defaultdict(list)
-    for s in summ:
-        by_method[s["method"]].append(s)
-    for method, ss in by_method.items():
-        ss = sorted(ss, key=lambda s: s["labels"])
-        x = [s["labels"] for s in ss]
-        y = [s["dice"]["mean"] for s in ss]
-        lo = [min(s["subset_means"]) for s in ss]
-        hi = [max(s["subset_means"]) for s in ss]
-        line, = ax.plot(x, y, marker="o", label=method)
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("labeled training images")
-    ax.set_ylabel("mean test DSC")
-    ax.set_title("DSC against labeled-set size (band: min-max over runs)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: list[str]) -> Path | None:
-    """Test images with ground truth and each method's prediction at the smallest fraction, subset 0."""
-    import torch
-
-    from endopat.data.labeled import load_image, load_mask
-    from endopat.evaluate import Segmenter, dice_iou
-    from endopat.predict import overlay
-    from endopat.report.figures import _pyplot, _save
-
-    if n == 0 or not cells:
-        return None
-    smallest = min((c["fraction"] for c in cells), key=parse_fraction)
-    chosen = {c["method"]: c for c in cells if c["fraction"] == smallest and c["subset"] == 0
-              and c.get("repeat", 0) == 0}
-    methods = [m for m in method_order if m in chosen]
-    test = data.ids(data.split.test)
-    picks = [test[int(i)] for i in np.linspace(0, len(test) - 1, min(n, len(test)))]
-    images = [load_image(s) for s in picks]
-    gts = [load_mask(s, im.shape[:2]) for s, im in zip(picks, images)]
-    preds = {}
-    for m in methods:
-        seg = Segmenter(Path(chosen[m]["folder"]) / "run" / "best.pt")
-        preds[m] = [p >= seg.threshold for p in seg.probabilities(images)]
-    plt = _pyplot()
-    cols = 1 + len(methods)
-    fig, axes = plt.subplots(len(picks), cols, figsize=(2.2 * cols, 2.2 * len(picks)), squeeze=False)
-    for i, (im, gt) in enumerate(zip(images, gts)):
-        axes[i][0].imshow(overlay(im, gt))
-        axes[i][0].set_title("ground truth" if i == 0 else "", fontsize=8)
-        for j, m in enumerate(methods, start=1):
-            d, _ = dice_iou(torch.from_numpy(preds[m][i])[None], torch.from_numpy(gt)[None])
-            axes[i][j].imshow(overlay(im, preds[m][i]))
-            axes[i][j].set_title(f"{m}\nDSC {float(d[0]):.2f}" if i == 0 else f"DSC {float(d[0]):.2f}", fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle(f"test images, label fraction {smallest}, subset 0", fontsize=9)
-    return _save(fig, path)
 
 
 def _img_tag(path: Path | None, alt: str) -> str:
@@ -184,16 +67,6 @@ def _img_tag(path: Path | None, alt: str) -> str:
         return ""
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
-
-
-def _saved_text(r: dict) -> str:
-    """The share saved; a method already above the target at its smallest label count only bounds
-    it ("at least"), and says nothing when that count is the baseline's own."""
-    if r["how"] != "at most":
-        return stats.fmt_pct(r["saved_pct"])
-    if r["saved_pct"] is not None and r["saved_pct"] >= 0.5:
-        return f"at least {stats.fmt_pct(r['saved_pct'])} (reached at the smallest label count)"
-    return "not measurable below the smallest label count"
 
 
 def _fmt(key: str, v) -> str:
@@ -209,9 +82,9 @@ def _fmt(key: str, v) -> str:
         return f"{v:.0f}%"
     if key.endswith("_p"):
         return f"{v:.3g}"
-    if key == "labels_needed":
-        return f"{v:.1f}"
-    return f"{v:+.3f}" if key in ("dice_diff", "ci_low", "ci_high") else f"{v:.3f}"
+    if key.startswith("labels_") or key == "runs_to_resolve":
+        return f"{v:.1f}" if key.startswith("labels_") else f"{v:.0f}"
+    return f"{v:+.3f}" if key in ("dice_diff", "ci_low", "ci_high", "run_ci_low", "run_ci_high") else f"{v:.3f}"
 
 
 def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
@@ -223,17 +96,38 @@ def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+SHARES = [("var_pretrain_pct", "pretraining runs"), ("var_subset_pct", "label subsets"),
+          ("var_finetune_pct", "fine-tuning seeds"), ("var_image_pct", "test images")]
+
+SAVINGS_TEXT = ("Labels a method needs to reach the baseline's mean DSC at each baseline label count, read "
+                "off both curves made monotone over all runs (interpolated in log2 labels), and the share "
+                "of labels saved, each with a 95 % interval from the same bootstrap as the differences. "
+                "An end outside the measured label counts is a bound, never an extrapolation: "
+                "'<= n' (reached already at the smallest count), '> n' (not reached by the largest).")
+
+DIFF_TEXT = ("Mean test DSC difference with a 95 % interval from a hierarchical bootstrap that resamples "
+             "pretraining runs, label subsets, fine-tuning seeds and test images (docs/method.md); the "
+             "verdict reads that interval. The shares split the variance of the difference by its source "
+             "('-': one member, not measured). 'Runs to resolve': runs per method for an interval that "
+             "excludes 0 with 80 % power if the true difference is the one observed. Secondary: the "
+             "per-image paired interval and Wilcoxon test of run-averaged scores, which ignore the "
+             "variation between runs.")
+
+
+def _diff_cells(r: dict) -> str:
+    shares = " | ".join(_fmt(k, r.get(k)) for k, _ in SHARES)
+    todo = (_fmt("runs_to_resolve", r["runs_to_resolve"]) if r["runs_to_resolve"] is not None
+            else (r["runs_to_resolve_note"] or "-"))
+    return (f"| {r['method']} | {r['fraction']} | {r['runs']} vs {r['baseline_runs']} | {r['dice_diff']:+.3f} "
+            f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} | {shares} | {todo} "
+            f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |")
+
+
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
               tasks: list[tuple[Path, str]] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
-    sav_md = "\n".join(
-        f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
-        f"{'-' if r['labels_needed'] is None else ('<= ' if r['how'] == 'at most' else '') + format(r['labels_needed'], '.1f')} | "
-        + _saved_text(r) + " |" for r in sav)
-    st_md = "\n".join(
-        f"| {r['method']} | {r['fraction']} | {r['runs']} vs {r['baseline_runs']} | {r['dice_diff']:+.3f} "
-        f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} "
-        f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |" for r in pst)
+    sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
+                       f"{r['labels_text']} | {r['saved_text']} |" for r in sav)
     md = [f"# Study report: {cfg.name}", "",
           f"{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos "
           f"disjoint from training and validation ({len(data.split.train)} training, {len(data.split.val)} "
@@ -241,19 +135,14 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "## Table 1: test DSC and IoU per image (mean with % change vs baseline, median, IQR)", "",
           markdown_table(table), "",
           "## DSC against the number of labeled images (paper Fig. 5/6)", "", "![curves](curves.png)", "",
-          "## Label savings", "",
-          "Labels a method needs to reach the baseline's mean DSC at each baseline label count "
-          "(interpolated in log2 labels on the method's curve), and the share of labels saved.", "",
-          "| method | baseline labels | baseline DSC | labels needed | saved |", "|---|---:|---:|---:|---:|",
-          sav_md, "",
-          "## Differences from the baseline", "",
-          "Mean test DSC difference with a 95 % interval from a two-stage bootstrap that resamples runs "
-          "(label subsets x fine-tuning seeds) and then test images (docs/method.md); the verdict reads "
-          "that interval. Secondary: the per-image paired interval and Wilcoxon test of run-averaged "
-          "scores, which ignore the variation between runs.", "",
-          "| method | fraction | runs (vs baseline) | mean DSC difference | 95% CI, runs + images | verdict "
-          "| 95% CI, images only | Wilcoxon p |", "|---|---|---|---:|---|---|---|---:|",
-          st_md, "",
+          "## Label savings", "", SAVINGS_TEXT, "",
+          "| method | baseline labels | baseline DSC | labels needed [95% CI] | saved [95% CI] |",
+          "|---|---:|---:|---:|---:|", sav_md, "",
+          "## Differences from the baseline", "", DIFF_TEXT, "",
+          "| method | fraction | runs (vs baseline) | mean DSC difference | 95% CI | verdict | "
+          + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
+          "|---|---|---|---:|---|---|" + "---:|" * len(SHARES) + "---|---|---:|",
+          *map(_diff_cells, pst), "",
           "## What each pretraining learnt (sample figures)", "",
           *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
@@ -261,9 +150,17 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
     return "\n".join(md)
 
 
+STATS_FIELDS = ["method", "fraction", "runs", "baseline_runs", "pretrain_runs", "n_images", "dice_diff",
+                "run_ci_low", "run_ci_high", "verdict", *(k for k, _ in SHARES), "runs_to_resolve",
+                "runs_to_resolve_note", "ci_low", "ci_high", "wilcoxon_p"]
+SAVINGS_FIELDS = ["method", "baseline_labels", "baseline_dice", "labels_needed", "how", "labels_low",
+                  "labels_high", "low_below", "high_above", "saved_pct", "saved_low", "saved_high"]
+
+
 def write_study_report(out: str | Path, cfg, data) -> Path:
     from endopat import colour
-    from endopat.report.figures import plot_ab_histograms
+    from endopat.report.compare import Comparison, fmt_labels, fmt_saved
+    from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
     from endopat.report.pretraining import task_figures
     from endopat.study.grid import cells as grid_cells
 
@@ -276,14 +173,18 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     table = table_rows(summ, cfg.baseline)
     for row, s in zip(table, summ):
         row["fraction"] = s["fraction"]
-        row["subsets"] = s["subsets"]
+        row["runs"] = s["runs"]
     write_csv(table, rep / "table1.csv")
-    sav = savings(summ, cfg.baseline)
-    write_csv(sav, rep / "savings.csv", ["method", "baseline_labels", "baseline_dice", "labels_needed",
-                                          "saved_pct", "how"])
-    pst = paired_stats(cells, cfg.baseline)
-    write_csv(pst, rep / "stats.csv", ["method", "fraction", "runs", "baseline_runs", "n_images", "dice_diff",
-                                        "run_ci_low", "run_ci_high", "verdict", "ci_low", "ci_high", "wilcoxon_p"])
+    comparison = Comparison(cells, cfg.baseline, cfg.seed)
+    sav = comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}) if cells else []
+    labels = sorted({s["labels"] for s in summ})
+    for r in sav:
+        r["labels_text"] = fmt_labels(r, labels[0], labels[-1])
+        r["saved_text"] = fmt_saved(r, labels[0], labels[-1])
+    write_csv(sav, rep / "savings.csv", SAVINGS_FIELDS)
+    pst = comparison.differences() if cells else []
+    pst.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, -parse_fraction(r["fraction"])))
+    write_csv(pst, rep / "stats.csv", STATS_FIELDS)
     curves = plot_curves(summ, rep / "curves.png") if summ else None
     hists = {}
     for name in cfg.unlabeled:
@@ -301,7 +202,7 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
 
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks))
 
-    cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("subsets", "subsets"),
+    cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
             ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
             ("dice_q1", "DSC Q1"), ("dice_q3", "DSC Q3"), ("iou_mean", "IoU mean"),
             ("iou_change_pct", "IoU % vs baseline"), ("iou_median", "IoU median"), ("iou_q1", "IoU Q1"),
@@ -315,12 +216,15 @@ figure{{margin:1em 0}}figcaption{{color:#555;font-size:90%}}</style></head><body
 from training and validation.</p>
 <h2>Table 1</h2>{_html_table(table, cols)}
 <h2>DSC against labeled-set size</h2>{_img_tag(curves, "mean test DSC against labeled images")}
-<h2>Label savings</h2>{_html_table(sav, [("method", "method"), ("baseline_labels", "baseline labels"),
-    ("baseline_dice", "baseline DSC"), ("labels_needed", "labels needed"), ("saved_pct", "% saved"), ("how", "how")])}
-<h2>Differences from the baseline</h2>{_html_table(pst, [("method", "method"), ("fraction", "fraction"),
-    ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"), ("dice_diff", "mean DSC diff"),
-    ("run_ci_low", "CI low (runs + images)"), ("run_ci_high", "CI high (runs + images)"), ("verdict", "verdict"),
-    ("ci_low", "CI low (images)"), ("ci_high", "CI high (images)"), ("wilcoxon_p", "Wilcoxon p")])}
+<h2>Label savings</h2><p>{html.escape(SAVINGS_TEXT)}</p>{_html_table(sav, [("method", "method"),
+    ("baseline_labels", "baseline labels"), ("baseline_dice", "baseline DSC"),
+    ("labels_text", "labels needed [95% CI]"), ("saved_text", "saved [95% CI]")])}
+<h2>Differences from the baseline</h2><p>{html.escape(DIFF_TEXT)}</p>{_html_table(pst, [("method", "method"),
+    ("fraction", "fraction"), ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"),
+    ("dice_diff", "mean DSC diff"), ("run_ci_low", "CI low"), ("run_ci_high", "CI high"), ("verdict", "verdict"),
+    *[(k, f"share: {t}") for k, t in SHARES], ("runs_to_resolve", "runs to resolve"),
+    ("runs_to_resolve_note", "(why not)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
+    ("wilcoxon_p", "Wilcoxon p")])}
 <h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
 <h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
 <h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}

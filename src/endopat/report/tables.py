@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 from endopat.io import atomic_write_csv
 
-TABLE_FIELDS = ["method", "labels", "fraction", "n_test", "dice_mean", "dice_change_pct", "dice_median",
+TABLE_FIELDS = ["method", "labels", "fraction", "runs", "n_test", "dice_mean", "dice_change_pct", "dice_median",
                 "dice_q1", "dice_q3", "iou_mean", "iou_change_pct", "iou_median", "iou_q1", "iou_q3"]
 
 

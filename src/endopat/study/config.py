@@ -71,6 +71,8 @@ class StudyConfig(_Strict):
     fractions: list[str] = list(DEFAULT_FRACTIONS)
     subsets: int = Field(5, ge=1)
     finetune_seeds: int = Field(1, ge=1, description="fine-tuning runs per subset, each with its own seed")
+    pretrain_seeds: int = Field(1, ge=1, description="runs of each pretraining stage, each with its own "
+                                "seed and shared by every cell that starts from it")
     unlabeled: dict[str, str] = {}
     extra_labeled: dict[str, LabeledSource] = {}
     methods: list[Method]

@@ -3,10 +3,13 @@
 * a **pretrain stage** per (unlabeled source, auxiliary task) some method uses (run once, shared);
 * a **supervised stage** per (pretrain source or none, extra labeled set) some method uses (the
   supervised pretraining of SOA, or the middle step of PAT-Ext), run once, shared;
-* a **cell** per method x label fraction x subset x fine-tuning repeat: fine-tune on that subset
-  (with the repeat's own seed), evaluate on the test set.
+* with ``pretrain_seeds: N``, each of those stages N times (repeat ``p`` with its own seed), and
+  the cells of a method that starts from a stage once per pretraining repeat;
+* a **cell** per method x label fraction x subset x pretraining repeat x fine-tuning repeat:
+  fine-tune on that subset (with the fine-tuning repeat's own seed), evaluate on the test set.
 
-Cells are ordered deterministically (method order of the config, then fraction, then subset), and
+Cells are ordered deterministically (method order of the config, then fraction, subset, pretraining
+and fine-tuning repeat), and
 shard ``i/n`` takes every cell whose index is ``i`` modulo ``n``: the shards partition the grid.
 """
 
@@ -24,13 +27,19 @@ class Stage:
     source: str  # unlabeled source name, or extra labeled set name
     pretrain: str | None = None  # for supervised stages: the pretraining they start from
     task: str = "recolor"  # the auxiliary task of the pretraining (its own, or the one started from)
+    rep: int = 0  # pretraining repeat (``pretrain_seeds``); 0 keeps the key of a single run
 
     @property
     def key(self) -> str:
         task = "" if self.task == "recolor" else f"+{self.task}"  # the paper's task keeps the plain key
+        tail = f"_p{self.rep}" if self.rep else ""
         if self.kind == "pretrain":
-            return f"pretrain/{self.source}{task}"
-        return f"supervised/{self.source}" + (f"+pat-{self.pretrain}{task}" if self.pretrain else "")
+            return f"pretrain/{self.source}{task}{tail}"
+        return f"supervised/{self.source}" + (f"+pat-{self.pretrain}{task}" if self.pretrain else "") + tail
+
+    def seed(self, base: int) -> int:
+        """The stage's seed: the study's for repeat 0, then one per repeat."""
+        return base + 100 * self.rep
 
 
 @dataclass(frozen=True)
@@ -40,37 +49,45 @@ class Cell:
     fraction: str
     subset: int
     repeat: int = 0  # fine-tuning repeat (``finetune_seeds``); 0 keeps the key of a single run
+    pretrain_rep: int = 0  # the pretraining repeat its stage comes from (``pretrain_seeds``)
 
     @property
     def key(self) -> str:
-        tail = f"_r{self.repeat}" if self.repeat else ""
+        tail = (f"_p{self.pretrain_rep}" if self.pretrain_rep else "") + (f"_r{self.repeat}" if self.repeat else "")
         return f"{self.method.slug}/f{self.fraction.replace('/', '-')}_s{self.subset}{tail}"
 
     def seed(self, base: int) -> int:
-        """The fine-tuning seed: one per subset and repeat."""
+        """The fine-tuning seed: one per subset and repeat (the same for every pretraining repeat,
+        so that pretraining repeats differ only in their pretraining)."""
         return base + self.subset + 1000 * self.repeat
 
 
-def stages_of(method: Method, default_task: str = "recolor") -> list[Stage]:
+def stages_of(method: Method, default_task: str = "recolor", rep: int = 0) -> list[Stage]:
     out, task = [], method.task or default_task
     if method.pretrain:
-        out.append(Stage("pretrain", method.pretrain, task=task))
+        out.append(Stage("pretrain", method.pretrain, task=task, rep=rep))
     if method.supervised:
-        out.append(Stage("supervised", method.supervised, method.pretrain, task=task))
+        out.append(Stage("supervised", method.supervised, method.pretrain, task=task, rep=rep))
     return out
 
 
-def init_stage(method: Method, default_task: str = "recolor") -> Stage | None:
-    """The stage whose checkpoint a method's cells start from."""
-    stages = stages_of(method, default_task)
+def init_stage(method: Method, default_task: str = "recolor", rep: int = 0) -> Stage | None:
+    """The stage (of pretraining repeat ``rep``) whose checkpoint a method's cells start from."""
+    stages = stages_of(method, default_task, rep)
     return stages[-1] if stages else None
+
+
+def pretrain_reps(cfg: StudyConfig, method: Method) -> int:
+    """Pretraining repeats of a method: ``pretrain_seeds`` when it starts from a stage, else 1."""
+    return cfg.pretrain_seeds if stages_of(method) else 1
 
 
 def all_stages(cfg: StudyConfig) -> list[Stage]:
     seen: dict[str, Stage] = {}
-    for m in cfg.methods:
-        for s in stages_of(m, cfg.pretrain.task):
-            seen.setdefault(s.key, s)
+    for rep in range(cfg.pretrain_seeds):
+        for m in cfg.methods:
+            for s in stages_of(m, cfg.pretrain.task, rep):
+                seen.setdefault(s.key, s)
     return list(seen.values())
 
 
@@ -81,8 +98,9 @@ def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
             label = fraction_label(f)
             n_subsets = min(cfg.subsets, len(split.subsets.get(label, [])))
             for j in range(n_subsets):
-                for r in range(cfg.finetune_seeds):
-                    out.append(Cell(len(out), m, label, j, r))
+                for p in range(pretrain_reps(cfg, m)):
+                    for r in range(cfg.finetune_seeds):
+                        out.append(Cell(len(out), m, label, j, r, p))
     return out
 
 

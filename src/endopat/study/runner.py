@@ -3,9 +3,9 @@
 Run folder::
 
     split.json                         the split every cell uses (made once, then only read)
-    stages/pretrain/<source>[+<task>]/ pretraining runs (pretrained.pt, losses.csv, samples/, ...)
-    stages/supervised/<set>[+pat-<source>]/   supervised pretraining runs (best.pt)
-    cells/<method>/f<fraction>_s<subset>[_r<repeat>]/metrics.csv   per-test-image Dice/IoU of one cell
+    stages/pretrain/<source>[+<task>][_p<rep>]/ pretraining runs (pretrained.pt, losses.csv, samples/, ...)
+    stages/supervised/<set>[+pat-<source>][_p<rep>]/   supervised pretraining runs (best.pt)
+    cells/<method>/f<fraction>_s<subset>[_p<rep>][_r<repeat>]/metrics.csv   per-test-image Dice/IoU of one cell
     cells/<method>/f<fraction>_s<subset>/run/          its fine-tuning run (best.pt, history)
     report/                            tables, figures, HTML (endopat.report.study)
 
@@ -128,15 +128,15 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
         t = time.time()
         if stage.kind == "pretrain":
             log(f"stage {stage.key}: {stage.task} pretraining")
-            pretrain(cfg.resolve(cfg.unlabeled[stage.source], out), folder, cfg.pretrain_config(stage.task),
-                     progress=progress, log=log)
+            pretrain(cfg.resolve(cfg.unlabeled[stage.source], out), folder,
+                     cfg.pretrain_config(stage.task, stage.seed(cfg.seed)), progress=progress, log=log)
         else:
-            init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task), cfg, out, progress, log)
-                    if stage.pretrain else None)
+            init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task, rep=stage.rep), cfg, out,
+                              progress, log) if stage.pretrain else None)
             log(f"stage {stage.key}: supervised pretraining")
             samples, parts = _all_samples(cfg.extra_labeled[stage.source], out, cfg)
             train, val = _extra_train_val(samples, parts, cfg.seed)
-            finetune(train, val, folder, cfg.finetune_config(cfg.supervised, cfg.seed), init=init,
+            finetune(train, val, folder, cfg.finetune_config(cfg.supervised, stage.seed(cfg.seed)), init=init,
                      progress=progress, log=log, provenance={"stage": stage.key})
         atomic_write_text(done, json.dumps({"stage": stage.key, "seconds": time.time() - t}))
     return ckpt
@@ -155,7 +155,7 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
     from endopat.finetune import finetune
 
     folder = cell_dir(out, cell)
-    stage = init_stage(cell.method, cfg.pretrain.task)
+    stage = init_stage(cell.method, cfg.pretrain.task, cell.pretrain_rep)
     init = run_stage(stage, cfg, out, progress, log) if stage else None
     train = data.ids(data.split.subset(cell.fraction, cell.subset))
     t = time.time()
@@ -163,11 +163,12 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
                     cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed)), init=init,
                     progress=progress, log=lambda *a: None,
                     provenance={"cell": cell.key, "method": cell.method.name, "fraction": cell.fraction,
-                                "subset": cell.subset, "repeat": cell.repeat})
+                                "subset": cell.subset, "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep})
     rows = evaluate(best, data.ids(data.split.test))
     atomic_write_text(folder / "cell.json", json.dumps(
         {"key": cell.key, "method": cell.method.name, "fraction": cell.fraction, "subset": cell.subset,
-         "repeat": cell.repeat, "labels": len(train), "seconds": time.time() - t}))
+         "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep, "labels": len(train),
+         "seconds": time.time() - t}))
     write_metrics_csv(rows, folder / "metrics.csv")  # last: marks the cell finished
     (folder / "run" / "last.pt").unlink(missing_ok=True)
     return folder / "metrics.csv"

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from endopat.report.bootstrap import Run, by_level, components, interval, resample, runs_to_resolve
+from endopat.report.stats import paired_bootstrap_ci, verdict
+
+IMAGES = np.array([0.3, 0.5, 0.7, 0.4, 0.6, 0.5])
+
+
+def runs(method, shifts, fraction="1/4", subsets=None, pretrain=None, finetune=None):
+    n = len(shifts)
+    subsets = subsets or list(range(n))
+    pretrain = pretrain or [0] * n
+    finetune = finetune or [0] * n
+    return [Run(method, fraction, s, p, r, IMAGES + d) for d, s, p, r in zip(shifts, subsets, pretrain, finetune)]
+
+
+def test_identical_runs_give_the_image_free_difference_exactly():
+    reps = resample(runs("pat", [0.1, 0.1]) + runs("base", [0.0, 0.0]), n_boot=200)
+    d, draws = reps.diff(("pat", "1/4"), ("base", "1/4"))
+    assert d == pytest.approx(0.1) and interval(draws) == pytest.approx((0.1, 0.1))
+
+
+def test_run_to_run_spread_widens_the_interval_beyond_the_image_only_one():
+    # every run beats the baseline by 0.05 on average, but its pretraining runs differ by +-0.1
+    pat = runs("pat", [-0.05, 0.15, -0.03, 0.13], subsets=[0, 1, 0, 1], pretrain=[0, 0, 1, 1])
+    base = runs("base", [0.0, 0.0])
+    d, draws = resample(pat + base, n_boot=2000).diff(("pat", "1/4"), ("base", "1/4"))
+    lo, hi = interval(draws)
+    _, ilo, ihi = paired_bootstrap_ci(IMAGES + 0.05, IMAGES)
+    assert d == pytest.approx(0.05) and lo < ilo and hi > ihi and verdict(lo, hi) == verdict(0, 0)
+
+
+def test_label_subsets_are_paired_so_a_subset_effect_both_methods_share_cancels():
+    # subset 1 is easier by 0.2 for both methods; the method is better by 0.05 on every subset
+    pat = runs("pat", [0.05, 0.25, 0.05, 0.25], subsets=[0, 1, 2, 3])
+    base = runs("base", [0.0, 0.2, 0.0, 0.2], subsets=[0, 1, 2, 3])
+    _, draws = resample(pat + base, n_boot=500, levels=("subset",)).diff(("pat", "1/4"), ("base", "1/4"))
+    assert interval(draws) == pytest.approx((0.05, 0.05))
+
+
+def test_one_level_bootstrap_variance_matches_the_variance_of_a_mean():
+    shifts = [0.0, 0.1, 0.3, -0.2, 0.05]
+    reps = resample(runs("pat", shifts) + runs("base", [0.0] * 5), n_boot=4000, levels=("subset",))
+    _, draws = reps.diff(("pat", "1/4"), ("base", "1/4"))
+    assert np.var(draws) == pytest.approx(np.var(shifts) / len(shifts), rel=0.1)
+
+
+def test_variance_components_name_the_level_the_spread_comes_from():
+    pat = runs("pat", [-0.1, -0.1, 0.1, 0.1], subsets=[0, 1, 0, 1], pretrain=[0, 0, 1, 1])
+    base = runs("base", [0.0, 0.0])
+    everything = pat + base
+    comps = components(by_level(everything, n_boot=500), everything, ("pat", "1/4"), ("base", "1/4"))
+    assert comps["finetune"] is None  # one fine-tuning seed per subset: not measured
+    assert comps["pretrain"] > 10 * comps["image"] and comps["subset"] == pytest.approx(0.0)
+
+
+def test_runs_to_resolve_solve_the_power_equation():
+    # goal (0.05 / 2.8)^2 = 3.19e-4; k = 9e-4 / (3.19e-4 - 1e-4) = 4.11: 2 runs -> 9
+    n, how = runs_to_resolve(0.05, {"image": 1e-4, "subset": 9e-4, "pretrain": None, "finetune": None}, 2)
+    assert (n, how) == (9.0, "estimate")
+    n, how = runs_to_resolve(0.01, {"image": 1e-4, "subset": 9e-4}, 2)
+    assert n is None and "test images" in how
+
+
+def test_an_unknown_level_is_refused():
+    with pytest.raises(ValueError, match="unknown levels"):
+        resample(runs("pat", [0.1]), levels=("hospital",))
