@@ -66,3 +66,18 @@ def test_runs_to_resolve_solve_the_power_equation():
 def test_an_unknown_level_is_refused():
     with pytest.raises(ValueError, match="unknown levels"):
         resample(runs("pat", [0.1]), levels=("hospital",))
+
+
+def test_run_by_image_interaction_is_the_two_way_residual_and_counts_as_run_variance():
+    from endopat.report.bootstrap import interaction_variance
+
+    additive = np.add.outer([0.0, 0.1, -0.1], IMAGES)  # run and image effects only
+    assert interaction_variance(additive) == pytest.approx(0.0, abs=1e-12)
+    assert interaction_variance(additive[:1]) is None
+    noisy = additive + np.array([[0.05, -0.05, 0, 0, 0, 0], [-0.05, 0.05, 0, 0, 0, 0], [0] * 6])
+    assert interaction_variance(noisy) > 0
+    # all of the images' variance is interaction: more runs can resolve it
+    # goal (0.05 / 2.8)^2 = 3.19e-4 < 4e-4: not without; with: k = 5e-4 / 3.19e-4 = 1.57, 2 runs -> 4
+    comps = {"image": 4e-4, "subset": 1e-4}
+    assert runs_to_resolve(0.05, comps, 2)[0] is None
+    assert runs_to_resolve(0.05, comps, 2, interaction=4e-4) == (4.0, "estimate")

@@ -175,6 +175,15 @@ def test_a_study_with_pretraining_repeats_reports_the_share_of_variance_they_cau
     assert "share: pretraining runs" in md and "labels needed [95% CI]" in md
 
 
+def test_a_study_on_two_workers_runs_every_stage_and_cell_once(finished, tmp_path):
+    out = tmp_path / "run"
+    counts = _run(out, workers=2)
+    assert counts == {"cells": 12, "run": 12, "skipped": 0}
+    assert len(list(out.glob("cells/*/*/metrics.csv"))) == 12
+    assert len(list(out.glob("stages/*/*/done.json"))) == 3
+    assert _run(out, workers=2) == {"cells": 12, "run": 0, "skipped": 12}
+
+
 def test_a_killed_study_resumes_without_recomputing_and_gives_the_same_table(finished, tmp_path, monkeypatch):
     import endopat.evaluate
 
@@ -295,8 +304,18 @@ def test_the_shipped_demo_config_is_valid_and_quick_keeps_baseline_and_pat():
 
     full = demo_config()
     quick = demo_config(quick=True)
-    assert len(full.methods) == 8 and {m.name for m in quick.methods} == {"baseline", "PAT (target medical)"}
+    assert {m.task for m in full.methods if m.pretrain == "target"} == {None, "inpaint", "contrastive"}
+    assert {m.name for m in quick.methods} == {"baseline", "PAT (target medical)"}
     assert set(quick.unlabeled) == {"target"} and quick.pretrain.steps < full.pretrain.steps
+    assert full.pretrain_seeds >= 2 and quick.pretrain_seeds == 1
+
+
+def test_a_demo_data_seed_draws_other_videos_split_and_seeds():
+    from endopat.demo import demo_config
+
+    first, second = demo_config(), demo_config(data_seed=1)
+    assert second.seed == 1 and second.methods == first.methods
+    assert [d.seed for d in second.synth] == [d.seed + 10 for d in first.synth]
 
 
 def test_the_paper_config_is_valid():
@@ -304,6 +323,15 @@ def test_the_paper_config_is_valid():
 
     cfg = load_study(Path(__file__).parents[1] / "examples" / "paper.yaml")
     assert cfg.fractions == ["1", "1/2", "1/4", "1/8", "1/16"] and cfg.subsets == 5
+
+
+def test_the_demo_with_every_paper_row_keeps_the_demos_settings():
+    from endopat.demo import demo_config
+    from endopat.study.config import load_study
+
+    cfg, demo = load_study(Path(__file__).parents[1] / "examples" / "demo-paper.yaml"), demo_config()
+    assert len(cfg.methods) == 8 and {m.name for m in demo.methods} < {m.name for m in cfg.methods}
+    assert (cfg.model, cfg.pretrain, cfg.finetune) == (demo.model, demo.pretrain, demo.finetune)
 
 
 def test_the_task_comparison_config_has_one_row_per_task_on_the_target_frames(monkeypatch):

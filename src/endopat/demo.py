@@ -1,7 +1,7 @@
 """``endopat demo``: the demo study (``configs/demo.yaml``) on synthetic endoscopy.
 
 The default runs in <= 10 minutes on 2 CPU cores; ``quick`` keeps baseline and PAT on the target
-domain with a shorter pretraining, for a look at every stage in under a minute.
+domain with one shorter pretraining, for a look at every stage in about a minute.
 """
 
 from __future__ import annotations
@@ -14,8 +14,15 @@ from endopat.study.config import StudyConfig, load_study
 DEMO_CONFIG = files("endopat") / "configs" / "demo.yaml"
 
 
-def demo_config(quick: bool = False) -> StudyConfig:
+def demo_config(quick: bool = False, data_seed: int = 0) -> StudyConfig:
+    """The demo study; ``data_seed`` > 0 generates other synthetic videos (every synth seed + 10 x
+    data_seed) and draws another split, subsets and training seeds (``seed: data_seed``)."""
     cfg = load_study(Path(str(DEMO_CONFIG)))
+    if data_seed:
+        data = cfg.model_dump()
+        data.update(name=f"{data['name']}, data seed {data_seed}", seed=data_seed,
+                    synth=[dict(d, seed=d["seed"] + 10 * data_seed) for d in data["synth"]])
+        cfg = StudyConfig.model_validate(data)
     if not quick:
         return cfg
     data = cfg.model_dump()
@@ -28,18 +35,27 @@ def demo_config(quick: bool = False) -> StudyConfig:
                  and m["task"] in (None, "recolor")],
         fractions=["1/4"],
         subsets=1,
-        pretrain=dict(data["pretrain"], steps=200, sample_every=100),
-        finetune=dict(data["finetune"], epochs=25, early_stop_patience=8),
+        pretrain_seeds=1,
+        pretrain=dict(data["pretrain"], steps=150, sample_every=75),
     )
     return StudyConfig.model_validate(data)
 
 
-def run_demo(out: str | Path, quick: bool = False, progress: bool = True, log=print) -> Path:
+def default_workers() -> int:
+    """One study worker per core, at most 8 (docs/design.md: several single-threaded runs of the
+    demo's small networks use a CPU better than one multi-threaded run)."""
+    import os
+
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def run_demo(out: str | Path, quick: bool = False, progress: bool = True, log=print, data_seed: int = 0,
+             workers: int | None = None) -> Path:
     from endopat.study.runner import run_study
 
     out = Path(out)
-    cfg = demo_config(quick)
-    run_study(cfg, out, progress=progress, log=log)
+    cfg = demo_config(quick, data_seed)
+    run_study(cfg, out, progress=progress, log=log, workers=workers or default_workers())
     table = (out / "report" / "report.md").read_text()
     start = table.index("| method | labels")
     log(table[start : table.index("\n\n", start)])

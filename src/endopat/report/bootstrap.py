@@ -138,17 +138,32 @@ def _level_counts(runs: Sequence[Run], a: tuple[str, str], b: tuple[str, str]) -
             "image": len(mine[0].scores) if mine else 0}
 
 
-def runs_to_resolve(diff: float, comps: dict[str, float | None], runs_now: int, z: float = 1.96,
-                    power_z: float = 0.84) -> tuple[float | None, str]:
-    """Runs per method needed to resolve a true difference of the observed size with 80 % power:
-    the run-level variance (pretraining, subsets, seeds) shrinks as 1/k with k times the runs, the
-    test images' does not, so k solves ``v_image + v_runs / k = (|diff| / (z + power_z))^2``.
-    Returns ``(runs, how)``: how is "estimate", or why there is none."""
-    v_img = comps.get("image") or 0.0
-    v_runs = sum(v for k, v in comps.items() if k != "image" and v)
+def interaction_variance(scores: np.ndarray) -> float | None:
+    """The run x image interaction of a (runs, images) score matrix: the residual mean square of
+    the two-way layout (what is left after each run's and each image's mean). None with one run."""
+    scores = np.asarray(scores, float)
+    runs, images = scores.shape
+    if runs < 2 or images < 2:
+        return None
+    resid = scores - scores.mean(1, keepdims=True) - scores.mean(0, keepdims=True) + scores.mean()
+    return float((resid ** 2).sum() / ((runs - 1) * (images - 1)))
+
+
+def runs_to_resolve(diff: float, comps: dict[str, float | None], runs_now: int, interaction: float = 0.0,
+                    z: float = 1.96, power_z: float = 0.84) -> tuple[float | None, str]:
+    """Runs per method needed to resolve a true difference of the observed size with 80 % power.
+
+    With k times the runs, the run-level variance (pretraining, subsets, seeds) and the part of the
+    images' variance that is run x image interaction (``interaction``: its share of ``comps
+    ["image"]``) shrink as 1/k, the rest of the images' does not, so k solves
+    ``v_fixed + v_runs / k = (|diff| / (z + power_z))^2``. Returns ``(runs, how)``: how is
+    "estimate", or why there is none."""
+    interaction = min(interaction, comps.get("image") or 0.0)
+    v_fixed = (comps.get("image") or 0.0) - interaction
+    v_runs = sum(v for k, v in comps.items() if k != "image" and v) + interaction
     goal = (abs(diff) / (z + power_z)) ** 2
-    if diff == 0 or goal <= v_img:
+    if diff == 0 or goal <= v_fixed:
         return None, "not by more runs alone: the test images' spread is larger (a larger test set would)"
     if v_runs == 0:
         return None, "no run-level spread measured (one run per level)"
-    return float(max(runs_now, np.ceil(runs_now * v_runs / (goal - v_img)))), "estimate"
+    return float(max(runs_now, np.ceil(runs_now * v_runs / (goal - v_fixed)))), "estimate"

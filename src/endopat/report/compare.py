@@ -57,7 +57,7 @@ class Comparison:
             lo, hi = bootstrap.interval(draws)
             comps = bootstrap.components(self.levels, self.runs, (method, fraction), base)
             total = sum(v for v in comps.values() if v)
-            needed, how = bootstrap.runs_to_resolve(diff, comps, len(cs))
+            needed, how = bootstrap.runs_to_resolve(diff, comps, len(cs), self._interaction((method, fraction), base))
             a, b = _per_image_mean(cs), _per_image_mean(self.groups[base])
             ids = sorted(set(a) & set(b))
             va, vb = [a[i] for i in ids], [b[i] for i in ids]
@@ -72,6 +72,17 @@ class Comparison:
                         "runs_to_resolve_note": "" if stats.verdict(lo, hi) != stats.verdict(0, 0) else how,
                         "ci_low": img_lo, "ci_high": img_hi, "wilcoxon_p": stats.wilcoxon_p(va, vb)})
         return out
+
+    def _interaction(self, a: tuple[str, str], b: tuple[str, str]) -> float:
+        """The run x image interaction's part of the images' variance of the difference a - b:
+        (s_a^2 / R_a + s_b^2 / R_b) / images; a side with one run borrows the other's s^2."""
+        mats = [np.stack([r.scores for r in self.runs if (r.method, r.fraction) == key]) for key in (a, b)]
+        s2 = [bootstrap.interaction_variance(m) for m in mats]
+        known = [v for v in s2 if v is not None]
+        if not known:
+            return 0.0
+        s2 = [known[0] if v is None else v for v in s2]
+        return sum(v / len(m) for v, m in zip(s2, mats)) / mats[0].shape[1]
 
     def savings(self, labels: dict[tuple[str, str], int]) -> list[dict]:
         """Per method and baseline label count: the labels the method needs to match the baseline,

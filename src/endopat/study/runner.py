@@ -209,9 +209,62 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
                            "resume it with the same config, or give a new --out")
 
 
+def _worker_init(threads: int) -> None:
+    """A study worker: its share of the CPU threads (``make_fabric`` keeps an OMP_NUM_THREADS it finds)."""
+    import os
+
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
+def _stage_task(args: tuple) -> tuple[str, float]:
+    stage, cfg, out = args
+    t = time.time()
+    run_stage(stage, cfg, out, progress=False, log=lambda *a: None)
+    return stage.key, time.time() - t
+
+
+def _cell_task(args: tuple) -> tuple[str, float]:
+    cell, cfg, data, out = args
+    t = time.time()
+    run_cell(cell, cfg, data, out, progress=False, log=lambda *a: None)
+    return cell.key, time.time() - t
+
+
+def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: StudyData, out: Path,
+              workers: int, progress: bool, log: Log) -> None:
+    """Stages, then cells, on up to ``workers`` processes sharing the CPU threads (on a CPU,
+    several single-threaded trainings of small networks use the cores better than one
+    multi-threaded one: docs/design.md). A phase with fewer tasks than workers gets fewer, wider
+    workers. Pretraining stages go first, so that a supervised stage that starts from one rarely
+    waits for it; the file locks make any wait safe."""
+    import multiprocessing as mp
+    import os
+
+    from endopat.runtime import progress_bar
+
+    stages = sorted(stages, key=lambda s: s.kind != "pretrain")
+    phases = [("study stages", _stage_task, [(s, cfg, out) for s in stages]),
+              ("study cells", _cell_task, [(c, cfg, data, out) for c in todo])]
+    for title, task, args in phases:
+        if not args:
+            continue
+        n = min(workers, len(args))
+        threads = max(1, (os.cpu_count() or 1) // n)
+        with mp.get_context("spawn").Pool(n, _worker_init, (threads,)) as pool, \
+                progress_bar(title, len(args), progress) as advance:
+            for key, seconds in pool.imap_unordered(task, args):
+                if task is _stage_task:
+                    log(f"stage {key}: done in {seconds:.0f} s")
+                advance(1, info=key)
+
+
 def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",
-              progress: bool = True, log: Log = print, report: bool = True) -> dict:
-    """Run this shard's part of the study (``stage``: all, stages or cells), then the report.
+              progress: bool = True, log: Log = print, report: bool = True, workers: int = 1) -> dict:
+    """Run this shard's part of the study (``stage``: all, stages or cells) on ``workers``
+    processes, then the report.
 
     Returns counts of cells run, skipped (already finished) and in this shard.
     """
@@ -222,20 +275,22 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     check_same_study(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
     data = prepare(cfg, out, log)
-    if stage in ("all", "stages"):
-        mine = [s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0]]
+    mine = ([s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0]]
+            if stage in ("all", "stages") else [])
+    todo = shard(cells(cfg, data.split), *shard_spec) if stage in ("all", "cells") else []
+    left = [c for c in todo if not is_done(out, c)]
+    counts = {"cells": len(shard(cells(cfg, data.split), *shard_spec)), "run": len(left),
+              "skipped": len(todo) - len(left)}
+    if workers > 1:
+        _run_pool([s for s in mine if not (stage_dir(out, s) / "done.json").is_file()], left, cfg, data, out,
+                  workers, progress, log)
+    else:
         for s in mine:
             run_stage(s, cfg, out, progress, log)
-    todo = shard(cells(cfg, data.split), *shard_spec)
-    counts = {"cells": len(todo), "run": 0, "skipped": 0}
-    if stage in ("all", "cells"):
         with progress_bar("study cells", len(todo), progress) as advance:
             for c in todo:
-                if is_done(out, c):
-                    counts["skipped"] += 1
-                else:
+                if not is_done(out, c):
                     run_cell(c, cfg, data, out, progress=False, log=log)
-                    counts["run"] += 1
                 advance(1, info=c.key)
     if report:
         from endopat.report.study import write_study_report
