@@ -9,7 +9,11 @@ For each task of the registry, in one run on the same machine:
 2. bare step: the same networks' forward, backward and optimizer step on pre-made tensors;
 3. their ratio (goal >= 0.95) and the peak RSS of a fresh process pretraining 10 steps.
 
-Usage: python bench/tasks.py [--size 128] [--threads 2]
+Full and bare timings alternate ``--repeats`` times, and the ratio of each pair is reported as the
+median with its range: on a shared machine the speed drifts by +-20 % over minutes, more than the
+goal's margin, and a pair measured side by side cancels most of the drift.
+
+Usage: python bench/tasks.py [--size 128] [--threads 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -66,6 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from endopat.config import ModelConfig, PretrainConfig
@@ -77,26 +83,32 @@ def main() -> None:
     imgs = make_store(tmp / "imgs", 200)
     quiet = dict(progress=False, log=lambda *a: None)
     print(f"{args.size}x{args.size}, batch {BATCH}, {args.threads} threads, input {model.input}, widths {model.features}")
-    print("| task | full loop img/s | bare step img/s | ratio (goal >= 0.95) | peak RSS MiB |")
+    print("| task | full loop img/s | bare step img/s | ratio (goal >= 0.95), median [range] | peak RSS MiB |")
     print("|---|---|---|---|---|")
     pretrain(imgs, tmp / "warm", PretrainConfig(model=model, steps=1, accelerator="cpu"), **quiet)  # decodes once
     for task in TASKS:
         cfg = PretrainConfig(model=model, task=task, batch_size=BATCH, sample_every=10**6, checkpoint_every=10**6,
                              accelerator="cpu")
-        times = []
-        for steps in (SHORT, LONG):
-            t = time.perf_counter()
-            pretrain(tmp / "warm" / "frames", tmp / f"{task}-{steps}", cfg.model_copy(update={"steps": steps}), **quiet)
-            times.append(time.perf_counter() - t)
-        full = (LONG - SHORT) * BATCH / (times[1] - times[0])
         x = torch.rand(BATCH, 3, args.size, args.size) * 2 - 1
         step = bare_steps(task, model, x if task == "recolor" else x[:, : model.in_channels])
-        bare = rate(lambda: [step() for _ in range(5)], 5 * BATCH)
+        fulls, bares = [], []
+        for r in range(args.repeats):
+            times = []
+            for steps in (SHORT, LONG):
+                t = time.perf_counter()
+                pretrain(tmp / "warm" / "frames", tmp / f"{task}-{steps}-{r}", cfg.model_copy(update={"steps": steps}),
+                         **quiet)
+                times.append(time.perf_counter() - t)
+            fulls.append((LONG - SHORT) * BATCH / (times[1] - times[0]))
+            bares.append(rate(lambda: [step() for _ in range(LONG - SHORT)], (LONG - SHORT) * BATCH))
+        ratios = sorted(f / b for f, b in zip(fulls, bares))
+        full, bare, ratio = float(np.median(fulls)), float(np.median(bares)), float(np.median(ratios))
         code = ("from endopat.pretrain import pretrain; from endopat.config import PretrainConfig, ModelConfig;"
                 f"pretrain('{tmp / 'warm' / 'frames'}', '{tmp / f'rss-{task}'}', PretrainConfig(task='{task}', "
                 f"model=ModelConfig(image_size=({args.size},{args.size})), steps=10, accelerator='cpu'), "
                 "progress=False, log=lambda *a: None)")
-        print(f"| {task} | {full:.1f} | {bare:.1f} | {full / bare:.2f} | {peak_rss_mib(code):.0f} |", flush=True)
+        print(f"| {task} | {full:.1f} | {bare:.1f} | {ratio:.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}] "
+              f"| {peak_rss_mib(code):.0f} |", flush=True)
 
 
 if __name__ == "__main__":

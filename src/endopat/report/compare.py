@@ -140,6 +140,8 @@ def fmt_saved(r: dict, smallest: float, largest: float) -> str:
         pct = r["saved_pct"] or 0.0
         point = (f"at least {pct:.0f}%" if pct >= 0.5
                  else "not measurable below the smallest label count")
+    elif r["saved_pct"] is None:
+        point = f"none (not reached by {largest:g})"
     else:
         point = stats.fmt_pct(r["saved_pct"])
     below = f"< {100 * (1 - largest / n_b):.0f}%"  # not reached by the largest count

@@ -178,6 +178,7 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     comparison = Comparison(cells, cfg.baseline, cfg.seed)
     sav = comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}) if cells else []
     labels = sorted({s["labels"] for s in summ})
+    sav.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, r["baseline_labels"]))
     for r in sav:
         r["labels_text"] = fmt_labels(r, labels[0], labels[-1])
         r["saved_text"] = fmt_saved(r, labels[0], labels[-1])
