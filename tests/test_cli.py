@@ -98,6 +98,35 @@ def test_pretraining_resumes_where_it_stopped(monkeypatch, tmp_path, tiny_data):
     assert steps == ["1", "2", "3", "4"]
 
 
+def _tensorboard(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events
+
+
+def test_tensorboard_gets_every_logged_scalar_and_the_sample_figures_once_across_a_resume(monkeypatch, tmp_path,
+                                                                                          tiny_data):
+    common = _pretrain_args(tmp_path, tiny_data, checkpoint_every=2)
+    assert run_cli(monkeypatch, *common, "--steps", 2) == 0
+    assert run_cli(monkeypatch, *common, "--steps", 4) == 0
+    events = _tensorboard(tmp_path / "pre" / "tensorboard")
+    assert {"loss_g", "loss_d", "d_real", "d_fake"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss_g")] == [1, 2, 3, 4]
+    assert events.Tags()["images"] == ["samples"]
+
+
+def test_fine_tuning_logs_its_curves_to_tensorboard(monkeypatch, tmp_path, tiny_data):
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(TINY_MODEL + "min_samples_per_epoch: 2\n")
+    assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "-c", cfg,
+                   "--epochs", 2, "--no-progress") == 0
+    events = _tensorboard(tmp_path / "ft" / "tensorboard")
+    assert {"train_loss", "val_loss", "val_dice", "lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("val_dice")] == [1, 2]
+
+
 def test_resumed_pretraining_keeps_the_loss_weights_it_measured_at_the_start(monkeypatch, tmp_path, tiny_data):
     import json
 
@@ -170,6 +199,38 @@ def test_split_then_finetune_on_a_fraction_subset(monkeypatch, capsys, tmp_path,
                    "--no-progress") == 0
     ckpt = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)
     assert ckpt["provenance"]["train_images"] == 1
+
+
+def _flat_copy(labeled, out):
+    import shutil
+
+    for kind in ("images", "masks"):
+        (out / kind).mkdir(parents=True)
+        for f in labeled.glob(f"*/{kind}/*"):
+            shutil.copy(f, out / kind / f.name)
+    return out
+
+
+def test_a_folder_without_parts_is_split_by_video_saved_and_reused(monkeypatch, capsys, tmp_path, tiny_data):
+    from endopat.data.labeled import open_labeled
+    from endopat.data.splits import Split
+
+    flat = _flat_copy(tiny_data / "labeled", tmp_path / "flat")
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(TINY_MODEL + "min_samples_per_epoch: 2\n")
+    args = ("finetune", "-d", flat, "-o", tmp_path / "ft", "-c", cfg, "--epochs", 1, "--no-progress")
+    assert run_cli(monkeypatch, *args) == 0
+    assert "split by group" in capsys.readouterr().out
+    saved = (tmp_path / "ft" / "split.json").read_text()
+    sp, group = Split.load(tmp_path / "ft" / "split.json"), {s.id: s.group for s in open_labeled(flat)["all"]}
+    parts = [{group[i] for i in ids} for ids in (sp.train, sp.val, sp.test)]
+    assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert run_cli(monkeypatch, *args) == 0  # again: the same split, not a new one
+    assert "split by group" not in capsys.readouterr().out
+    assert (tmp_path / "ft" / "split.json").read_text() == saved
+    assert run_cli(monkeypatch, "evaluate", tmp_path / "ft" / "best.pt", "-d", flat, "-o", tmp_path / "m.csv") == 0
+    assert "trained with" in capsys.readouterr().out
+    assert len((tmp_path / "m.csv").read_text().splitlines()) == 1 + len(sp.test)
 
 
 def test_frames_writes_a_store_from_videos(monkeypatch, capsys, tmp_path, tiny_data):

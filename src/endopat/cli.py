@@ -208,7 +208,7 @@ def finetune(
     data: Path = typer.Option(..., "--data", "-d", help="labeled source (train/ + val/ folders, or any layout with --split)"),
     out: Path = typer.Option(..., "--out", "-o", help="run folder (resumes if it holds a run)"),
     split_file: Optional[Path] = typer.Option(None, "--split", help="split JSON from `endopat split`"),
-    fraction: Optional[str] = typer.Option(None, help="with --split: label fraction, e.g. 1/8"),
+    fraction: Optional[str] = typer.Option(None, help="label fraction of the split, e.g. 1/8 (with --split, or a folder endopat splits)"),
     subset: int = typer.Option(0, help="with --split and --fraction: which disjoint subset"),
     layout: Optional[str] = typer.Option(None, help="dataset layout (default: detected)"),
     init: Optional[Path] = typer.Option(None, help="checkpoint to start from (PAT: a pretrained one)"),
@@ -239,27 +239,32 @@ def finetune(
                       model__input=input_mode, devices=_devices(devices), num_nodes=num_nodes,
                       strategy=strategy, precision=precision, accelerator=accelerator, seed=seed,
                       skip_bad=skip_bad)
-    train, val = _train_val(data, layout, split_file, fraction, subset)
+    train, val = _train_val(data, layout, split_file, fraction, subset, out, cfg.seed)
     best = run(train, val, out, cfg, init=init, reinit_last=reinit_last, progress=progress, log=_echo)
     _echo(f"best checkpoint: {best}")
 
 
-def _train_val(data, layout, split_file, fraction, subset):
+def _train_val(data, layout, split_file, fraction, subset, out, seed):
+    """Training and validation samples: from ``--split``, the source's train/ and val/ folders,
+    or a group-disjoint split endopat makes itself in the run folder (and reuses on resume)."""
     from endopat.data.labeled import open_labeled
-    from endopat.data.splits import Split
+    from endopat.data.splits import Split, split_in
 
     parts = open_labeled(data, layout)
+    samples = [s for v in parts.values() for s in v]
     if split_file is not None:
         sp = Split.load(split_file)
-        samples = [s for v in parts.values() for s in v]
-        train_ids = sp.subset(fraction, subset) if fraction else sp.train
-        return sp.resolve(samples, train_ids), sp.resolve(samples, sp.val)
-    if fraction:
-        raise EndopatError("--fraction needs --split (make one with `endopat split`)")
-    for needed in ("train", "val"):
-        if needed not in parts:
-            raise EndopatError(f"{data}: no {needed}/ folder (expected train/ and val/, or pass --split)")
-    return parts["train"], parts["val"]
+    elif "all" in parts:
+        sp = split_in(out, samples, seed, source=str(data), layout=layout, log=_echo)
+    else:
+        if fraction:
+            raise EndopatError("--fraction needs --split with train/ val/ folders (make one with `endopat split`)")
+        for needed in ("train", "val"):
+            if needed not in parts:
+                raise EndopatError(f"{data}: no {needed}/ folder (expected train/ and val/, or pass --split)")
+        return parts["train"], parts["val"]
+    train_ids = sp.subset(fraction, subset) if fraction else sp.train
+    return sp.resolve(samples, train_ids), sp.resolve(samples, sp.val)
 
 
 @app.command()
@@ -279,6 +284,10 @@ def evaluate(
     from endopat.evaluate import summarize, write_metrics_csv
 
     parts = open_labeled(data, layout)
+    beside = model.parent / "split.json"  # the split `finetune` made for a folder without parts
+    if split_file is None and "all" in parts and beside.is_file():
+        split_file = beside
+        _echo(f"using the split the model was trained with: {beside}")
     if split_file is not None:
         sp = Split.load(split_file)
         if split not in ("train", "val", "test"):

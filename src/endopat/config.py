@@ -102,6 +102,8 @@ class RuntimeConfig(_Strict):
     accelerator: str = "auto"
     channels_last: bool = Field(False, description="NHWC memory format (bench/pretrain.py: ~3 % on CPU)")
     compile: bool = Field(False, description="torch.compile the networks (slower on CPU; see docs/design.md)")
+    tensorboard: bool = Field(True, description="TensorBoard event files in OUT/tensorboard/ beside the CSV "
+                              "logs, when the tensorboard package is installed (pip install 'endopat[tensorboard]')")
 
 
 # re-colorization's keys, once written at the top of ``pretrain:`` (before tasks had sections)

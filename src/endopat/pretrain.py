@@ -87,14 +87,16 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
             row = run.record({"step": (step := step + 1), **task.step(next(batches))})  # averaged over ranks
             advance(1, info=task.describe(row))
             if run.is_main and step % cfg.sample_every == 0:
-                task.samples(sample_frames, run.out / "samples" / f"step_{step:06d}.png")
+                task.samples(sample_frames, png := run.out / "samples" / f"step_{step:06d}.png")
+                run.image("samples", png, step)
             if step % cfg.checkpoint_every == 0:
                 save(step)
     save(step)
     if run.is_main:
         from endopat.report.figures import plot_pretrain_losses
 
-        task.samples(sample_frames, run.out / "samples" / f"step_{step:06d}.png")
+        task.samples(sample_frames, png := run.out / "samples" / f"step_{step:06d}.png")
+        run.image("samples", png, step)
         plot_pretrain_losses(run.history, run.out / "losses.png", task_cls.fields)
         atomic_write_text(run.out / "pretrain.json", json.dumps(about(step), indent=2))
     run.fabric.barrier()

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 from endopat.errors import EndopatError
@@ -123,7 +124,9 @@ class TrainingRun:
       every random generator and the data loader's place in its epoch (``batches``), so a run killed
       at any moment and resumed computes what the uninterrupted run computes, bit for bit (CPU);
     * checkpoints: ``save`` writes that file atomically, and the history as CSV, on rank 0 only;
-    * logging: ``record`` averages a row of scalars over ranks and appends it to the history;
+    * logging: ``record`` averages a row of scalars over ranks and appends it to the history (and
+      to TensorBoard when installed; ``image`` adds a figure; a resumed run purges the events
+      after its save, so the curves have no doubled steps);
     * progress: ``progress`` is a rich bar on rank 0, starting where a resumed run stopped.
     """
 
@@ -150,6 +153,7 @@ class TrainingRun:
         self.extra = dict(self._saved.get("extra", {}))
         self._objects: dict[str, Any] = {}
         self._epoch: dict[str, Any] | None = None  # the running epoch of ``batches``
+        self._tb: Any = None  # the TensorBoard writer: None before the first use, False when off
         if self._saved:
             log(f"resuming from {self.state_path} at {fields[0]} {self.position}")
 
@@ -212,7 +216,31 @@ class TrainingRun:
         row = {k: float(self.fabric.all_reduce(v.detach(), reduce_op="mean")) if torch.is_tensor(v) else v
                for k, v in row.items()}
         self.history.append(row)
+        if tb := self._writer():
+            for k, v in row.items():
+                if k != self.fields[0] and isinstance(v, float):
+                    tb.add_scalar(k, v, row[self.fields[0]])
         return row
+
+    def image(self, tag: str, png: Path, position: int) -> None:
+        """A saved figure (PNG) in TensorBoard's images tab, on rank 0."""
+        if tb := self._writer():
+            from PIL import Image
+
+            tb.add_image(tag, np.asarray(Image.open(png).convert("RGB")), position, dataformats="HWC")
+
+    def _writer(self):
+        if self._tb is None:
+            self._tb = False
+            if self.is_main and getattr(self.cfg, "tensorboard", False):
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:  # the extra is not installed: the CSV logs only
+                    pass
+                else:
+                    self._tb = SummaryWriter(str(self.out / "tensorboard"),
+                                             purge_step=self.position + 1 if self.resumed else None)
+        return self._tb
 
     def total(self, value: torch.Tensor) -> torch.Tensor:
         """The sum of a tensor over ranks."""
@@ -231,6 +259,8 @@ class TrainingRun:
                          "objects": {k: o.state_dict() for k, o in self._objects.items()}, "rng": rng,
                          **({"epoch": dict(self._epoch, rng=rng)} if self._epoch else {})}, self.state_path)
             atomic_write_csv(self.history_path, self.fields, self.history)
+            if self._tb:
+                self._tb.flush()
 
     def progress(self, description: str, total: int):
         return progress_bar(description, total, self.show and self.is_main, completed=self.position)

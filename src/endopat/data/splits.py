@@ -150,3 +150,26 @@ def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0
         val = [s.id for s in samples if s.group in val_set]
         test = [s.id for s in samples if s.group in test_set]
     return Split(train, val, test, label_subsets(train, fractions, max_subsets, seed), seed, source, layout)
+
+
+def split_in(folder: str | Path, samples: Sequence[Sample], seed: int = 0, source: str = "",
+             layout: str | None = None, log=print) -> Split:
+    """The split of a labeled folder without train/ val/ test/: ``folder/split.json`` when it is
+    there (a resumed run reuses it, and evaluation finds it beside the checkpoint), else a new
+    group-disjoint one (:func:`make_split`, seeded), saved there and announced with its counts."""
+    path = Path(folder) / "split.json"
+    if path.is_file():
+        split = Split.load(path)
+        known = {s.id for s in samples}
+        missing = [i for i in split.train + split.val + split.test if i not in known]
+        if missing:
+            raise EndopatError(f"{path}: names {len(missing)} samples the data does not have (e.g. "
+                               f"'{missing[0]}'); it belongs to other data: move it away or give another --out")
+        return split
+    split = make_split(samples, seed, source=source, layout=layout)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    groups = lambda ids: len({s.group for s in samples if s.id in set(ids)})  # noqa: E731
+    log(f"split by group (no train/ val/ test/ folders): train {len(split.train)} images "
+        f"({groups(split.train)} groups), val {len(split.val)} ({groups(split.val)}), "
+        f"test {len(split.test)} ({groups(split.test)}) -> {split.save(path)}")
+    return split
