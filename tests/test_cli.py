@@ -155,6 +155,26 @@ def test_inspect_names_the_layout_and_counts(monkeypatch, capsys, tiny_data):
     assert "[train] layout generic: 3 images" in out and "problems: 0" in out
 
 
+def test_inspect_names_the_mask_encoding_it_found_and_reads_colour_masks_with_a_class_map(monkeypatch, capsys,
+                                                                                          tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for kind in ("images", "masks"):
+        (tmp_path / kind).mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "images" / f"v{i}_f0.png")
+        rgb = np.zeros((16, 16, 3), np.uint8)
+        rgb[:6] = (255, 0, 0)
+        Image.fromarray(rgb).save(tmp_path / "masks" / f"v{i}_f0.png")
+    assert run_cli(monkeypatch, "inspect", tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "masks: colour-coded (2 colours) (3)" in out and "give a class map" in out
+    assert run_cli(monkeypatch, "inspect", tmp_path, "--class-map", "255,0,0=instrument;0,0,0=background") == 0
+    assert "problems: 0" in capsys.readouterr().out
+    assert run_cli(monkeypatch, "inspect", tmp_path, "--mask-threshold", "2") == 2
+
+
 def test_inspect_lists_a_mask_of_the_wrong_size_as_a_problem(monkeypatch, capsys, tmp_path):
     import numpy as np
     from PIL import Image

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from endopat.data.labeled import group_of, load_pairs, open_labeled
+from endopat.data.labeled import MaskFormat, group_of, load_mask, load_pairs, open_labeled
 from endopat.data.readers import read_labeled
 from endopat.data.readers.generic import read as read_generic
 from endopat.errors import EndopatError
@@ -67,10 +67,85 @@ def test_a_mask_of_another_size_is_an_error_naming_both_files(tmp_path):
         load_pairs(read_generic(tmp_path), (16, 16))
 
 
-def test_a_non_binary_mask_is_an_error(tmp_path):
-    make_generic(tmp_path, mask_values=(0, 7))
-    with pytest.raises(EndopatError, match="not binary"):
-        load_pairs(read_generic(tmp_path), (16, 16))
+TRUTH = np.zeros((24, 32), bool)
+TRUTH[4:14, 6:20] = True
+
+
+def _save_mask(path, kind):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "8-bit 0/255":
+        Image.fromarray(TRUTH.astype(np.uint8) * 255).save(path)
+    elif kind == "8-bit 0/1":
+        Image.fromarray(TRUTH.astype(np.uint8)).save(path)
+    elif kind == "16-bit 0/65535":
+        Image.fromarray(TRUTH.astype(np.uint16) * 65535).save(path)
+    elif kind == "JPEG":
+        Image.fromarray(TRUTH.astype(np.uint8) * 255).save(path, quality=60)
+    elif kind == "RGB grey":
+        Image.fromarray(np.repeat(TRUTH[..., None].astype(np.uint8) * 255, 3, axis=2)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["8-bit 0/255", "8-bit 0/1", "16-bit 0/65535", "JPEG", "RGB grey"])
+def test_masks_as_users_have_them_read_as_the_instrument_they_show(tmp_path, kind):
+    from endopat.data.labeled import Sample
+
+    mask = _save_mask(tmp_path / ("m.jpg" if kind == "JPEG" else "m.png"), kind)
+    got = load_mask(Sample(tmp_path / "i.png", (mask,), "g", "i"), TRUTH.shape)
+    assert (got == TRUTH).mean() > (0.99 if kind == "JPEG" else 1 - 1e-9)
+
+
+def _colour_mask(tmp_path):
+    rgb = np.zeros((*TRUTH.shape, 3), np.uint8)
+    rgb[TRUTH] = (255, 0, 0)
+    rgb[20:, :4] = (0, 255, 0)  # another class: tissue
+    write(tmp_path / "c.png", rgb)
+    return tmp_path / "c.png"
+
+
+def test_a_colour_coded_mask_needs_a_class_map_and_reads_with_one(tmp_path):
+    from endopat.data.labeled import Sample
+
+    path = _colour_mask(tmp_path)
+    with pytest.raises(EndopatError, match=r"c.png: colour-coded mask \(3 colours.*--class-map"):
+        load_mask(Sample(tmp_path / "i.png", (path,), "g", "i"), TRUTH.shape)
+    fmt = MaskFormat.parse(class_map="255,0,0=instrument;0,255,0=background;0,0,0=background")
+    assert (load_mask(Sample(tmp_path / "i.png", (path,), "g", "i", mask_format=fmt), TRUTH.shape) == TRUTH).all()
+    partial = MaskFormat.parse(class_map={"255,0,0": "instrument"})
+    with pytest.raises(EndopatError, match=r"mask values \(0,0,0\), \(0,255,0\) are not in the class map"):
+        load_mask(Sample(tmp_path / "i.png", (path,), "g", "i", mask_format=partial), TRUTH.shape)
+
+
+def test_a_grey_level_class_map_reads_label_values(tmp_path):
+    from endopat.data.labeled import Sample
+
+    labels = np.where(TRUTH, 7, 3).astype(np.uint8)
+    write(tmp_path / "l.png", labels)
+    fmt = MaskFormat.parse(class_map={"7": "instrument", "3": "background"})
+    assert (load_mask(Sample(tmp_path / "i.png", (tmp_path / "l.png",), "g", "i", mask_format=fmt),
+                      TRUTH.shape) == TRUTH).all()
+
+
+@pytest.mark.parametrize("threshold, class_map, message", [
+    (1.5, None, "mask threshold 1.5 must be between 0 and 1"),
+    (0.5, "255,0=instrument", "key '255,0' is not a value"),
+    (0.5, "255=tool", "write instrument or background"),
+    (0.5, "0=background", "names no instrument value"),
+    (0.5, "red", "write VALUE=instrument"),
+])
+def test_a_bad_threshold_or_class_map_is_a_one_line_error(threshold, class_map, message):
+    with pytest.raises(EndopatError, match=message):
+        MaskFormat.parse(threshold, class_map)
+
+
+def test_a_grey_mask_is_thresholded_at_the_configured_share_of_its_range(tmp_path):
+    from endopat.data.labeled import Sample
+
+    write(tmp_path / "s.png", np.where(TRUTH, 100, 0).astype(np.uint8))  # a soft mask at 100/255
+    sample = Sample(tmp_path / "i.png", (tmp_path / "s.png",), "g", "i")
+    assert not load_mask(sample, TRUTH.shape).any()  # 100 < 0.5 * 255
+    low = Sample(tmp_path / "i.png", (tmp_path / "s.png",), "g", "i", mask_format=MaskFormat(threshold=0.3))
+    assert (load_mask(low, TRUTH.shape) == TRUTH).all()
 
 
 def test_a_corrupt_image_is_an_error_naming_it(tmp_path):

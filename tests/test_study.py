@@ -114,6 +114,13 @@ def test_each_pretraining_task_shows_its_sample_figure_in_the_report(finished):
     assert "recolor on 'target'" in md and "inpaint on 'target'" in md
 
 
+def test_a_labeled_source_takes_a_class_map_and_refuses_a_bad_one():
+    cfg = study_from_dict({**TINY, "labeled": {"path": "x", "class_map": {"255,0,0": "instrument", "0": "background"}}})
+    assert cfg.labeled.mask_format().class_map == (((255, 0, 0), True), (0, False))
+    with pytest.raises(EndopatError, match="class map key '255,0' is not a value"):
+        study_from_dict({**TINY, "labeled": {"path": "x", "class_map": {"255,0": "instrument"}}})
+
+
 def test_a_typo_in_a_study_key_is_an_error_naming_it():
     with pytest.raises(EndopatError, match="unknown key 'fractoins'"):
         study_from_dict({**TINY, "fractoins": ["1"]})

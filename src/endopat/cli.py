@@ -24,6 +24,16 @@ app = typer.Typer(
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (keys as in endopat.config)")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="show progress bars")
+MaskThresholdOpt = typer.Option(0.5, "--mask-threshold", help="grey masks (JPEG, 16-bit): instrument from this "
+                                "share of the value range")
+ClassMapOpt = typer.Option(None, "--class-map", help="colour-coded masks: 'VALUE=instrument;VALUE=background', "
+                           "a value 0-255 or R,G,B")
+
+
+def _mask_format(threshold: float, class_map: Optional[str]):
+    from endopat.data.labeled import MaskFormat
+
+    return MaskFormat.parse(threshold, class_map, "--mask-threshold/--class-map")
 
 
 def _size(value: Optional[int]) -> Optional[tuple[int, int]]:
@@ -103,6 +113,8 @@ def inspect(
     src: Path = typer.Argument(..., help="a dataset folder (labeled layout, videos or images)"),
     layout: Optional[str] = typer.Option(None, help="force a layout instead of detecting it"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),
+    mask_threshold: float = MaskThresholdOpt,
+    class_map: Optional[str] = ClassMapOpt,
 ) -> None:
     """Name the layout, count images, masks and videos, and list every problem found (exit 1 if any)."""
     import json
@@ -110,7 +122,7 @@ def inspect(
     from endopat.data.inspect import inspect_source
     from endopat.io import atomic_write_text
 
-    report = inspect_source(src, layout)
+    report = inspect_source(src, layout, mask_format=_mask_format(mask_threshold, class_map))
     if json_out:
         atomic_write_text(json_out, json.dumps(report, indent=1))
     if report["kind"] == "labeled":
@@ -119,6 +131,7 @@ def inspect(
             _echo(f"[{split}] layout {r['layout']}: {r['images']} images, {r['mask_files']} mask files, "
                   f"{r['groups']} groups (videos)")
             _echo("  sizes: " + ", ".join(f"{k} ({n})" for k, n in r["sizes"].items()))
+            _echo("  masks: " + (", ".join(f"{k} ({n})" for k, n in r["mask_encodings"].items()) or "none"))
             _echo(f"  instrument fraction: median {fg['median']:.3f}, IQR [{fg['q1']:.3f} {fg['q3']:.3f}], "
                   f"max {fg['max']:.3f}; frames without instrument {100 * fg['empty_share']:.0f}%")
     else:
@@ -211,6 +224,8 @@ def finetune(
     fraction: Optional[str] = typer.Option(None, help="label fraction of the split, e.g. 1/8 (with --split, or a folder endopat splits)"),
     subset: int = typer.Option(0, help="with --split and --fraction: which disjoint subset"),
     layout: Optional[str] = typer.Option(None, help="dataset layout (default: detected)"),
+    mask_threshold: float = MaskThresholdOpt,
+    class_map: Optional[str] = ClassMapOpt,
     init: Optional[Path] = typer.Option(None, help="checkpoint to start from (PAT: a pretrained one)"),
     config: Optional[Path] = ConfigOpt,
     epochs: Optional[int] = typer.Option(None),
@@ -239,18 +254,19 @@ def finetune(
                       model__input=input_mode, devices=_devices(devices), num_nodes=num_nodes,
                       strategy=strategy, precision=precision, accelerator=accelerator, seed=seed,
                       skip_bad=skip_bad)
-    train, val = _train_val(data, layout, split_file, fraction, subset, out, cfg.seed)
+    train, val = _train_val(data, layout, split_file, fraction, subset, out, cfg.seed,
+                            _mask_format(mask_threshold, class_map))
     best = run(train, val, out, cfg, init=init, reinit_last=reinit_last, progress=progress, log=_echo)
     _echo(f"best checkpoint: {best}")
 
 
-def _train_val(data, layout, split_file, fraction, subset, out, seed):
+def _train_val(data, layout, split_file, fraction, subset, out, seed, mask_format=None):
     """Training and validation samples: from ``--split``, the source's train/ and val/ folders,
     or a group-disjoint split endopat makes itself in the run folder (and reuses on resume)."""
     from endopat.data.labeled import open_labeled
     from endopat.data.splits import Split, split_in
 
-    parts = open_labeled(data, layout)
+    parts = open_labeled(data, layout, mask_format)
     samples = [s for v in parts.values() for s in v]
     if split_file is not None:
         sp = Split.load(split_file)
@@ -275,6 +291,8 @@ def evaluate(
     split: str = typer.Option("test", "--split-name", help="which split: a folder of DATA, or a part of --split"),
     split_file: Optional[Path] = typer.Option(None, "--split", help="split JSON from `endopat split`"),
     layout: Optional[str] = typer.Option(None),
+    mask_threshold: float = MaskThresholdOpt,
+    class_map: Optional[str] = ClassMapOpt,
     device: str = typer.Option("cpu"),
 ) -> None:
     """Per-image Dice and IoU, with mean, median and IQR."""
@@ -283,7 +301,7 @@ def evaluate(
     from endopat.evaluate import evaluate as run
     from endopat.evaluate import summarize, write_metrics_csv
 
-    parts = open_labeled(data, layout)
+    parts = open_labeled(data, layout, _mask_format(mask_threshold, class_map))
     beside = model.parent / "split.json"  # the split `finetune` made for a folder without parts
     if split_file is None and "all" in parts and beside.is_file():
         split_file = beside

@@ -14,8 +14,13 @@ from endopat.io import list_images, list_videos
 
 
 def inspect_labeled(src: str | Path, layout: str | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> dict:
-    """Layout, counts, groups, image sizes, foreground-fraction distribution and problems."""
+                    progress: Callable[[int, int], None] | None = None, mask_format=None) -> dict:
+    """Layout, counts, groups, image sizes, mask encodings, foreground-fraction distribution and
+    problems."""
+    from dataclasses import replace
+
+    from endopat.data.labeled import describe_mask
+    from endopat.io import read_image
     from endopat.data.readers import detect_layout, read_labeled
 
     src = Path(src)
@@ -25,12 +30,16 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
     for split, root in roots.items():
         name = layout or detect_layout(root)
         samples = read_labeled(root, name, keep_bad=True)
-        sizes, fractions, groups = Counter(), [], Counter()
+        if mask_format is not None:
+            samples = [replace(s, mask_format=mask_format) for s in samples]
+        sizes, fractions, groups, encodings = Counter(), [], Counter(), Counter()
         n_mask_files = 0
         for i, s in enumerate(samples):
             groups[s.group] += 1
             n_mask_files += len(s.masks)
             try:
+                for m in s.masks:
+                    encodings[describe_mask(read_image(m, mode="raw"))] += 1
                 image = load_image(s)
                 sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
                 fractions.append(float(load_mask(s, image.shape[:2]).mean()))
@@ -41,7 +50,7 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
         f = np.array(fractions) if fractions else np.zeros(1)
         report["splits"][split] = {
             "layout": name, "images": len(samples), "mask_files": n_mask_files,
-            "groups": len(groups), "sizes": dict(sizes),
+            "groups": len(groups), "sizes": dict(sizes), "mask_encodings": dict(encodings),
             "foreground": {"min": float(f.min()), "q1": float(np.percentile(f, 25)),
                            "median": float(np.median(f)), "q3": float(np.percentile(f, 75)),
                            "max": float(f.max()), "empty_share": float((f == 0).mean())},
@@ -70,7 +79,7 @@ def inspect_unlabeled(src: str | Path) -> dict:
     return report
 
 
-def inspect_source(src: str | Path, layout: str | None = None, progress=None) -> dict:
+def inspect_source(src: str | Path, layout: str | None = None, progress=None, mask_format=None) -> dict:
     from endopat.data.readers import detect_layout
 
     src = Path(src)
@@ -82,5 +91,5 @@ def inspect_source(src: str | Path, layout: str | None = None, progress=None) ->
             layout = layout or detect_layout(root)
         except EndopatError:
             return {"kind": "unlabeled", **inspect_unlabeled(src)}
-        return {"kind": "labeled", **inspect_labeled(src, layout, progress)}
+        return {"kind": "labeled", **inspect_labeled(src, layout, progress, mask_format)}
     return {"kind": "unlabeled", **inspect_unlabeled(src)}

@@ -8,7 +8,7 @@ return the same samples; :func:`load_pairs` turns samples into tensors at the ne
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,47 @@ from endopat.io import read_image
 
 SPLITS = ("train", "val", "test")
 _TRAILING_INDEX = re.compile(r"^(.*?)[_\-. ]*(?:f|frame)?\d+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class MaskFormat:
+    """How a generic mask file's values become "instrument".
+
+    Without a class map: 0/1 and 0/255 masks read exactly; any other grey mask (a JPEG's ringing, a
+    16-bit 0/65535 PNG) is instrument where its value is at least ``threshold`` of the type's range
+    (255 for 8 bits, 65535 for 16); a colour-coded mask is an error asking for a class map.
+    ``class_map``: (value, instrument?) pairs, a value being a grey or palette level or an (r, g, b)
+    triple; a value the map does not name is an error."""
+
+    threshold: float = 0.5
+    class_map: tuple[tuple[int | tuple[int, int, int], bool], ...] = ()
+
+    @classmethod
+    def parse(cls, threshold: float = 0.5, class_map: dict[str, str] | str | None = None,
+              source: str = "mask format") -> "MaskFormat":
+        """From a config (``{"255,0,0": "instrument", "0": "background"}``) or a CLI string
+        (``"255,0,0=instrument;0,0,0=background"``); a bad one is a one-line error."""
+        if not 0 < threshold < 1:
+            raise EndopatError(f"{source}: mask threshold {threshold} must be between 0 and 1 (a share of the "
+                               "value range, e.g. 0.5)")
+        if isinstance(class_map, str):
+            try:
+                class_map = dict(item.split("=") for item in class_map.split(";") if item.strip())
+            except ValueError:
+                raise EndopatError(f"{source}: class map '{class_map}': write VALUE=instrument;VALUE=background, "
+                                   "a value being 0-255 or R,G,B") from None
+        pairs = []
+        for key, label in (class_map or {}).items():
+            parts = [p.strip() for p in str(key).split(",")]
+            if len(parts) not in (1, 3) or not all(p.isdigit() and int(p) < 65536 for p in parts):
+                raise EndopatError(f"{source}: class map key '{key}' is not a value (0-65535) or an R,G,B triple")
+            if str(label).strip() not in ("instrument", "background"):
+                raise EndopatError(f"{source}: class map value '{label}' for '{key}': write instrument or background")
+            value = int(parts[0]) if len(parts) == 1 else tuple(int(p) for p in parts)
+            pairs.append((value, str(label).strip() == "instrument"))
+        if pairs and not any(inst for _, inst in pairs):
+            raise EndopatError(f"{source}: the class map names no instrument value")
+        return cls(threshold, tuple(pairs))
 
 
 @dataclass(frozen=True)
@@ -38,6 +79,7 @@ class Sample:
     crop: tuple[int, int, int, int] | None = None
     split: str | None = None  # a split the dataset itself defines (e.g. Kvasir's test.txt)
     problem: str | None = None  # why this frame cannot be used (e.g. its mask file is missing)
+    mask_format: MaskFormat = MaskFormat()  # how a generic mask's values read (threshold, class map)
 
 
 def group_of(stem: str) -> str:
@@ -46,11 +88,13 @@ def group_of(stem: str) -> str:
     return m.group(1) if m and m.group(1) else stem
 
 
-def open_labeled(src: str | Path, layout: str | None = None) -> dict[str, list[Sample]]:
+def open_labeled(src: str | Path, layout: str | None = None,
+                 mask_format: MaskFormat | None = None) -> dict[str, list[Sample]]:
     """Samples of a labeled source, by split when the source has ``train/``, ``val/``, ``test/``.
 
     Each split folder (or the source itself, returned under ``"all"``) is read with the named
-    ``layout`` or the one detected (see :mod:`endopat.data.readers`).
+    ``layout`` or the one detected (see :mod:`endopat.data.readers`); ``mask_format`` says how
+    generic masks read (default: :class:`MaskFormat`).
     """
     from endopat.data.readers import read_labeled
 
@@ -60,20 +104,69 @@ def open_labeled(src: str | Path, layout: str | None = None) -> dict[str, list[S
     if not src.is_dir():
         raise EndopatError(f"{src}: not a folder")
     present = [s for s in SPLITS if (src / s).is_dir()]
-    if present:
-        return {s: read_labeled(src / s, layout) for s in present}
-    return {"all": read_labeled(src, layout)}
+    parts = ({s: read_labeled(src / s, layout) for s in present} if present
+             else {"all": read_labeled(src, layout)})
+    if mask_format is not None and mask_format != MaskFormat():
+        parts = {k: [replace(s, mask_format=mask_format) for s in v] for k, v in parts.items()}
+    return parts
 
 
-def binary_mask(raw: np.ndarray, path: Path) -> np.ndarray:
-    """0/255 or 0/1 (grey or RGB with equal channels) -> bool; anything else is an error."""
+def _grey(raw: np.ndarray, path: Path) -> np.ndarray:
+    """A grey mask: RGB(A) with equal channels reads as its first; a colour-coded one is an error."""
     if raw.ndim == 3:
+        rgb = raw[..., :3]
+        if not (rgb == rgb[..., :1]).all():
+            colours = np.unique(rgb.reshape(-1, 3), axis=0)
+            shown = ", ".join("(" + ",".join(map(str, c)) + ")" for c in colours[:4])
+            raise EndopatError(f"{path}: colour-coded mask ({len(colours)} colours: {shown}"
+                               f"{' ...' if len(colours) > 4 else ''}); give a class map, e.g. "
+                               "--class-map '255,0,0=instrument;0,0,0=background'")
         raw = raw[..., 0]
-    values = np.unique(raw)
-    if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
-        shown = ", ".join(map(str, values[:8])) + (" ..." if len(values) > 8 else "")
-        raise EndopatError(f"{path}: mask is not binary (values {shown}; expected 0/255 or 0/1)")
-    return raw > 0
+    return raw
+
+
+def generic_mask(raw: np.ndarray, path: Path, fmt: MaskFormat = MaskFormat()) -> np.ndarray:
+    """A generic mask file's instrument pixels (:class:`MaskFormat` says how)."""
+    if fmt.class_map:
+        return _mapped(raw, path, fmt)
+    raw = _grey(raw, path)
+    if raw.dtype == bool or set(np.unique(raw).tolist()) <= {0, 1}:
+        return raw > 0
+    top = 65535 if raw.dtype.itemsize >= 2 else 255  # 16-bit PNGs read as uint16 (or int32)
+    return raw >= fmt.threshold * top
+
+
+def _mapped(raw: np.ndarray, path: Path, fmt: MaskFormat) -> np.ndarray:
+    from endopat.io import read_image
+
+    triples = any(isinstance(v, tuple) for v, _ in fmt.class_map)
+    if triples:  # colours: compare RGB (a palette mask is expanded to its colours)
+        rgb = read_image(path, mode="RGB").astype(np.int64)
+        code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        key = lambda v: (v[0] << 16) | (v[1] << 8) | v[2] if isinstance(v, tuple) else (v << 16) | (v << 8) | v  # noqa: E731
+    else:
+        code, key = (raw[..., 0] if raw.ndim == 3 else raw).astype(np.int64), int
+    known = np.array([key(v) for v, _ in fmt.class_map])
+    unmapped = np.setdiff1d(np.unique(code), known)
+    if unmapped.size:
+        show = (lambda c: f"({c >> 16},{(c >> 8) & 255},{c & 255})") if triples else str
+        raise EndopatError(f"{path}: mask values {', '.join(show(int(c)) for c in unmapped[:4])}"
+                           f"{' ...' if unmapped.size > 4 else ''} are not in the class map")
+    return np.isin(code, [key(v) for v, inst in fmt.class_map if inst])
+
+
+def describe_mask(raw: np.ndarray) -> str:
+    """The encoding of a mask file, for ``inspect``: 0/1, 0/255, 16-bit, lossy grey or colour."""
+    if raw.ndim == 3 and not (raw[..., :3] == raw[..., :1]).all():
+        return f"colour-coded ({len(np.unique(raw[..., :3].reshape(-1, 3), axis=0))} colours)"
+    grey = raw[..., 0] if raw.ndim == 3 else raw
+    values = set(np.unique(grey).tolist())
+    bits = "16-bit" if grey.dtype.itemsize >= 2 else "8-bit"
+    if values <= {0, 1}:
+        return f"{bits} 0/1"
+    if values <= {0, 255} or values <= {0, 65535}:
+        return f"{bits} 0/{max(values)}"
+    return f"{bits} grey, {len(values)} levels (lossy or soft: thresholded)"
 
 
 def _channel0(raw: np.ndarray) -> np.ndarray:
@@ -81,14 +174,14 @@ def _channel0(raw: np.ndarray) -> np.ndarray:
 
 
 MASK_DECODERS = {
-    # generic: 0/255 or 0/1, anything else is an error
-    "binary": binary_mask,
+    # generic: 0/1, 0/255, 16-bit or lossy grey (thresholded), colour with a class map
+    "binary": generic_mask,
     # part or instance labels (EndoVis 2017 parts 10/20/30/..., ROBUST-MIS instance ids): > 0
-    "nonzero": lambda raw, path: _channel0(raw) > 0,
+    "nonzero": lambda raw, path, fmt: _channel0(raw) > 0,
     # Kvasir-Instrument: instrument where channel 0 is 255 (> 127 tolerates resampling noise)
-    "kvasir": lambda raw, path: _channel0(raw) > 127,
+    "kvasir": lambda raw, path, fmt: _channel0(raw) > 127,
     # CholecSeg8k watershed masks: grey 31 = grasper, 32 = L-hook (RGB or RGBA, channel 0 read)
-    "cholecseg8k": lambda raw, path: np.isin(_channel0(raw), (31, 32)),
+    "cholecseg8k": lambda raw, path, fmt: np.isin(_channel0(raw), (31, 32)),
 }
 
 
@@ -113,7 +206,7 @@ def load_mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
     decode = MASK_DECODERS[sample.encoding]
     mask = np.zeros(shape, dtype=bool)
     for path in sample.masks:
-        part = _apply_crop(decode(read_image(path, mode="raw"), path), sample.crop, path)
+        part = _apply_crop(decode(read_image(path, mode="raw"), path, sample.mask_format), sample.crop, path)
         if part.shape != tuple(shape):
             raise EndopatError(
                 f"{path}: mask size {part.shape[1]}x{part.shape[0]} != image size "

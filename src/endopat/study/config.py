@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -30,6 +30,23 @@ class SynthData(SynthSpec):
 class LabeledSource(_Strict):
     path: str
     layout: str | None = None
+    mask_threshold: float = Field(0.5, gt=0, lt=1, description="grey masks (JPEG, 16-bit): instrument from "
+                                  "this share of the value range")
+    class_map: dict[str, Literal["instrument", "background"]] = Field(
+        {}, description="colour-coded masks: value (0-255) or 'R,G,B' -> instrument / background")
+
+    @model_validator(mode="after")
+    def _valid_class_map(self) -> "LabeledSource":
+        try:
+            self.mask_format()
+        except EndopatError as err:
+            raise ValueError(str(err).split(": ", 1)[1]) from None
+        return self
+
+    def mask_format(self):
+        from endopat.data.labeled import MaskFormat
+
+        return MaskFormat.parse(self.mask_threshold, self.class_map, f"labeled source {self.path}")
 
 
 class Method(_Strict):

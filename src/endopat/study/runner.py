@@ -72,7 +72,7 @@ def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
 
 
 def _all_samples(src: LabeledSource, root: Path, cfg: StudyConfig) -> tuple[list[Sample], dict]:
-    parts = open_labeled(cfg.resolve(src.path, root), src.layout)
+    parts = open_labeled(cfg.resolve(src.path, root), src.layout, src.mask_format())
     return [s for v in parts.values() for s in v], parts
 
 
