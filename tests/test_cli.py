@@ -63,7 +63,8 @@ def test_a_config_typo_is_a_one_line_error_naming_the_key(monkeypatch, capsys, t
 
 def test_pretrain_finetune_evaluate_run_end_to_end(monkeypatch, capsys, tmp_path, tiny_data):
     pre_cfg = tmp_path / "pre.yaml"
-    pre_cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\nsample_every: 2\ncheckpoint_every: 2\n")
+    pre_cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\nsample_every: 2\ncheckpoint_every: 2\n"
+                       "log_every: 1\n")
     ft_cfg = tmp_path / "ft.yaml"
     ft_cfg.write_text(TINY_MODEL + "min_samples_per_epoch: 4\n")
     assert run_cli(monkeypatch, "pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre",
@@ -85,7 +86,8 @@ def test_pretrain_finetune_evaluate_run_end_to_end(monkeypatch, capsys, tmp_path
 
 def _pretrain_args(tmp_path, tiny_data, checkpoint_every):
     cfg = tmp_path / "pre.yaml"
-    cfg.write_text(TINY_MODEL + f"discriminator:\n  width: 0.125\ncheckpoint_every: {checkpoint_every}\n")
+    cfg.write_text(TINY_MODEL + "discriminator:\n  width: 0.125\n"
+                   f"checkpoint_every: {checkpoint_every}\nlog_every: 1\n")
     return ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
             "--batch-size", 2, "--no-progress"]
 

@@ -85,3 +85,15 @@ def test_fine_tuning_killed_and_resumed_gives_the_uninterrupted_weights(tmp_path
     assert _run(FINETUNE, data, tmp_path / "killed", 0).returncode == 0
     assert _same_weights(tmp_path / "whole" / "best.pt", tmp_path / "killed" / "best.pt")
     assert (tmp_path / "whole" / "history.csv").read_text() == (tmp_path / "killed" / "history.csv").read_text()
+
+
+def test_logged_scalars_are_the_mean_over_each_log_interval_and_a_save_logs_what_is_pending(tmp_path):
+    from endopat.config import PretrainConfig
+    from endopat.runtime import TrainingRun
+
+    run = TrainingRun(PretrainConfig(accelerator="cpu"), tmp_path, ["step", "loss"], progress=False,
+                      log=lambda *a: None)
+    returned = [run.record({"step": i, "loss": torch.tensor(float(i))}, every=2) for i in range(1, 6)]
+    assert [r is None for r in returned] == [True, False, True, False, True]
+    run.save(5)
+    assert run.history == [{"step": 2, "loss": 1.5}, {"step": 4, "loss": 3.5}, {"step": 5, "loss": 5.0}]

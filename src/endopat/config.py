@@ -126,6 +126,8 @@ class PretrainSettings(_Strict):
     max_frames: int | None = Field(None, ge=1)
     sample_every: int = Field(200, ge=1)
     checkpoint_every: int = Field(200, ge=1)
+    log_every: int = Field(10, ge=1, description="log the mean of the scalars over this many steps (kept on "
+                           "the device between logs: one host sync per log, not per step)")
     num_workers: int = Field(0, ge=0)
     skip_bad: bool = Field(False, description="skip unreadable videos/images (logged, counted)")
 

@@ -84,8 +84,9 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     step, batches = run.position, run.batches(loader)  # epoch after epoch; a resumed run at its exact batch
     with run.progress(f"pretraining ({cfg.task})", cfg.steps) as advance:
         while step < cfg.steps:
-            row = run.record({"step": (step := step + 1), **task.step(next(batches))})  # averaged over ranks
-            advance(1, info=task.describe(row))
+            # the scalars stay on the device; every log_every steps their mean is logged (one sync)
+            row = run.record({"step": (step := step + 1), **task.step(next(batches))}, cfg.log_every)
+            advance(1, info=task.describe(row) if row else None)
             if run.is_main and step % cfg.sample_every == 0:
                 task.samples(sample_frames, png := run.out / "samples" / f"step_{step:06d}.png")
                 run.image("samples", png, step)

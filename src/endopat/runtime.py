@@ -124,7 +124,8 @@ class TrainingRun:
       every random generator and the data loader's place in its epoch (``batches``), so a run killed
       at any moment and resumed computes what the uninterrupted run computes, bit for bit (CPU);
     * checkpoints: ``save`` writes that file atomically, and the history as CSV, on rank 0 only;
-    * logging: ``record`` averages a row of scalars over ranks and appends it to the history (and
+    * logging: ``record`` keeps a row of scalars on the device and, every ``every`` positions,
+      averages the rows since the last log over ranks and appends the mean to the history (and
       to TensorBoard when installed; ``image`` adds a figure; a resumed run purges the events
       after its save, so the curves have no doubled steps);
     * progress: ``progress`` is a rich bar on rank 0, starting where a resumed run stopped.
@@ -154,6 +155,8 @@ class TrainingRun:
         self._objects: dict[str, Any] = {}
         self._epoch: dict[str, Any] | None = None  # the running epoch of ``batches``
         self._tb: Any = None  # the TensorBoard writer: None before the first use, False when off
+        self._pending: dict[str, Any] = {}  # sums of the rows recorded since the last log
+        self._pending_n, self._pending_at = 0, 0
         if self._saved:
             log(f"resuming from {self.state_path} at {fields[0]} {self.position}")
 
@@ -211,15 +214,32 @@ class TrainingRun:
         if "rng" in self._saved:
             set_rng_state(self._saved["rng"])
 
-    def record(self, row: dict[str, Any]) -> dict[str, float]:
-        """Average the tensors of ``row`` over ranks, append it to the history, return it as floats."""
-        row = {k: float(self.fabric.all_reduce(v.detach(), reduce_op="mean")) if torch.is_tensor(v) else v
-               for k, v in row.items()}
+    def record(self, row: dict[str, Any], every: int = 1) -> dict[str, float] | None:
+        """Add a row of scalars; tensors stay on the device, summed until the position (the row's
+        first field) is a multiple of ``every``: then the mean of the rows since the last log is
+        averaged over ranks and turned into floats (the one host sync), appended to the history,
+        written to TensorBoard and returned. Otherwise None."""
+        key = self.fields[0]
+        for k, v in row.items():
+            if k != key:
+                self._pending[k] = self._pending.get(k, 0) + (v.detach() if torch.is_tensor(v) else v)
+        self._pending_n, self._pending_at = self._pending_n + 1, row[key]
+        return self.flush() if row[key] % every == 0 else None
+
+    def flush(self) -> dict[str, float] | None:
+        """Log the rows recorded since the last log (``save`` calls it first); None when none."""
+        if not self._pending_n:
+            return None
+        n, key = self._pending_n, self.fields[0]
+        row = {key: self._pending_at}
+        for k, v in self._pending.items():
+            row[k] = float(self.fabric.all_reduce(v / n, reduce_op="mean")) if torch.is_tensor(v) else v / n
+        self._pending, self._pending_n = {}, 0
         self.history.append(row)
         if tb := self._writer():
             for k, v in row.items():
-                if k != self.fields[0] and isinstance(v, float):
-                    tb.add_scalar(k, v, row[self.fields[0]])
+                if k != key and isinstance(v, float):
+                    tb.add_scalar(k, v, row[key])
         return row
 
     def image(self, tag: str, png: Path, position: int) -> None:
@@ -251,6 +271,7 @@ class TrainingRun:
         from endopat.checkpoints import save_atomic
         from endopat.io import atomic_write_csv
 
+        self.flush()
         self.position = position
         self.extra.update(extra)
         if self.is_main:
