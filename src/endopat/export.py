@@ -60,7 +60,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
 class OnnxSegmenter:
     """Like :class:`endopat.evaluate.Segmenter`, running the exported graph with onnxruntime."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, providers: list[str] | None = None):
         import onnxruntime as ort
 
         from endopat.config import ModelConfig
@@ -69,7 +69,7 @@ class OnnxSegmenter:
         if not path.is_file():
             raise EndopatError(f"{path}: ONNX model not found")
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types
             raise EndopatError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map.get("endopat")
