@@ -153,7 +153,7 @@ def main() -> None:
     if "bf16-mixed" in full:
         print(f"bf16-mixed vs 32-bit, full loop: {full['bf16-mixed'] / full['32-true']:.2f}x")
     for backend, fps in predict_fps(tmp, args.device, n_pred, args.quick).items():
-        print(f"predict 512x640, {backend}: {fps:.1f} frames/s (bare forward, batch 8)", flush=True)
+        print(f"predict 512x640, {backend}: {fps:.1f} frames/s (Segmenter.probabilities: resize, Lab, forward, resize back; batch 8)", flush=True)
     if args.device == "cuda" and torch.cuda.device_count() >= 2:
         ddp = full_recolor(frames, tmp, model, batch, "cuda", "32-true", steps, devices=2)
         print(f"2-GPU DDP pretraining: {ddp:.1f} img/s vs 1 GPU {full['32-true']:.1f} "
