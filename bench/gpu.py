@@ -55,7 +55,7 @@ def bare_recolor(model, batch: int, size: int, device: str, precision: str) -> f
     for _ in range(3):
         step()
     sync(device)
-    t, n = time.perf_counter(), 10
+    t, n = time.perf_counter(), 30
     for _ in range(n):
         step()
     sync(device)
@@ -63,7 +63,7 @@ def bare_recolor(model, batch: int, size: int, device: str, precision: str) -> f
 
 
 def full_recolor(frames: Path, out: Path, model, batch: int, device: str, precision: str, steps: tuple[int, int],
-                 devices: int = 1) -> float:
+                 devices: int = 1, workers: int = 0) -> float:
     """Images/s of the real pretraining loop: the difference of a long and a short run (set-up,
     first-step compilation of kernels and the final save cancel)."""
     from endopat.config import PretrainConfig
@@ -72,10 +72,11 @@ def full_recolor(frames: Path, out: Path, model, batch: int, device: str, precis
     times = []
     for n in steps:
         cfg = PretrainConfig(model=model, steps=n, batch_size=batch, accelerator=device, precision=precision,
-                             devices=devices, sample_every=10**6, checkpoint_every=10**6, log_every=10)
+                             devices=devices, sample_every=10**6, checkpoint_every=10**6, log_every=10,
+                             num_workers=workers)
         t = time.perf_counter()
         if devices == 1:
-            pretrain(frames, out / f"{precision}-{n}", cfg, progress=False, log=lambda *a: None)
+            pretrain(frames, out / f"{precision}-{n}-w{workers}", cfg, progress=False, log=lambda *a: None)
         else:  # DDP launches its processes: a fresh interpreter, as a user's command would
             cfg_path = out / f"ddp-{n}.json"
             cfg_path.write_text(cfg.model_dump_json())
@@ -126,12 +127,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="small sizes: check the code paths, not the speed")
+    ap.add_argument("--workers", type=int, default=0, help="data-loader workers of the pretraining loop")
+    ap.add_argument("--pretrain-only", action="store_true")
+    ap.add_argument("--batch", type=int, default=None, help="pretraining batch (default 16)")
+    ap.add_argument("--repeats", type=int, default=1, help="full/bare pairs per precision (median ratio)")
     args = ap.parse_args()
     from endopat.config import ModelConfig
 
-    size, batch, steps, n_pred = (32, 2, (1, 2), 8) if args.quick else (256, 16, (5, 35), 64)
+    size, batch, steps, n_pred = (32, 2, (1, 2), 8) if args.quick else (256, args.batch or 16, (5, 35), 64)
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
-    print(f"device: {name}; torch {torch.__version__}; pretraining {size}x{size}, batch {batch}")
+    print(f"device: {name}; torch {torch.__version__}; pretraining {size}x{size}, batch {batch}, "
+          f"{args.workers} loader workers")
     tmp = Path(tempfile.mkdtemp())
     bench_pretrain.SIZE = size
     frames_src = bench_pretrain.make_store(tmp / "imgs", 200)
@@ -144,12 +150,20 @@ def main() -> None:
     frames = tmp / "warm" / "frames"
     precisions = ["32-true"] + (["bf16-mixed"] if args.device == "cpu" or torch.cuda.is_bf16_supported() else [])
     full = {}
-    print("| precision | full loop img/s | bare G+D step img/s | ratio (goal >= 0.95) |")
+    print("| precision | full loop img/s | bare G+D step img/s | ratio (goal >= 0.95), median [range] |")
     print("|---|---|---|---|")
     for p in precisions:
-        full[p] = full_recolor(frames, tmp, model, batch, args.device, p, steps)
-        bare = bare_recolor(model, batch, size, args.device, p)
-        print(f"| {p} | {full[p]:.1f} | {bare:.1f} | {full[p] / bare:.2f} |", flush=True)
+        pairs = []
+        for r in range(args.repeats):  # alternating, so that drift hits both sides of a pair
+            f = full_recolor(frames, tmp / f"r{r}", model, batch, args.device, p, steps, workers=args.workers)
+            pairs.append((f, bare_recolor(model, batch, size, args.device, p)))
+        ratios = sorted(f / b for f, b in pairs)
+        full[p] = float(np.median([f for f, _ in pairs]))
+        bare = float(np.median([b for _, b in pairs]))
+        print(f"| {p} | {full[p]:.1f} | {bare:.1f} | {np.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}] |",
+              flush=True)
+    if args.pretrain_only:
+        return
     if "bf16-mixed" in full:
         print(f"bf16-mixed vs 32-bit, full loop: {full['bf16-mixed'] / full['32-true']:.2f}x")
     for backend, fps in predict_fps(tmp, args.device, n_pred, args.quick).items():
