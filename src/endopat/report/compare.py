@@ -57,6 +57,7 @@ class Comparison:
             lo, hi = bootstrap.interval(draws)
             comps = bootstrap.components(self.levels, self.runs, (method, fraction), base)
             total = sum(v for v in comps.values() if v)
+            resolved = lo > 0 or hi < 0
             needed, how = bootstrap.runs_to_resolve(diff, comps, len(cs), self._interaction((method, fraction), base))
             a, b = _per_image_mean(cs), _per_image_mean(self.groups[base])
             ids = sorted(set(a) & set(b))
@@ -68,8 +69,8 @@ class Comparison:
                         "dice_diff": diff, "run_ci_low": lo, "run_ci_high": hi, "verdict": stats.verdict(lo, hi),
                         **{f"var_{k}_pct": None if v is None or not total else 100 * v / total
                            for k, v in comps.items()},
-                        "runs_to_resolve": None if stats.verdict(lo, hi) != stats.verdict(0, 0) else needed,
-                        "runs_to_resolve_note": "" if stats.verdict(lo, hi) != stats.verdict(0, 0) else how,
+                        "runs_to_resolve": None if resolved else needed,
+                        "runs_to_resolve_note": "" if resolved else how,
                         "ci_low": img_lo, "ci_high": img_hi, "wilcoxon_p": stats.wilcoxon_p(va, vb)})
         return out
 
