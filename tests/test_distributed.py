@@ -47,7 +47,7 @@ def data(tmp_path_factory):
                 (root / "labeled" / split / sub).mkdir(parents=True, exist_ok=True)
                 Image.fromarray(arr).save(root / "labeled" / split / sub / f"v{split}_{t}.png")
     (root / "pre.yaml").write_text(TINY + "discriminator:\n  width: 0.125\n  norm: group\n"
-                                   "accelerator: cpu\nsample_every: 100\n")
+                                   "accelerator: cpu\nsample_every: 100\nlog_every: 1\n")
     (root / "ft.yaml").write_text(TINY + "accelerator: cpu\nmin_samples_per_epoch: 4\n")
     return root
 
