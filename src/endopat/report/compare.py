@@ -39,9 +39,7 @@ class Comparison:
         self.runs = runs_of(cells)
         self.reps = bootstrap.resample(self.runs, N_BOOT, seed) if self.runs else None
         self.levels = bootstrap.by_level(self.runs, N_BOOT_LEVELS, seed) if self.runs else {}
-        self.groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for c in cells:
-            self.groups[(c["method"], c["fraction"])].append(c)
+        self.groups = by_method_fraction(cells)
 
     def differences(self) -> list[dict]:
         """Per method and fraction: the mean DSC difference to the baseline with its hierarchical
@@ -112,6 +110,14 @@ class Comparison:
                 out.append({"method": method, "baseline_labels": n_b,
                             "baseline_dice": float(stats.monotone(xs, base[0])[xs.index(n_b)]), **r})
         return out
+
+
+def by_method_fraction(cells: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Finished cells grouped by (method, fraction), in the order they come."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for c in cells:
+        groups[(c["method"], c["fraction"])].append(c)
+    return groups
 
 
 def _per_image_mean(cells: list[dict], metric: str = "dice") -> dict[str, float]:

@@ -19,7 +19,6 @@ import base64
 import csv
 import html
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +39,11 @@ def collect(out: Path) -> list[dict]:
     return cells
 
 
-def _by_method_fraction(cells: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for c in cells:
-        groups[(c["method"], c["fraction"])].append(c)
-    return groups
-
-
 def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
     from endopat.evaluate import summarize
+    from endopat.report.compare import by_method_fraction
 
-    groups = _by_method_fraction(cells)
+    groups = by_method_fraction(cells)
     out = []
     for (method, fraction), cs in sorted(groups.items(), key=lambda kv: (
             method_order.index(kv[0][0]) if kv[0][0] in method_order else 99, -parse_fraction(kv[0][1]))):

@@ -277,9 +277,10 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     data = prepare(cfg, out, log)
     mine = ([s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0]]
             if stage in ("all", "stages") else [])
-    todo = shard(cells(cfg, data.split), *shard_spec) if stage in ("all", "cells") else []
+    mine_cells = shard(cells(cfg, data.split), *shard_spec)
+    todo = mine_cells if stage in ("all", "cells") else []
     left = [c for c in todo if not is_done(out, c)]
-    counts = {"cells": len(shard(cells(cfg, data.split), *shard_spec)), "run": len(left),
+    counts = {"cells": len(mine_cells), "run": len(left),
               "skipped": len(todo) - len(left)}
     if workers > 1:
         _run_pool([s for s in mine if not (stage_dir(out, s) / "done.json").is_file()], left, cfg, data, out,
