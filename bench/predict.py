@@ -1,12 +1,17 @@
-"""Prediction pipeline speed (issue 5). Prints ratios measured in one run.
+"""Prediction pipeline speed (issues 5 and 12). Prints ratios measured in one run.
 
-1. ``predict`` on a video (decode -> infer -> overlay -> encode) frames/s vs the bare model forward
-   frames/s on the same decoded frames (pipeline efficiency; goal >= 0.85), at 256x256 and 512x640;
-2. onnxruntime vs PyTorch CPU frames/s.
+P3: ``predict`` on a video (decode -> fit + Lab -> infer -> overlay -> encode, three threads) in
+frames/s, divided by the bare forward of the same backend on the same, already prepared input
+(goal >= 0.9), for PyTorch and onnxruntime, at 512x640 (and 256x256 with ``--all``). The stages'
+own costs (decode, preprocessing, overlay, encode; ms per frame, each alone on one thread) are
+printed beside it, and the onnxruntime / PyTorch ratio of the bare forwards.
+
+    python bench/predict.py [--frames 24] [--all]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -19,46 +24,54 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import rate, synthetic_video  # noqa: E402
 
 
+def ms_per_frame(fn, n: int) -> float:
+    return 1000.0 / rate(fn, n)
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--all", action="store_true", help="also 256x256")
+    args = ap.parse_args()
     torch.set_num_threads(2)
     from endopat.checkpoints import save_checkpoint
     from endopat.config import ModelConfig
-    from endopat.data.video import iter_frames
-    from endopat.evaluate import Segmenter
-    from endopat.export import OnnxSegmenter, export_onnx
+    from endopat.data.geometry import fit_image
+    from endopat.data.video import iter_frames, write_video
     from endopat.networks import build_unet, prepare_input
-    from endopat.predict import predict
+    from endopat.predict import load_model, overlay, predict
 
     tmp = Path(tempfile.mkdtemp())
-    for h, w in ((256, 256), (512, 640)):
+    n = args.frames
+    for h, w in ((512, 640), (256, 256)) if args.all else ((512, 640),):
         cfg = ModelConfig(image_size=(h, w))
         ckpt = save_checkpoint(tmp / f"m{h}.pt", kind="segmenter", model_cfg=cfg,
                                state_dict=build_unet(cfg).state_dict())
-        n = 48 if h == 256 else 16
-        video = synthetic_video(tmp / f"v{h}.mp4", n, h)
-        if w != h:  # a 512x640 video: pad the square frames
-            from endopat.data.video import write_video
-            frames = [np.pad(f, ((0, 0), (0, w - h), (0, 0))) for _, f in iter_frames(video)]
-            write_video(video, frames)
-        frames = [f for _, f in iter_frames(video)]
-        seg = Segmenter(ckpt)
-        x = prepare_input(torch.from_numpy(np.stack(frames)), "L")
-
-        def bare():
-            with torch.no_grad():
-                for i in range(0, n, 8):
-                    seg.model(x[i : i + 8])
-
-        model_fps = rate(bare, n)
-        t = time.perf_counter()
-        predict(ckpt, video, tmp / f"out{h}", batch_size=8, progress=False)
-        pipe_fps = n / (time.perf_counter() - t)
-        print(f"{h}x{w}: predict {pipe_fps:.1f} frames/s vs bare forward {model_fps:.1f} frames/s, "
-              f"efficiency {pipe_fps / model_fps:.2f} (goal >= 0.85)")
-        onnx = OnnxSegmenter(export_onnx(ckpt, tmp / f"m{h}.onnx"))
-        ort_fps = rate(lambda: [onnx.probabilities(frames[i : i + 8]) for i in range(0, n, 8)], n)
-        pt_fps = rate(lambda: [seg.probabilities(frames[i : i + 8]) for i in range(0, n, 8)], n)
-        print(f"{h}x{w}: onnxruntime {ort_fps:.1f} vs PyTorch {pt_fps:.1f} frames/s, ratio {ort_fps / pt_fps:.2f}")
+        video = synthetic_video(tmp / f"sq{h}.mp4", n, max(h, w))
+        frames = [np.ascontiguousarray(f[:h, :w]) for _, f in iter_frames(video)]
+        video = tmp / f"v{h}.mp4"
+        write_video(video, frames)
+        masks = [f[..., 1] > 128 for f in frames]
+        stages = {
+            "decode": ms_per_frame(lambda: list(iter_frames(video)), n),
+            "fit+Lab": ms_per_frame(lambda: [prepare_input(torch.from_numpy(
+                np.stack([fit_image(f, (h, w), cfg.fit) for f in frames[i : i + 8]])), cfg.input)
+                for i in range(0, n, 8)], n),
+            "overlay": ms_per_frame(lambda: [overlay(f, m) for f, m in zip(frames, masks)], n),
+            "encode": ms_per_frame(lambda: write_video(tmp / "enc.mp4", frames), n),
+        }
+        print(f"{h}x{w} stages alone, ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+        x = prepare_input(torch.from_numpy(np.stack(frames)), cfg.input)
+        bare = {}
+        for backend in ("torch", "onnx"):
+            model = load_model(ckpt, "cpu", backend)
+            bare[backend] = rate(lambda: [model.forward(x[i : i + 8]) for i in range(0, n, 8)], n)
+            t = time.perf_counter()
+            predict(ckpt, video, tmp / f"out{h}{backend}", batch_size=8, progress=False, backend=backend)
+            pipe = n / (time.perf_counter() - t)
+            print(f"{h}x{w} {backend:5s}: predict {pipe:.2f} frames/s vs bare forward {bare[backend]:.2f} "
+                  f"({1000 / bare[backend]:.0f} ms/frame): P3 = {pipe / bare[backend]:.2f} (goal >= 0.9)")
+        print(f"{h}x{w}: onnxruntime / PyTorch bare forward = {bare['onnx'] / bare['torch']:.2f}")
 
 
 if __name__ == "__main__":

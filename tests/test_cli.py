@@ -265,3 +265,40 @@ def test_synth_with_too_few_videos_is_a_one_line_error(monkeypatch, capsys, tmp_
     code = run_cli(monkeypatch, "synth", tmp_path, "--videos", 2, "--no-progress")
     err = capsys.readouterr().err
     assert code == 2 and "'videos'" in err and err.count("\n") == 1
+
+
+def test_frames_of_auto_size_keep_a_full_hd_video_s_aspect(monkeypatch, capsys, tmp_path):
+    import numpy as np
+
+    from endopat.data.video import write_video
+
+    write_video(tmp_path / "hd.mp4", [np.full((1080, 1920, 3), 90, np.uint8)] * 2)
+    assert run_cli(monkeypatch, "frames", tmp_path / "hd.mp4", "-o", tmp_path / "fs", "--no-progress") == 0
+    assert "2 frames of 256x448" in capsys.readouterr().out
+
+
+def test_a_full_hd_labeled_folder_trains_letterboxed_and_predicts_full_resolution_masks(monkeypatch, capsys,
+                                                                                         tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for d in ("images", "masks"):
+        (tmp_path / "hd" / d).mkdir(parents=True)
+    for v in range(3):
+        for f in range(2):
+            image = np.empty((1080, 1920, 3), np.uint8)
+            image[:] = (190, 60, 50)
+            mask = np.zeros((1080, 1920), bool)
+            mask[rng.integers(0, 500) :][:400, rng.integers(0, 1400) :][:, :400] = True
+            image[mask] = 150
+            Image.fromarray(image).save(tmp_path / "hd" / "images" / f"vid{v}_f{f}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "hd" / "masks" / f"vid{v}_f{f}.png")
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(TINY_MODEL + "min_samples_per_epoch: 2\n")
+    assert run_cli(monkeypatch, "finetune", "-d", tmp_path / "hd", "-o", tmp_path / "ft", "-c", cfg,
+                   "--image-size", "32x64", "--epochs", 1, "--no-progress") == 0
+    assert torch.load(tmp_path / "ft" / "best.pt", weights_only=True)["model"]["image_size"] == [32, 64]
+    assert run_cli(monkeypatch, "predict", tmp_path / "ft" / "best.pt", tmp_path / "hd" / "images" / "vid0_f0.png",
+                   "-o", tmp_path / "pred", "--no-progress") == 0
+    assert Image.open(tmp_path / "pred" / "masks" / "vid0_f0.png").size == (1920, 1080)

@@ -42,3 +42,21 @@ def test_onnx_metadata_carries_preprocessing(exported):
     _, onnx_path = exported
     seg = OnnxSegmenter(onnx_path)
     assert seg.cfg.input == "Lab" and seg.cfg.image_size == (32, 32) and seg.threshold == pytest.approx(0.4)
+
+
+def test_an_export_that_differs_from_pytorch_is_refused_and_not_written(tmp_path, exported, monkeypatch):
+    import endopat.export as export
+    from endopat.errors import EndopatError
+
+    ckpt, _ = exported
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # no export can pass
+    with pytest.raises(EndopatError, match="differs from PyTorch"):
+        export_onnx(ckpt, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_export_records_the_checkpoint_it_came_from(exported):
+    from endopat.export import file_digest
+
+    ckpt, onnx_path = exported
+    assert OnnxSegmenter(onnx_path).info["checkpoint_sha256"] == file_digest(ckpt)

@@ -85,3 +85,52 @@ def test_predict_refuses_a_missing_source(tmp_path, model_path):
 
     with pytest.raises(EndopatError, match="nope.mp4: not found"):
         predict(model_path, tmp_path / "nope.mp4", tmp_path / "out", progress=False)
+
+
+def test_on_a_cpu_predict_runs_onnxruntime_from_an_export_cached_beside_the_checkpoint(tmp_path, model_path):
+    pytest.importorskip("onnxruntime")
+    from endopat.export import OnnxSegmenter
+    from endopat.predict import load_model
+
+    ckpt = tmp_path / "seg.pt"
+    ckpt.write_bytes(model_path.read_bytes())
+    assert isinstance(load_model(ckpt), OnnxSegmenter)
+    cached = tmp_path / "seg.pt.onnx"
+    stamp = cached.stat().st_mtime_ns
+    load_model(ckpt)
+    assert cached.stat().st_mtime_ns == stamp  # reused, not exported again
+
+
+def test_a_changed_checkpoint_is_exported_again(tmp_path, model_path):
+    pytest.importorskip("onnxruntime")
+    from endopat.predict import load_model
+
+    ckpt = tmp_path / "seg.pt"
+    ckpt.write_bytes(model_path.read_bytes())
+    load_model(ckpt)
+    before = (tmp_path / "seg.pt.onnx").read_bytes()
+    unet = build_unet(CFG)  # other weights
+    save_checkpoint(ckpt, kind="segmenter", model_cfg=CFG, state_dict=unet.state_dict())
+    load_model(ckpt)
+    assert (tmp_path / "seg.pt.onnx").read_bytes() != before
+
+
+def test_both_backends_write_the_same_masks(tmp_path, model_path):
+    pytest.importorskip("onnxruntime")
+    for i, im in enumerate(images(3, 48, 80)):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        Image.fromarray(im).save(tmp_path / "in" / f"{i}.png")
+    got = {}
+    for backend in ("torch", "onnx"):
+        predict(model_path, tmp_path / "in", tmp_path / backend, progress=False, backend=backend)
+        got[backend] = [np.asarray(Image.open(tmp_path / backend / "masks" / f"{i}.png")) for i in range(3)]
+    agree = np.mean([(a == b).mean() for a, b in zip(got["torch"], got["onnx"])])
+    assert agree > 0.999
+
+
+@pytest.mark.parametrize("backend", ["cuda", "ort"])
+def test_an_unknown_backend_is_an_error_naming_the_choices(tmp_path, model_path, backend):
+    from endopat.errors import EndopatError
+
+    with pytest.raises(EndopatError, match="auto, onnx, torch"):
+        predict(model_path, tmp_path, tmp_path / "out", progress=False, backend=backend)

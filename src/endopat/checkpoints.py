@@ -38,7 +38,7 @@ FORMAT_VERSION = 1
 PREPROCESS = {
     "colour_space": "CIE Lab (kornia, D65)",
     "normalisation": "L_n = L/50 - 1, ab_n = ab/128",
-    "resize": "bilinear to image_size (masks: nearest)",
+    "resize": "bilinear into image_size by the model's fit rule (masks: nearest)",
 }
 
 
@@ -79,7 +79,8 @@ def make_checkpoint(
         "endopat_version": __version__,
         "kind": kind,
         "model": model_cfg.model_dump(mode="json"),
-        "preprocess": dict(PREPROCESS, input=model_cfg.input, image_size=list(model_cfg.image_size)),
+        "preprocess": dict(PREPROCESS, input=model_cfg.input, image_size=list(model_cfg.image_size),
+                           fit=model_cfg.fit),
         "threshold": float(threshold),
         "provenance": provenance or {},
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},

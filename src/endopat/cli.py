@@ -36,8 +36,20 @@ def _mask_format(threshold: float, class_map: Optional[str]):
     return MaskFormat.parse(threshold, class_map, "--mask-threshold/--class-map")
 
 
-def _size(value: Optional[int]) -> Optional[tuple[int, int]]:
-    return None if value is None else (value, value)
+def _size(value: Optional[str]) -> Optional[tuple[int, int]]:
+    """``--image-size``: ``128`` (square) or ``HxW``."""
+    if value is None:
+        return None
+    return _parse_hw(value if "x" in value.lower() else f"{value}x{value}", "--image-size")
+
+
+def _aspect_hint(sizes: dict[str, int]) -> str:
+    """The most common ``WxH`` of ``sizes`` as a network size with its aspect ratio (short side 256)."""
+    from endopat.data.geometry import aspect_size
+
+    w, h = (int(v) for v in max(sizes, key=sizes.get).split("x"))
+    a, b = aspect_size((h, w))
+    return f"[{a}, {b}] (short side 256; any size letterboxes without squashing)"
 
 
 def _echo(msg: str) -> None:
@@ -79,7 +91,9 @@ def synth(
 def frames(
     src: Path = typer.Argument(..., help="a video or a folder of videos (or images)"),
     out: Path = typer.Option(..., "--out", "-o", help="frame store folder"),
-    size: str = typer.Option("256x256", help="frame size HxW"),
+    size: str = typer.Option("auto", help="frame size HxW, or auto: short side 256 with the source's "
+                             "aspect ratio (1920x1080 -> 256x448); set model.image_size to match"),
+    fit: str = typer.Option("letterbox", help="letterbox (keep the aspect ratio, pad) or stretch"),
     every: int = typer.Option(1, help="keep every n-th frame"),
     fps: Optional[float] = typer.Option(None, help="sample at this many frames per second instead"),
     crop_fov: bool = typer.Option(False, "--crop-fov", help="cut the black border around the field of view"),
@@ -88,23 +102,26 @@ def frames(
     progress: bool = ProgressOpt,
 ) -> None:
     """Decode videos once into a frame store that pretraining reads fast."""
-    from endopat.data.frames import build_store
+    from endopat.data.frames import build_store, source_shape
+    from endopat.data.geometry import aspect_size
     from endopat.runtime import progress_bar
 
-    hw = _parse_hw(size)
+    if fit not in ("letterbox", "stretch"):
+        raise EndopatError(f"--fit '{fit}': choose letterbox or stretch")
+    hw = aspect_size(source_shape(src)) if size.lower() == "auto" else _parse_hw(size)
     with progress_bar("decoding frames", None, progress) as advance:
         store = build_store(src, out, hw, stride=every, max_frames=max_frames, fps=fps,
                             crop_fov=crop_fov, skip_bad=skip_bad, log=_echo,
-                            progress=lambda n: advance(1))
+                            progress=lambda n: advance(1), fit=fit)
     _echo(f"{len(store)} frames of {hw[0]}x{hw[1]} in {out}")
 
 
-def _parse_hw(text: str) -> tuple[int, int]:
+def _parse_hw(text: str, option: str = "--size") -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
         assert h > 0 and w > 0
     except (ValueError, AssertionError):
-        raise EndopatError(f"--size '{text}': write HxW, e.g. 256x256") from None
+        raise EndopatError(f"{option} '{text}': write HxW, e.g. 256x448") from None
     return h, w
 
 
@@ -131,12 +148,17 @@ def inspect(
             _echo(f"[{split}] layout {r['layout']}: {r['images']} images, {r['mask_files']} mask files, "
                   f"{r['groups']} groups (videos)")
             _echo("  sizes: " + ", ".join(f"{k} ({n})" for k, n in r["sizes"].items()))
+            if r["sizes"]:
+                _echo(f"  aspect-true model.image_size: {_aspect_hint(r['sizes'])}")
             _echo("  masks: " + (", ".join(f"{k} ({n})" for k, n in r["mask_encodings"].items()) or "none"))
             _echo(f"  instrument fraction: median {fg['median']:.3f}, IQR [{fg['q1']:.3f} {fg['q3']:.3f}], "
                   f"max {fg['max']:.3f}; frames without instrument {100 * fg['empty_share']:.0f}%")
     else:
         for v in report["videos"]:
             _echo(f"{v['path']}: {v['decoded_frames']} frames, {v['width']}x{v['height']}, {v['fps']} fps")
+        if report["videos"]:
+            v = report["videos"][0]
+            _echo(f"aspect-true model.image_size: {_aspect_hint({'%dx%d' % (v['width'], v['height']): 1})}")
         if report["images"]:
             _echo(f"{report['images']} images")
     _echo(f"problems: {len(report['problems'])}")
@@ -182,7 +204,8 @@ def pretrain(
     config: Optional[Path] = ConfigOpt,
     steps: Optional[int] = typer.Option(None, help="training steps"),
     batch_size: Optional[int] = typer.Option(None),
-    image_size: Optional[int] = typer.Option(None, help="train at this square size (multiple of 16)"),
+    image_size: Optional[str] = typer.Option(None, help="train at this size: HxW or one number for a "
+                                             "square (multiples of 16)"),
     frame_stride: Optional[int] = typer.Option(None, help="keep every n-th video frame"),
     frame_fps: Optional[float] = typer.Option(None, help="sample videos at this many frames/s"),
     crop_fov: Optional[bool] = typer.Option(None, "--crop-fov/--no-crop-fov",
@@ -232,7 +255,7 @@ def finetune(
     max_labels: Optional[int] = typer.Option(None, help="use at most this many training images"),
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
-    image_size: Optional[int] = typer.Option(None),
+    image_size: Optional[str] = typer.Option(None, help="HxW or one number (multiples of 16)"),
     input_mode: Optional[str] = typer.Option(None, "--input", help="segmenter input: L or Lab"),
     reinit_last: Optional[bool] = typer.Option(None, "--reinit-last/--keep-last",
                                                help="default: re-init after pretraining, keep after a segmenter"),
@@ -332,12 +355,14 @@ def predict(
     batch_size: int = typer.Option(8),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ... (PyTorch models)"),
     save_masks: bool = typer.Option(False, "--save-masks", help="videos: also write every frame's mask"),
+    backend: str = typer.Option("auto", help="auto (onnxruntime on CPU when installed, else PyTorch), "
+                                "onnx or torch"),
     progress: bool = ProgressOpt,
 ) -> None:
     """Segment instruments: masks for images; overlay video + per-frame CSV for a video."""
     from endopat.predict import predict as run
 
-    result = run(model, source, out, batch_size, threshold, device, save_masks, progress)
+    result = run(model, source, out, batch_size, threshold, device, save_masks, progress, backend, _echo)
     if "overlay" in result:
         _echo(f"{result['frames']} frames -> {result['overlay']} and {result['csv']}")
     else:

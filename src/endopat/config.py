@@ -34,6 +34,9 @@ class ModelConfig(_Strict):
     features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16)
     input: Literal["L", "Lab"] = "Lab"
     image_size: tuple[int, int] = (128, 128)
+    fit: Literal["letterbox", "stretch"] = Field(
+        "letterbox", description="how frames of another aspect ratio enter image_size "
+        "(endopat.data.geometry): letterbox keeps the aspect and pads; stretch squashes")
 
     @field_validator("image_size")
     @classmethod

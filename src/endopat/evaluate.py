@@ -1,7 +1,8 @@
 """Per-image Dice and IoU of a segmenter on labeled data, with summary statistics.
 
-Predictions are made at the network's size and resized (bilinear probabilities, then threshold) to
-each mask's own resolution, so the scores are those of the original annotation.
+Predictions are made at the network's size and mapped back (the model's ``fit`` rule, bilinear
+probabilities, then threshold) to each mask's own resolution, so the scores are those of the
+original annotation.
 
 Empty-mask convention (MONAI's ``ignore_empty=False``): when neither the ground truth nor the
 prediction has an instrument pixel, Dice = IoU = 1 (a correct "no instrument"); when only one of them
@@ -17,7 +18,8 @@ import numpy as np
 import torch
 
 from endopat.checkpoints import load_checkpoint, model_config
-from endopat.data.labeled import Sample, load_image, load_mask, resize_rgb
+from endopat.data.geometry import fit_image, restore
+from endopat.data.labeled import Sample, load_image, load_mask
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_csv
 from endopat.networks import build_unet, prepare_input
@@ -63,18 +65,13 @@ class Segmenter:
 
 
 def probabilities(forward, cfg, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Resize RGB images to ``cfg.image_size``, run ``forward`` on the network input, and resize each
-    probability map back to its image's size (bilinear). Shared by the PyTorch and ONNX segmenters."""
+    """Fit RGB images into ``cfg.image_size`` (``cfg.fit``, :mod:`endopat.data.geometry`), run
+    ``forward`` on the network input, and map each probability back onto its image's full
+    resolution (bilinear). Shared by the PyTorch and ONNX segmenters."""
     size = tuple(cfg.image_size)
-    batch = torch.from_numpy(np.stack([resize_rgb(im, size) for im in images]))
+    batch = torch.from_numpy(np.stack([fit_image(im, size, cfg.fit) for im in images]))
     prob = forward(prepare_input(batch, cfg.input))
-    out = []
-    for p, im in zip(prob, images):
-        if tuple(im.shape[:2]) != size:
-            p = torch.nn.functional.interpolate(p[None], size=im.shape[:2], mode="bilinear",
-                                                align_corners=False)[0]
-        out.append(p[0].cpu().numpy())
-    return out
+    return [restore(p, im.shape[:2], cfg.fit)[0].cpu().numpy() for p, im in zip(prob, images)]
 
 
 def evaluate(model: str | Path | Segmenter, samples: Iterable[Sample], batch_size: int = 8,

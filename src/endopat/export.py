@@ -5,11 +5,16 @@ the instrument probability ``(B, 1, H, W)``; batch, height and width are dynamic
 must stay multiples of 16). Everything needed to preprocess — input mode, training size,
 threshold, endopat version — is stored in the model's metadata, so an ``.onnx`` file is as
 self-describing as a checkpoint.
+
+``predict`` on a CPU runs this export through onnxruntime by default (2-3x the PyTorch speed in
+bench/predict.py), exporting a checkpoint once and caching it beside it (:func:`cached_onnx`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +34,22 @@ class _Probability(torch.nn.Module):
         return torch.softmax(self.unet(x), dim=1)[:, 1:2]
 
 
+PARITY_TOLERANCE = 1e-4  # max |probability difference| allowed between ONNX and PyTorch
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file (the key of a cached export)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Path:
+    """Export, then check parity: the ONNX graph run by onnxruntime must give the PyTorch model's
+    probabilities within :data:`PARITY_TOLERANCE` on a random batch at the training size, or the
+    file is not written. The metadata records the checkpoint's sha256 (see :func:`cached_onnx`)."""
     import onnx
 
     from endopat.evaluate import Segmenter
@@ -49,12 +69,46 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
         meta = {"endopat": json.dumps({"model": seg.cfg.model_dump(mode="json"), "threshold": seg.threshold,
                                        "preprocess": seg.checkpoint["preprocess"],
                                        "endopat_version": seg.checkpoint["endopat_version"],
-                                       "provenance": seg.checkpoint.get("provenance", {})}, default=str)}
+                                       "provenance": seg.checkpoint.get("provenance", {}),
+                                       "checkpoint_sha256": file_digest(checkpoint)}, default=str)}
         for k, v in meta.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = k, v
         onnx.save(model, str(tmp))
+        _check_parity(seg, tmp, checkpoint)
     return out
+
+
+def _check_parity(seg, onnx_path: Path, checkpoint: str | Path) -> None:
+    h, w = seg.cfg.image_size
+    x = torch.rand(2, seg.cfg.in_channels, h, w, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ours = OnnxSegmenter(onnx_path).forward(x)
+    gap = float((ours - seg.forward(x).cpu()).abs().max())
+    if not gap <= PARITY_TOLERANCE:
+        raise EndopatError(f"{checkpoint}: ONNX export differs from PyTorch by {gap:.2e} "
+                           f"(> {PARITY_TOLERANCE:g}); use --backend torch")
+
+
+def cached_onnx(checkpoint: str | Path, log=None) -> Path:
+    """The checkpoint's ONNX export, made once and kept next to it as ``<checkpoint>.onnx``; remade
+    when the checkpoint changed (its sha256 is in the export's metadata). A read-only folder gets
+    the export in the system's temporary folder instead."""
+    import tempfile
+
+    checkpoint = Path(checkpoint)
+    digest = file_digest(checkpoint)
+    target = checkpoint.with_name(checkpoint.name + ".onnx")
+    if not os.access(checkpoint.parent, os.W_OK):
+        target = Path(tempfile.gettempdir()) / f"endopat-{digest[:16]}.onnx"
+    if target.is_file():
+        try:
+            if OnnxSegmenter(target).info.get("checkpoint_sha256") == digest:
+                return target
+        except EndopatError:
+            pass  # unreadable or foreign: export again
+    if log:
+        log(f"exporting {checkpoint.name} to ONNX for CPU inference: {target}")
+    return export_onnx(checkpoint, target)
 
 
 class OnnxSegmenter:
@@ -75,7 +129,7 @@ class OnnxSegmenter:
         meta = self.session.get_modelmeta().custom_metadata_map.get("endopat")
         if meta is None:
             raise EndopatError(f"{path}: no endopat metadata (export it with `endopat export`)")
-        info = json.loads(meta)
+        self.info = info = json.loads(meta)
         self.cfg = ModelConfig.model_validate(info["model"])
         self.threshold = float(info["threshold"])
 

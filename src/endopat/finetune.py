@@ -140,8 +140,8 @@ def finetune(
     cfg, init_ckpt = resolve_init(init, cfg or FinetuneConfig())
     train = _at_most(list(train), cfg.max_labels, cfg.seed)
     size = tuple(cfg.model.image_size)
-    x_train, y_train = load_pairs(train, size, cfg.skip_bad, log)  # bad input fails before set-up
-    x_val, y_val = load_pairs(list(val), size, cfg.skip_bad, log)
+    x_train, y_train = load_pairs(train, size, cfg.skip_bad, log, cfg.model.fit)  # bad input fails before set-up
+    x_val, y_val = load_pairs(list(val), size, cfg.skip_bad, log, cfg.model.fit)
     run = TrainingRun(cfg, out, HISTORY_FIELDS, "history.csv", progress, log, kind="fine-tuning")
     net, reinit_last = _initial_model(cfg, init, init_ckpt, reinit_last, run)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)

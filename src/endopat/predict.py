@@ -27,16 +27,41 @@ OUTLINE = np.array([255, 255, 0], dtype=np.uint8)
 FRAME_FIELDS = ["frame", "time_s", "area_fraction", "mean_probability"]
 
 
-def load_model(path: str | Path, device: str = "cpu"):
-    """A :class:`~endopat.evaluate.Segmenter` for ``.pt`` files, an ONNX one for ``.onnx``."""
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def load_model(path: str | Path, device: str = "cpu", backend: str = "auto", log=None):
+    """The segmenter that runs ``path`` (a checkpoint ``.pt`` or an export ``.onnx``).
+
+    ``backend``: ``onnx`` runs onnxruntime (a checkpoint is exported once, parity-checked, and
+    cached beside it: :func:`endopat.export.cached_onnx`); ``torch`` runs PyTorch; ``auto`` (the
+    default) is onnx on a CPU when onnxruntime is installed (the ``export`` extra) and torch
+    otherwise or on a GPU.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        from endopat.export import OnnxSegmenter
+    if backend not in BACKENDS:
+        raise EndopatError(f"--backend '{backend}': choose one of {', '.join(BACKENDS)}")
+    onnx_file = path.suffix.lower() == ".onnx"
+    if onnx_file and backend == "torch":
+        raise EndopatError(f"{path}: an ONNX file runs with onnxruntime, not --backend torch")
+    if backend == "auto":
+        backend = "onnx" if onnx_file or (device == "cpu" and _has_onnxruntime()) else "torch"
+    if backend == "torch":
+        from endopat.evaluate import Segmenter
 
-        return OnnxSegmenter(path)
-    from endopat.evaluate import Segmenter
+        return Segmenter(path, device)
+    if not _has_onnxruntime():
+        raise EndopatError("the onnx backend needs onnxruntime: pip install 'endopat[export]'")
+    from endopat.export import OnnxSegmenter, cached_onnx
 
-    return Segmenter(path, device)
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
+    return OnnxSegmenter(path if onnx_file else cached_onnx(path, log), providers)
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -144,14 +169,15 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
 
 def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_size: int = 8,
             threshold: float | None = None, device: str = "cpu", save_masks: bool = False,
-            progress: bool = True) -> dict:
-    """Segment an image, a folder of images, or a video (see the module docstring)."""
+            progress: bool = True, backend: str = "auto", log=None) -> dict:
+    """Segment an image, a folder of images, or a video (see the module docstring); ``backend``
+    as in :func:`load_model`."""
     from endopat.runtime import progress_bar
 
     source, out = Path(source), Path(out)
     if not source.exists():
         raise EndopatError(f"{source}: not found")
-    model = load_model(model_path, device)
+    model = load_model(model_path, device, backend, log)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         from endopat.data.video import video_info
 

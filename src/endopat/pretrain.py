@@ -44,7 +44,8 @@ def open_frames(source: str | Path, run: TrainingRun, cfg: PretrainConfig) -> Fr
         with progress_bar("decoding frames", None, run.show) as advance:
             store = build_store(source, run.out / "frames", tuple(cfg.model.image_size), cfg.frame_stride,
                                 cfg.max_frames, progress=lambda n: advance(1), fps=cfg.frame_fps,
-                                crop_fov=cfg.crop_fov, skip_bad=cfg.skip_bad, log=run.log)
+                                crop_fov=cfg.crop_fov, skip_bad=cfg.skip_bad, log=run.log,
+                                fit=cfg.model.fit)
     root = run.fabric.broadcast(str(store.root) if run.is_main else None, src=0)
     return store if run.is_main else FrameStore(root)
 

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from endopat.data.geometry import Fit, content_box, fit_image
 from endopat.errors import EndopatError
 from endopat.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_text, list_images, list_videos
 
@@ -99,17 +100,17 @@ def detect_fov(frames: list[np.ndarray], threshold: int = 20, min_share: float =
     return None if box == (0, 0, h, w) else box
 
 
-def _video_frames(path: Path, size: tuple[int, int], stride: int, fps: float | None, crop_fov: bool
-                  ) -> Iterator[np.ndarray]:
-    from endopat.data.labeled import resize_rgb
+def _video_frames(path: Path, size: tuple[int, int], stride: int, fps: float | None, crop_fov: bool,
+                  fit: Fit) -> Iterator[np.ndarray]:
     from endopat.data.video import iter_frames, video_info
 
+    info = video_info(path)
     if fps is not None:
-        rate = video_info(path)["fps"] or fps
-        stride = max(1, round(rate / fps))
-    if not crop_fov:  # FFmpeg's scaler resizes while decoding
-        for _, frame in iter_frames(path, stride=stride, size=size):
-            yield frame
+        stride = max(1, round((info["fps"] or fps) / fps))
+    if not crop_fov:  # FFmpeg's scaler resizes to the content box while decoding; the pad is ours
+        box = content_box((info["height"], info["width"]), size, fit)
+        for _, frame in iter_frames(path, stride=stride, size=(box.height, box.width)):
+            yield fit_image(frame, size, fit)
         return
     # the border is detected once per video, from its first frames, not per frame
     head = [f for _, f in zip(range(8), (f for _, f in iter_frames(path, stride=max(1, stride))))]
@@ -118,18 +119,17 @@ def _video_frames(path: Path, size: tuple[int, int], stride: int, fps: float | N
         if box is not None:
             top, left, h, w = box
             frame = frame[top : top + h, left : left + w]
-        yield resize_rgb(np.ascontiguousarray(frame), size)
+        yield fit_image(np.ascontiguousarray(frame), size, fit)
 
 
 def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: int,
-                 fps: float | None, crop_fov: bool, on_bad) -> Iterator[tuple[Path, np.ndarray]]:
-    from endopat.data.labeled import resize_rgb
+                 fps: float | None, crop_fov: bool, fit: Fit, on_bad) -> Iterator[tuple[Path, np.ndarray]]:
     from endopat.io import read_image
 
     if kind == "videos":
         for path in files:
             try:
-                for frame in _video_frames(path, size, stride, fps, crop_fov):
+                for frame in _video_frames(path, size, stride, fps, crop_fov, fit):
                     yield path, frame
             except EndopatError as err:
                 on_bad(err)
@@ -143,7 +143,24 @@ def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: in
             if crop_fov and (box := detect_fov([image])) is not None:
                 top, left, h, w = box
                 image = np.ascontiguousarray(image[top : top + h, left : left + w])
-            yield path, resize_rgb(image, size)
+            yield path, fit_image(image, size, fit)
+
+
+def source_shape(src: str | Path) -> tuple[int, int]:
+    """(height, width) of the first video or image of a source (or a store's frame size)."""
+    from endopat.data.video import video_info
+    from endopat.io import read_image
+
+    src = Path(src)
+    if not src.exists():
+        raise EndopatError(f"{src}: not found")
+    if src.is_dir() and is_store(src):
+        return FrameStore(src).size
+    kind, files = _source_files(src)
+    if kind == "videos":
+        info = video_info(files[0])
+        return info["height"], info["width"]
+    return read_image(files[0]).shape[:2]
 
 
 def probe_source(src: str | Path) -> None:
@@ -175,11 +192,13 @@ def build_store(
     crop_fov: bool = False,
     skip_bad: bool = False,
     log: Callable[[str], None] = print,
+    fit: Fit = "letterbox",
 ) -> FrameStore:
     """Decode ``src`` (a video, a folder of videos, a folder of images, or a store) into ``out``.
 
     Frames are sampled every ``stride``-th (or at ``fps`` frames per second for videos), optionally
-    cropped to the circular field of view (``crop_fov``), and resized to ``size`` (H, W). A bad
+    cropped to the circular field of view (``crop_fov``), and placed into ``size`` (H, W) by the
+``fit`` rule (:mod:`endopat.data.geometry`: letterbox keeps the aspect ratio). A bad
     file is an error naming it, or with ``skip_bad`` a logged skip counted at the end.
 
     An existing complete store at ``out`` built with the same parameters is reused, so a killed
@@ -192,11 +211,13 @@ def build_store(
     if src.is_dir() and is_store(src):
         store = FrameStore(src)
         if store.size != tuple(size):
-            raise EndopatError(f"{src}: frame store holds {store.size} frames, the model needs {size}")
+            h, w = store.size
+            raise EndopatError(f"{src}: frame store holds {h}x{w} frames, the model needs "
+                               f"{size[0]}x{size[1]} (set model.image_size: [{h}, {w}])")
         return store
     kind, files = _source_files(src)
     wanted = {"source": str(src.resolve()), "stride": stride, "fps": fps, "crop_fov": crop_fov,
-              "max_frames": max_frames, "height": size[0], "width": size[1]}
+              "max_frames": max_frames, "height": size[0], "width": size[1], "fit": fit}
     if is_store(out):
         meta = json.loads((out / STORE_META).read_text())
         if all(meta.get(k) == v for k, v in wanted.items()):
@@ -213,7 +234,7 @@ def build_store(
 
     count, per_source = 0, {}
     with open(out / STORE_DATA, "wb") as fh:
-        for path, frame in _iter_source(kind, files, size, stride, fps, crop_fov, on_bad):
+        for path, frame in _iter_source(kind, files, size, stride, fps, crop_fov, fit, on_bad):
             if max_frames is not None and count >= max_frames:
                 break
             fh.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())

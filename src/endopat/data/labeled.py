@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from endopat.data.geometry import Fit, fit_image, fit_mask
 from endopat.errors import EndopatError
 from endopat.io import read_image
 
@@ -216,26 +217,10 @@ def load_mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    if image.shape[:2] == tuple(size):
-        return image
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
-
-
-def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    if mask.shape == tuple(size):
-        return mask
-    im = Image.fromarray(mask.astype(np.uint8) * 255).resize((size[1], size[0]), Image.NEAREST)
-    return np.asarray(im) > 127
-
-
 def load_pairs(samples: list[Sample], size: tuple[int, int], skip_bad: bool = False,
-               log=print) -> tuple[np.ndarray, np.ndarray]:
-    """Read samples at ``size`` (H, W): images ``(N, H, W, 3)`` uint8, masks ``(N, H, W)`` bool.
+               log=print, fit: Fit = "letterbox") -> tuple[np.ndarray, np.ndarray]:
+    """Read samples at ``size`` (H, W): images ``(N, H, W, 3)`` uint8, masks ``(N, H, W)`` bool,
+    each pair placed by the same ``fit`` rule (:mod:`endopat.data.geometry`).
 
     A bad sample (unreadable file, mask of another size, non-binary mask) is an error naming the
     file; with ``skip_bad`` it is logged, left out, and the skips are counted at the end.
@@ -255,8 +240,8 @@ def load_pairs(samples: list[Sample], size: tuple[int, int], skip_bad: bool = Fa
             log(f"skipped: {err}")
             skipped += 1
             continue
-        images[n] = resize_rgb(img, size)
-        masks[n] = resize_mask(mask, size)
+        images[n] = fit_image(img, size, fit)
+        masks[n] = fit_mask(mask, size, fit)
         n += 1
     if skipped:
         log(f"skipped {skipped} bad sample(s) of {len(samples)}")
