@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from endopat import colour
@@ -67,3 +68,16 @@ def test_histogram_survives_a_save_and_load(tmp_path):
     h = colour.ABHistogram().update(colour.rgb_to_lab(torch.rand(1, 3, 8, 8)))
     h.save(tmp_path / "h.json")
     assert (colour.ABHistogram.load(tmp_path / "h.json").counts == h.counts).all()
+
+
+@pytest.mark.parametrize("layout", ["BHWC", "BCHW"])
+def test_the_uint8_fast_path_equals_kornia_on_every_red_green_pair(layout):
+    from endopat.colour import normalize_lab, rgb_to_lab, rgb_uint8_to_lab_n
+
+    v = torch.arange(256, dtype=torch.uint8)
+    rg = torch.stack(torch.meshgrid(v, v, indexing="ij"), -1)
+    images = torch.stack([torch.cat([rg, torch.full((256, 256, 1), b, dtype=torch.uint8)], -1)
+                          for b in (0, 9, 128, 255)])
+    reference = normalize_lab(rgb_to_lab(images.permute(0, 3, 1, 2).float() / 255))
+    x = images if layout == "BHWC" else images.permute(0, 3, 1, 2).contiguous()
+    assert float((rgb_uint8_to_lab_n(x) - reference).abs().max()) < 1e-5

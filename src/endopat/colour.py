@@ -63,11 +63,40 @@ def denormalize_lab(lab_n: torch.Tensor) -> torch.Tensor:
     return torch.cat([L, ab], dim=1)
 
 
+# sRGB -> linear for each of the 256 uint8 values (kornia's formula, in float64 then rounded)
+_K = np.arange(256) / 255.0
+_SRGB_LINEAR = torch.tensor(np.where(_K > 0.04045, ((_K + 0.055) / 1.055) ** 2.4, _K / 12.92), dtype=torch.float32)
+# linear RGB -> XYZ (D65) divided by the reference white, as one 1x1 convolution
+_RGB_XYZ = (torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                          [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
+            / torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)[:, None]).float()[:, :, None, None]
+# f(X), f(Y), f(Z) -> normalised L, a, b (L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz), then / 50 - 1
+# and / 128), also one 1x1 convolution with a bias
+_F_LAB_N = torch.tensor([[0.0, 116 / 50, 0.0], [500 / AB_SCALE, -500 / AB_SCALE, 0.0],
+                         [0.0, 200 / AB_SCALE, -200 / AB_SCALE]])[:, :, None, None]
+_F_LAB_N_BIAS = torch.tensor([-16 / 50 - 1.0, 0.0, 0.0])
+
+
 def rgb_uint8_to_lab_n(images: torch.Tensor) -> torch.Tensor:
-    """``(B, H, W, 3)`` or ``(B, 3, H, W)`` uint8 RGB -> normalised Lab ``(B, 3, H, W)`` float."""
-    if images.shape[-1] == 3 and images.shape[1] != 3:
-        images = images.permute(0, 3, 1, 2)
-    return normalize_lab(rgb_to_lab(images.float() / 255.0))
+    """``(B, H, W, 3)`` or ``(B, 3, H, W)`` uint8 RGB -> normalised Lab ``(B, 3, H, W)`` float.
+
+    The same arithmetic as kornia's ``rgb_to_lab`` (to ~1e-6), arranged for uint8 input: the sRGB
+    curve is a 256-entry table, and the two linear steps are 1x1 convolutions. 2-3x faster on a CPU
+    (it is the largest preprocessing cost of ``predict``; bench/predict.py).
+    """
+    if not (images.shape[-1] == 3 and images.shape[1] != 3):
+        images = images.permute(0, 2, 3, 1)
+    # work channels-last in memory (B, H, W, 3) seen as (B, 3, H, W): 1x1 convolutions over three
+    # channels are ~10x faster in that layout on a CPU
+    dev = images.device
+    lin = torch.take(_SRGB_LINEAR.to(dev), images.long()).permute(0, 3, 1, 2)
+    xyz = torch.nn.functional.conv2d(lin, _RGB_XYZ.to(dev))
+    f = xyz.clamp(min=0.008856).pow_(1 / 3.0)
+    dark = xyz <= 0.008856  # the linear segment of f, near black
+    if bool(dark.any()):
+        f = torch.where(dark, 7.787 * xyz + 4.0 / 29.0, f)
+    out = torch.nn.functional.conv2d(f, _F_LAB_N.to(dev), _F_LAB_N_BIAS.to(dev))
+    return out.contiguous()
 
 
 def lab_n_to_rgb(lab_n: torch.Tensor) -> torch.Tensor:

@@ -68,10 +68,18 @@ def probabilities(forward, cfg, images: Sequence[np.ndarray]) -> list[np.ndarray
     """Fit RGB images into ``cfg.image_size`` (``cfg.fit``, :mod:`endopat.data.geometry`), run
     ``forward`` on the network input, and map each probability back onto its image's full
     resolution (bilinear). Shared by the PyTorch and ONNX segmenters."""
+    return full_resolution(cfg, forward(network_input(cfg, images)), [im.shape[:2] for im in images])
+
+
+def network_input(cfg, images: Sequence[np.ndarray]) -> torch.Tensor:
+    """RGB uint8 images of any size -> the network's input batch (fitted, Lab, normalised)."""
     size = tuple(cfg.image_size)
-    batch = torch.from_numpy(np.stack([fit_image(im, size, cfg.fit) for im in images]))
-    prob = forward(prepare_input(batch, cfg.input))
-    return [restore(p, im.shape[:2], cfg.fit)[0].cpu().numpy() for p, im in zip(prob, images)]
+    return prepare_input(torch.from_numpy(np.stack([fit_image(im, size, cfg.fit) for im in images])), cfg.input)
+
+
+def full_resolution(cfg, prob: torch.Tensor, shapes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """Network-sized probabilities ``(B, 1, H, W)`` -> one ``(h, w)`` map per image, at its size."""
+    return [restore(p, hw, cfg.fit)[0].cpu().numpy() for p, hw in zip(prob, shapes)]
 
 
 def evaluate(model: str | Path | Segmenter, samples: Iterable[Sample], batch_size: int = 8,

@@ -89,6 +89,16 @@ def _check_parity(seg, onnx_path: Path, checkpoint: str | Path) -> None:
                            f"(> {PARITY_TOLERANCE:g}); use --backend torch")
 
 
+def _recorded_digest(path: Path) -> str | None:
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props["endopat"]).get("checkpoint_sha256")
+    except Exception:  # unreadable or foreign: export again
+        return None
+
+
 def cached_onnx(checkpoint: str | Path, log=None) -> Path:
     """The checkpoint's ONNX export, made once and kept next to it as ``<checkpoint>.onnx``; remade
     when the checkpoint changed (its sha256 is in the export's metadata). A read-only folder gets
@@ -100,12 +110,8 @@ def cached_onnx(checkpoint: str | Path, log=None) -> Path:
     target = checkpoint.with_name(checkpoint.name + ".onnx")
     if not os.access(checkpoint.parent, os.W_OK):
         target = Path(tempfile.gettempdir()) / f"endopat-{digest[:16]}.onnx"
-    if target.is_file():
-        try:
-            if OnnxSegmenter(target).info.get("checkpoint_sha256") == digest:
-                return target
-        except EndopatError:
-            pass  # unreadable or foreign: export again
+    if target.is_file() and _recorded_digest(target) == digest:
+        return target
     if log:
         log(f"exporting {checkpoint.name} to ONNX for CPU inference: {target}")
     return export_onnx(checkpoint, target)
@@ -122,8 +128,14 @@ class OnnxSegmenter:
         path = Path(path)
         if not path.is_file():
             raise EndopatError(f"{path}: ONNX model not found")
+        options = ort.SessionOptions()
+        # the intra-op pool busy-waits between runs by default, taking the cores that decoding and
+        # encoding threads of ``predict`` need; off, the video pipeline runs faster
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = torch.get_num_threads()
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=providers or ["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types
             raise EndopatError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map.get("endopat")
