@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from endopat.networks import ARCHS
 from endopat.tasks import TASKS
 from test_cli import TINY_MODEL, run_cli, tiny_data  # noqa: F401  (the fixture)
 
@@ -21,7 +22,8 @@ def test_fine_tuning_loads_every_pretrained_layer_but_the_ones_the_task_names(mo
                                                                             tiny_data, task):
     assert run_cli(monkeypatch, *_args(tmp_path, tiny_data, task, 2)) == 0
     ckpt = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=True)
-    assert ckpt["kind"] == "pretrained" and ckpt["task"] == task and ckpt["reinit"] == list(TASKS[task].reinit)
+    modules = list(ARCHS["basic_unet"].modules(TASKS[task].reinit))  # the task's groups, as module names
+    assert ckpt["kind"] == "pretrained" and ckpt["task"] == task and ckpt["reinit"] == modules
     cfg = tmp_path / "ft.yaml"
     cfg.write_text(TINY_MODEL + "min_samples_per_epoch: 4\n")
     assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "-c", cfg,
@@ -29,7 +31,7 @@ def test_fine_tuning_loads_every_pretrained_layer_but_the_ones_the_task_names(mo
     report = (tmp_path / "ft" / "init_report.txt").read_text()
     assert "not loaded" not in report.replace("final_conv", "")  # only the task's own output layer differs
     segmenter = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)["state_dict"]
-    reinit = [k for k in segmenter if k.startswith(tuple(m + "." for m in TASKS[task].reinit))]
+    reinit = [k for k in segmenter if k.startswith(tuple(m + "." for m in modules))]
     kept = [k for k in segmenter if k not in reinit]
     assert f"loaded {len(kept) - ('inflated' in report)} tensors" in report
     assert f"re-initialised ({len(reinit)} tensors)" in report

@@ -51,7 +51,10 @@ def test_views_keep_the_shape_and_range_and_differ_from_each_other():
 
 
 def test_the_task_trains_the_encoder_and_leaves_the_decoder_as_it_was(monkeypatch, tmp_path, tiny_data):
-    from endopat.networks import DECODER, ENCODER
+    from endopat.networks import ARCHS
+
+    groups = ARCHS["basic_unet"].groups
+    DECODER, ENCODER = groups["decoder"], groups["encoder"]
 
     def weights(steps):
         args = ["pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / f"s{steps}", "-c", tmp_path / "c.yaml",

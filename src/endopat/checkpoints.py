@@ -31,7 +31,6 @@ from endopat import __version__
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError
 from endopat.io import atomic_path
-from endopat.networks import FIRST_LAYER
 
 FORMAT = "endopat"
 FORMAT_VERSION = 1
@@ -140,13 +139,15 @@ class InitReport:
 
 
 def init_from(
-    model: nn.Module, source: dict[str, torch.Tensor], reinit: tuple[str, ...] = ("final_conv",)
+    model: nn.Module, source: dict[str, torch.Tensor], reinit: tuple[str, ...] = ("final_conv",),
+    first_layer: str = "conv_0.conv_0.conv.weight",
 ) -> InitReport:
     """Copy every compatible tensor of ``source`` into ``model`` (a U-Net), in place.
 
     The submodules named in ``reinit`` are re-initialised instead: by default the last layer (the
     paper's fine-tuning rule); ``()`` keeps everything (segmenter -> segmenter). A first
-    convolution pretrained on L only is inflated to an L/a/b input (L kernel kept, a/b zero).
+    convolution (``first_layer``) pretrained on L only is inflated to an L/a/b input (L kernel
+    kept, a/b zero).
     Tensors missing from ``source`` or of another shape keep their fresh initialisation and are
     reported.
     """
@@ -165,7 +166,7 @@ def init_from(
         elif src.shape == tensor.shape:
             new_state[key] = src
             report.loaded.append(key)
-        elif key == FIRST_LAYER and src.shape[1] == 1 and src.shape[0] == tensor.shape[0]:
+        elif key == first_layer and src.shape[1] == 1 and src.shape[0] == tensor.shape[0]:
             inflated = torch.zeros_like(tensor)
             inflated[:, :1] = src
             new_state[key] = inflated

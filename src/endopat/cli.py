@@ -24,6 +24,9 @@ app = typer.Typer(
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (keys as in endopat.config)")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="show progress bars")
+ArchOpt = typer.Option(None, help="U-Net: basic_unet (the paper's), resnet18/34/50, efficientnet-b0..b4")
+EncoderWeightsOpt = typer.Option(None, "--encoder-weights", help="local .pth/.safetensors encoder weights "
+                                 "(e.g. torchvision's ImageNet ResNet) for an encoder --arch")
 MaskThresholdOpt = typer.Option(0.5, "--mask-threshold", help="grey masks (JPEG, 16-bit): instrument from this "
                                 "share of the value range")
 ClassMapOpt = typer.Option(None, "--class-map", help="colour-coded masks: 'VALUE=instrument;VALUE=background', "
@@ -206,6 +209,8 @@ def pretrain(
     batch_size: Optional[int] = typer.Option(None),
     image_size: Optional[str] = typer.Option(None, help="train at this size: HxW or one number for a "
                                              "square (multiples of 16)"),
+    arch: Optional[str] = ArchOpt,
+    encoder_weights: Optional[Path] = EncoderWeightsOpt,
     frame_stride: Optional[int] = typer.Option(None, help="keep every n-th video frame"),
     frame_fps: Optional[float] = typer.Option(None, help="sample videos at this many frames/s"),
     crop_fov: Optional[bool] = typer.Option(None, "--crop-fov/--no-crop-fov",
@@ -225,12 +230,17 @@ def pretrain(
     from endopat.pretrain import pretrain as run
 
     cfg = load_config(PretrainConfig, config, task=task, steps=steps, batch_size=batch_size,
-                      model__image_size=_size(image_size), frame_stride=frame_stride,
+                      model__image_size=_size(image_size), model__arch=arch,
+                      encoder_weights=_opt_str(encoder_weights), frame_stride=frame_stride,
                       frame_fps=frame_fps, crop_fov=crop_fov,
                       devices=_devices(devices), num_nodes=num_nodes, strategy=strategy,
                       precision=precision, accelerator=accelerator, seed=seed, skip_bad=skip_bad)
     ckpt = run(unlabeled, out, cfg, progress=progress, log=_echo)
     _echo(f"pretrained checkpoint ({cfg.task}): {ckpt}")
+
+
+def _opt_str(value: Optional[Path]) -> Optional[str]:
+    return None if value is None else str(value)
 
 
 def _devices(value: Optional[str]):
@@ -257,6 +267,8 @@ def finetune(
     lr: Optional[float] = typer.Option(None),
     image_size: Optional[str] = typer.Option(None, help="HxW or one number (multiples of 16)"),
     input_mode: Optional[str] = typer.Option(None, "--input", help="segmenter input: L or Lab"),
+    arch: Optional[str] = ArchOpt,
+    encoder_weights: Optional[Path] = EncoderWeightsOpt,
     reinit_last: Optional[bool] = typer.Option(None, "--reinit-last/--keep-last",
                                                help="default: re-init after pretraining, keep after a segmenter"),
     devices: Optional[str] = typer.Option(None),
@@ -274,7 +286,8 @@ def finetune(
 
     cfg = load_config(FinetuneConfig, config, epochs=epochs, max_labels=max_labels,
                       batch_size=batch_size, lr=lr, model__image_size=_size(image_size),
-                      model__input=input_mode, devices=_devices(devices), num_nodes=num_nodes,
+                      model__input=input_mode, model__arch=arch, encoder_weights=_opt_str(encoder_weights),
+                      devices=_devices(devices), num_nodes=num_nodes,
                       strategy=strategy, precision=precision, accelerator=accelerator, seed=seed,
                       skip_bad=skip_bad)
     train, val = _train_val(data, layout, split_file, fraction, subset, out, cfg.seed,

@@ -20,6 +20,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+ARCH_NAMES = ("basic_unet", "resnet18", "resnet34", "resnet50", *(f"efficientnet-b{i}" for i in range(5)))
+
+
 class ModelConfig(_Strict):
     """The U-Net shared by re-colorization (generator) and segmentation.
 
@@ -31,7 +34,10 @@ class ModelConfig(_Strict):
     a colour cue.
     """
 
+    arch: str = Field("basic_unet", description="basic_unet (the paper's U-Net, widths `features`) or an "
+                      "encoder U-Net: resnet18/34/50, efficientnet-b0..b4 (decoder widths `decoder_channels`)")
     features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16)
+    decoder_channels: tuple[int, int, int, int, int] = (256, 128, 64, 32, 16)
     input: Literal["L", "Lab"] = "Lab"
     image_size: tuple[int, int] = (128, 128)
     fit: Literal["letterbox", "stretch"] = Field(
@@ -44,6 +50,20 @@ class ModelConfig(_Strict):
         if any(s <= 0 or s % 16 for s in v):
             raise ValueError(f"image_size {v} must be positive multiples of 16 (4 U-Net poolings)")
         return v
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v not in ARCH_NAMES:
+            raise ValueError(f"arch '{v}': choose one of {', '.join(ARCH_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _encoder_stride(self) -> "ModelConfig":
+        if self.arch != "basic_unet" and any(s % 32 for s in self.image_size):
+            raise ValueError(f"image_size {tuple(self.image_size)} must be multiples of 32 for {self.arch} "
+                             "(5 stride-2 stages)")
+        return self
 
     @property
     def in_channels(self) -> int:
@@ -186,11 +206,16 @@ class PretrainSettings(_Strict):
         return self.__pydantic_extra__[task or self.task]
 
 
+ENCODER_WEIGHTS_HELP = ("a local .pth/.safetensors file of encoder weights in the published layout "
+                        "(torchvision ResNet, EfficientNet-PyTorch) for model.arch; see endopat.encoder_weights")
+
+
 class PretrainConfig(PretrainSettings, RuntimeConfig):
     model_config = ConfigDict(extra="allow")  # task sections, checked by PretrainSettings
 
     model: ModelConfig = ModelConfig()
     seed: int = 0
+    encoder_weights: str | None = Field(None, description=ENCODER_WEIGHTS_HELP)
 
 
 class AugmentConfig(_Strict):
@@ -216,8 +241,8 @@ class FinetuneSettings(_Strict):
     min_lr: float = Field(1e-6, ge=0)
     augment: AugmentConfig = AugmentConfig()
     freeze: list[str] = Field(
-        [], description="U-Net modules kept fixed while fine-tuning (e.g. the encoder: [conv_0, down_1, "
-        "down_2, down_3, down_4]); empty: every layer trains, as in the paper")
+        [], description="U-Net modules kept fixed while fine-tuning (e.g. [encoder], the architecture's "
+        "encoder group); empty: every layer trains, as in the paper")
     min_samples_per_epoch: int = Field(
         64, ge=1, description="repeat a small training set so one epoch shows at least this many images"
     )
@@ -225,12 +250,14 @@ class FinetuneSettings(_Strict):
     num_workers: int = Field(0, ge=0)
     skip_bad: bool = Field(False, description="leave out unreadable samples (logged, counted)")
     reinit_modules: list[str] = Field(
-        ["final_conv"], description="U-Net modules re-initialised after a generator (the paper: the "
-        "last layer); e.g. [upcat_1, final_conv] also drops the colour-specific last decoder block")
+        ["last"], description="U-Net modules re-initialised after a generator (the paper: the last layer; "
+        "`last`, `decoder` and `encoder` name the architecture's groups); e.g. [upcat_1, final_conv] also "
+        "drops basic_unet's colour-specific last decoder block")
 
 
 class FinetuneConfig(FinetuneSettings, RuntimeConfig):
     model: ModelConfig = ModelConfig()
+    encoder_weights: str | None = Field(None, description=ENCODER_WEIGHTS_HELP)
     max_labels: int | None = Field(None, ge=1, description="use at most this many training images")
     seed: int = 0
 

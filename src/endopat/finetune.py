@@ -30,12 +30,13 @@ import torch
 from endopat import losses
 from endopat.augment import augment_batch, draws
 from endopat.checkpoints import init_from, load_checkpoint, model_config, save_checkpoint
-from endopat.config import FinetuneConfig
+from endopat.config import FinetuneConfig, ModelConfig
 from endopat.data.labeled import Sample, load_pairs
 from endopat.errors import EndopatError
 from endopat.evaluate import dice_iou
 from endopat.io import atomic_write_text
-from endopat.networks import build_unet, prepare_input
+from endopat.encoder_weights import load_encoder_weights
+from endopat.networks import arch_of, build_unet, prepare_input
 from endopat.runtime import GeneratorState, TrainingRun
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
@@ -55,13 +56,14 @@ class _Repeated(torch.utils.data.Dataset):
 
 
 def resolve_init(init: str | Path | None, cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
-    """Load the init checkpoint and take its U-Net widths, so the architectures match."""
+    """Load the init checkpoint and take its architecture and widths, so the networks match."""
     if init is None:
         return cfg, None
     ckpt = load_checkpoint(init)
-    features = model_config(ckpt).features
-    if tuple(features) != tuple(cfg.model.features):
-        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"features": features})})
+    theirs = model_config(ckpt)
+    same = {k: getattr(theirs, k) for k in ("arch", "features", "decoder_channels")}
+    if any(getattr(cfg.model, k) != v for k, v in same.items()):
+        cfg = cfg.model_copy(update={"model": ModelConfig.model_validate({**cfg.model.model_dump(), **same})})
     return cfg, ckpt
 
 
@@ -76,23 +78,26 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
                    run: TrainingRun) -> tuple[torch.nn.Module, bool | None]:
     """The U-Net: fresh, or loaded from ``init`` (every layer but the re-initialised ones); frozen
     modules fixed."""
-    model = build_unet(cfg.model)
+    model, arch, lines = build_unet(cfg.model), arch_of(cfg.model), []
+    if cfg.encoder_weights is not None:
+        lines += load_encoder_weights(model, cfg.model, cfg.encoder_weights).lines()
     if ckpt is not None:
         if reinit_last is None:
             reinit_last = ckpt["kind"] != "segmenter"
         # the task's own (its output layer; a decoder it never trained) and the config's
-        reinit = tuple(dict.fromkeys([*ckpt.get("reinit", []), *cfg.reinit_modules])) if reinit_last else ()
-        report = init_from(model, ckpt["state_dict"], reinit=reinit)
-        if run.is_main:
-            lines = [f"init: {init} (kind {ckpt['kind']}" + (f", task {ckpt['task']})" if "task" in ckpt else ")"),
-                     *report.lines()]
-            atomic_write_text(run.out / "init_report.txt", "\n".join(lines) + "\n")
-            for line in lines:
-                run.log(line)
+        reinit = arch.modules([*ckpt.get("reinit", []), *cfg.reinit_modules]) if reinit_last else ()
+        report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=arch.first_layer)
+        lines += [f"init: {init} (kind {ckpt['kind']}" + (f", task {ckpt['task']})" if "task" in ckpt else ")"),
+                  *report.lines()]
+    if lines and run.is_main:
+        atomic_write_text(run.out / "init_report.txt", "\n".join(lines) + "\n")
+        for line in lines:
+            run.log(line)
     names = dict(model.named_children())
-    for name in cfg.freeze:
+    for name in arch.modules(cfg.freeze):
         if name not in names:
-            raise EndopatError(f"freeze: no U-Net module '{name}' (the modules: {', '.join(names)})")
+            raise EndopatError(f"freeze: no U-Net module '{name}' (the modules: {', '.join(names)}; "
+                               "or the groups encoder, decoder, last)")
         names[name].requires_grad_(False)
     return model, reinit_last
 
@@ -160,6 +165,14 @@ def finetune(
                             batch_size=max(cfg.batch_size, 16), shuffle=False, num_workers=cfg.num_workers)
     meta = {"train_images": len(train), "val_images": len(val), "init": str(init) if init else None,
             "reinit_last": reinit_last, "finetune": cfg.model_dump(mode="json"), **(provenance or {})}
+    if cfg.encoder_weights:  # the file's digest and the input normalisation its first layer was folded from
+        from endopat.encoder_weights import IMAGENET_MEAN, IMAGENET_STD
+        from endopat.export import file_digest
+
+        meta["encoder_weights"] = {"file": cfg.encoder_weights, "sha256": file_digest(cfg.encoder_weights),
+                                   "rgb_normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
+    elif init_ckpt is not None and "encoder_weights" in init_ckpt.get("provenance", {}):
+        meta["encoder_weights"] = init_ckpt["provenance"]["encoder_weights"]  # via pretraining
 
     epoch, best_val, bad_epochs = run.position, run.extra.get("best_val", float("inf")), run.extra.get("bad_epochs", 0)
     run.restore_rng()  # a resumed run: every generator as at its last save

@@ -1,35 +1,111 @@
-"""The U-Net (generator and segmenter) and the ResNet18 discriminator, built on MONAI.
+"""The U-Nets (generator and segmenter) and the ResNet18 discriminator, built on MONAI.
 
-One U-Net architecture serves both tasks, so pretraining and fine-tuning differ only in the last
-layer (``final_conv``): the generator's two outputs are the a/b channels (through ``tanh``, applied
-by :class:`Colorizer`, which has no weights of its own), the segmenter's two outputs are the logits
-of {background, instrument} for the cross-entropy of eq. 6.
+One U-Net architecture serves every task, so pretraining and fine-tuning differ only in the last
+layer: the generator's two outputs are the a/b channels (through ``tanh``, applied by
+:class:`Colorizer`, which has no weights of its own), the segmenter's two outputs are the logits of
+{background, instrument} for the cross-entropy of eq. 6.
+
+Architectures (``model.arch``, the registry :data:`ARCHS`): ``basic_unet`` (the paper's U-Net,
+MONAI ``BasicUNet`` with ``model.features`` widths) and encoder-decoder U-Nets with standard
+encoders, MONAI ``FlexibleUNet`` — ``resnet18/34/50`` and ``efficientnet-b0``..``b4`` with a
+decoder of ``model.decoder_channels``. Each names its first convolution (inflated from L to Lab,
+and made from RGB weights by :mod:`endopat.encoder_weights`), its module groups ``encoder``,
+``decoder`` and ``last`` (what fine-tuning re-initialises after a pretext task), and how to run the
+encoder alone (:func:`encode`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from endopat.config import DiscriminatorConfig, ModelConfig
+from endopat.config import ARCH_NAMES, DiscriminatorConfig, ModelConfig
 
-FIRST_LAYER = "conv_0.conv_0.conv.weight"
+
+@dataclass(frozen=True)
+class Arch:
+    """What the rest of endopat needs to know about an architecture."""
+
+    name: str
+    first_layer: str  # the first convolution's weight (no bias; a batch norm follows)
+    stem_norm: str  # that batch norm's module name
+    groups: dict[str, tuple[str, ...]]  # encoder / decoder / last: top-level module names
+    multiple: int  # image sides must be multiples of this (the encoder's total stride)
+    weights_layout: str | None  # the published key layout its encoder weights come in
+
+    def modules(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        """Module names with the group names (``encoder``, ``decoder``, ``last``) expanded."""
+        out: list[str] = []
+        for n in names:
+            out += self.groups.get(n, (n,))
+        return tuple(dict.fromkeys(out))
+
+
+_BASIC_ENCODER = ("conv_0", "down_1", "down_2", "down_3", "down_4")
+_BASIC_DECODER = ("upcat_4", "upcat_3", "upcat_2", "upcat_1", "final_conv")
+ARCHS: dict[str, Arch] = {
+    "basic_unet": Arch("basic_unet", "conv_0.conv_0.conv.weight", "conv_0.conv_0.adn.N",
+                       {"encoder": _BASIC_ENCODER, "decoder": _BASIC_DECODER, "last": ("final_conv",)},
+                       16, None),
+}
+for _name in ARCH_NAMES[1:]:
+    _resnet = _name.startswith("resnet")
+    ARCHS[_name] = Arch(
+        _name, "encoder.conv1.weight" if _resnet else "encoder._conv_stem.weight",
+        "encoder.bn1" if _resnet else "encoder._bn0",
+        {"encoder": ("encoder",), "decoder": ("decoder", "segmentation_head"), "last": ("segmentation_head",)},
+        32, "torchvision-resnet" if _resnet else "efficientnet-pytorch")
+
+
+
+def arch_of(cfg: ModelConfig) -> Arch:
+    return ARCHS[cfg.arch]
 
 
 def build_unet(cfg: ModelConfig, in_channels: int | None = None, out_channels: int = 2) -> nn.Module:
-    """MONAI ``BasicUNet`` (2-D), two output channels unless told otherwise.
+    """The configured U-Net (2-D), two output channels unless told otherwise.
 
     ``in_channels`` defaults to the segmenter's input (``cfg.in_channels``); the generator is
-    always built with 1 (the L channel).
+    always built with 1 (the L channel). Nothing is downloaded: encoder weights come from a local
+    file (:mod:`endopat.encoder_weights`).
     """
-    from monai.networks.nets import BasicUNet
+    c = cfg.in_channels if in_channels is None else in_channels
+    if cfg.arch == "basic_unet":
+        from monai.networks.nets import BasicUNet
 
-    return BasicUNet(
-        spatial_dims=2,
-        in_channels=cfg.in_channels if in_channels is None else in_channels,
-        out_channels=out_channels,
-        features=tuple(cfg.features),
-    )
+        return BasicUNet(spatial_dims=2, in_channels=c, out_channels=out_channels, features=tuple(cfg.features))
+    from monai.networks.nets import FlexibleUNet
+
+    net = FlexibleUNet(in_channels=c, out_channels=out_channels, backbone=cfg.arch, pretrained=False,
+                       decoder_channels=tuple(cfg.decoder_channels), spatial_dims=2)
+    if cfg.arch.startswith("resnet"):
+        net.encoder = _torchvision_resnet_encoder(cfg.arch, c)
+    return net
+
+
+def _torchvision_resnet_encoder(name: str, in_channels: int) -> nn.Module:
+    """MONAI's ResNet encoder built as torchvision's ResNet: 1x1-convolution shortcuts without bias
+    (MONAI's resnet18/34 default to MedicalNet's parameter-free shortcut "A"), so that torchvision's
+    ImageNet weights mean what they meant there."""
+    from monai.networks.nets.resnet import ResNet, ResNetEncoder, get_inplanes, resnet_params
+
+    block, layers = resnet_params[name][:2]
+    encoder = ResNetEncoder.__new__(ResNetEncoder)
+    ResNet.__init__(encoder, block=block, layers=layers, block_inplanes=get_inplanes(), spatial_dims=2,
+                    n_input_channels=in_channels, conv1_t_stride=2, shortcut_type="B", feed_forward=False,
+                    bias_downsample=False)
+    return encoder
+
+
+def bottleneck_channels(cfg: ModelConfig) -> int:
+    """Channels of :func:`encode`'s output."""
+    if cfg.arch == "basic_unet":
+        return cfg.features[4]
+    from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE
+
+    return FLEXUNET_BACKBONE.register_dict[cfg.arch]["feature_channel"][-1]
 
 
 class Colorizer(nn.Module):
@@ -39,9 +115,9 @@ class Colorizer(nn.Module):
     :func:`endopat.checkpoints.unet_state`), so the segmenter loads them directly.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, unet: nn.Module | None = None):
         super().__init__()
-        self.unet = build_unet(cfg, in_channels=1)
+        self.unet = build_unet(cfg, in_channels=1) if unet is None else unet
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.unet(L))
@@ -79,13 +155,12 @@ def _replace_batch_norm(module: nn.Module, kind: str) -> None:
             _replace_batch_norm(child, kind)
 
 
-ENCODER = ("conv_0", "down_1", "down_2", "down_3", "down_4")
-DECODER = ("upcat_4", "upcat_3", "upcat_2", "upcat_1", "final_conv")
-
-
 def encode(unet: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The U-Net's bottleneck features ``(B, C, H/16, W/16)``: its encoder path alone."""
-    for name in ENCODER:
+    """The U-Net's bottleneck features ``(B, C, H/s, W/s)``: its encoder path alone (s = 16 for
+    ``basic_unet``, 32 for the encoder U-Nets)."""
+    if hasattr(unet, "encoder"):  # FlexibleUNet: the encoder returns every level
+        return unet.encoder(x)[-1]
+    for name in _BASIC_ENCODER:
         x = getattr(unet, name)(x)
     return x
 

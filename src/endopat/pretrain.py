@@ -23,6 +23,7 @@ from endopat.checkpoints import save_checkpoint
 from endopat.config import PretrainConfig
 from endopat.data.frames import FrameStore, build_store, probe_source
 from endopat.io import atomic_write_text
+from endopat.networks import arch_of
 from endopat.runtime import TrainingRun, progress_bar
 from endopat.tasks import get_task
 
@@ -72,7 +73,8 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                                                np.linspace(0, len(store) - 1, min(4, len(store))).astype(int)]))
 
     def about(at: int) -> dict:  # provenance of the checkpoint, and pretrain.json
-        return {"source": str(source), "frames": len(store), "steps": at, "task": cfg.task, **task.provenance(),
+        return {"source": str(source), "frames": len(store), "steps": at, "task": cfg.task, **task.base_provenance(),
+                **task.provenance(),
                 "config": cfg.model_dump(mode="json")}
 
     def save(at: int) -> None:
@@ -80,7 +82,7 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
         if run.is_main:
             save_checkpoint(run.out / "pretrained.pt", kind="pretrained", model_cfg=cfg.model,
                             state_dict=task.unet().state_dict(), task=cfg.task, in_channels=task.in_channels,
-                            reinit=task.reinit, provenance=about(at))
+                            reinit=arch_of(cfg.model).modules(task.reinit), provenance=about(at))
 
     step, batches = run.position, run.batches(loader)  # epoch after epoch; a resumed run at its exact batch
     with run.progress(f"pretraining ({cfg.task})", cfg.steps) as advance:

@@ -54,12 +54,16 @@ class Method(_Strict):
     (default: the study's ``pretrain.task``, re-colorization), then optional supervised pretraining
     on another labeled set, then fine-tuning on the target labels.
 
-    baseline: neither; PAT: ``pretrain``; SOA: ``supervised``; PAT-Ext: both."""
+    baseline: neither; PAT: ``pretrain``; SOA: ``supervised``; PAT-Ext: both. ``encoder_weights``
+    (a name of the study's ``weights:`` section, or a file) starts the method's first network from
+    those encoder weights: alone (e.g. ImageNet), or as the start of its pretraining ("re-colorization
+    from ImageNet"); it needs an encoder ``model.arch``."""
 
     name: str
     pretrain: str | None = None
     task: str | None = Field(None, description="auxiliary task (endopat.tasks); needs pretrain")
     supervised: str | None = None
+    encoder_weights: str | None = None
 
     @field_validator("task")
     @classmethod
@@ -92,6 +96,8 @@ class StudyConfig(_Strict):
                                 "seed and shared by every cell that starts from it")
     unlabeled: dict[str, str] = {}
     extra_labeled: dict[str, LabeledSource] = {}
+    weights: dict[str, str] = Field({}, description="named encoder weight files (endopat.encoder_weights) "
+                                    "that methods name in encoder_weights")
     methods: list[Method]
     baseline: str = "baseline"
     model: ModelConfig = ModelConfig()
@@ -115,20 +121,31 @@ class StudyConfig(_Strict):
                 raise ValueError(f"method '{m.name}': task '{m.task}' needs a pretrain source")
             if m.supervised is not None and m.supervised not in self.extra_labeled:
                 raise ValueError(f"method '{m.name}': supervised set '{m.supervised}' is not in extra_labeled")
+            if m.encoder_weights is not None and self.model.arch == "basic_unet":
+                raise ValueError(f"method '{m.name}': encoder_weights need an encoder model.arch "
+                                 "(resnet18/34/50, efficientnet-b0..b4), not basic_unet")
         for f in self.fractions:
             parse_fraction(f)
         return self
 
-    def pretrain_config(self, task: str | None = None, seed: int | None = None) -> PretrainConfig:
+    def pretrain_config(self, task: str | None = None, seed: int | None = None,
+                        encoder_weights: str | None = None) -> PretrainConfig:
         data = self.pretrain.model_dump() | self.runtime.model_dump() | ({"task": task} if task else {})
-        return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed})
+        return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed,
+                                                     "encoder_weights": encoder_weights})
 
     def task_of(self, method: Method) -> str:
         return method.task or self.pretrain.task
 
-    def finetune_config(self, section: FinetuneSettings, seed: int) -> FinetuneConfig:
+    def finetune_config(self, section: FinetuneSettings, seed: int, encoder_weights: str | None = None
+                        ) -> FinetuneConfig:
         data = section.model_dump() | self.runtime.model_dump()
-        return FinetuneConfig.model_validate(data | {"model": self.model, "seed": seed})
+        return FinetuneConfig.model_validate(data | {"model": self.model, "seed": seed,
+                                                     "encoder_weights": encoder_weights})
+
+    def weights_file(self, name: str, root: Path) -> str:
+        """A method's ``encoder_weights``: a name of ``weights:`` or a path, resolved."""
+        return str(self.resolve(self.weights.get(name, name), root))
 
     def resolve(self, path: str, root: Path) -> Path:
         """A path of the config: ``$VARS`` and ``~`` expanded; relative ones inside ``root``."""

@@ -15,6 +15,7 @@ shard ``i/n`` takes every cell whose index is ``i`` modulo ``n``: the shards par
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from endopat.data.splits import Split, fraction_label
@@ -28,10 +29,13 @@ class Stage:
     pretrain: str | None = None  # for supervised stages: the pretraining they start from
     task: str = "recolor"  # the auxiliary task of the pretraining (its own, or the one started from)
     rep: int = 0  # pretraining repeat (``pretrain_seeds``); 0 keeps the key of a single run
+    weights: str | None = None  # the encoder weights the first of the stages starts from
 
     @property
     def key(self) -> str:
         task = "" if self.task == "recolor" else f"+{self.task}"  # the paper's task keeps the plain key
+        if self.weights:
+            task += "+w-" + re.sub(r"[^A-Za-z0-9]+", "-", self.weights).strip("-").lower()
         tail = f"_p{self.rep}" if self.rep else ""
         if self.kind == "pretrain":
             return f"pretrain/{self.source}{task}{tail}"
@@ -63,11 +67,11 @@ class Cell:
 
 
 def stages_of(method: Method, default_task: str = "recolor", rep: int = 0) -> list[Stage]:
-    out, task = [], method.task or default_task
+    out, task, w = [], method.task or default_task, method.encoder_weights
     if method.pretrain:
-        out.append(Stage("pretrain", method.pretrain, task=task, rep=rep))
+        out.append(Stage("pretrain", method.pretrain, task=task, rep=rep, weights=w))
     if method.supervised:
-        out.append(Stage("supervised", method.supervised, method.pretrain, task=task, rep=rep))
+        out.append(Stage("supervised", method.supervised, method.pretrain, task=task, rep=rep, weights=w))
     return out
 
 

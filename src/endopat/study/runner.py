@@ -126,18 +126,20 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
         if done.is_file():
             return ckpt
         t = time.time()
+        weights = cfg.weights_file(stage.weights, out) if stage.weights else None
         if stage.kind == "pretrain":
             log(f"stage {stage.key}: {stage.task} pretraining")
             pretrain(cfg.resolve(cfg.unlabeled[stage.source], out), folder,
-                     cfg.pretrain_config(stage.task, stage.seed(cfg.seed)), progress=progress, log=log)
+                     cfg.pretrain_config(stage.task, stage.seed(cfg.seed), weights), progress=progress, log=log)
         else:
-            init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task, rep=stage.rep), cfg, out,
-                              progress, log) if stage.pretrain else None)
+            init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task, rep=stage.rep,
+                                    weights=stage.weights), cfg, out, progress, log) if stage.pretrain else None)
             log(f"stage {stage.key}: supervised pretraining")
             samples, parts = _all_samples(cfg.extra_labeled[stage.source], out, cfg)
             train, val = _extra_train_val(samples, parts, cfg.seed)
-            finetune(train, val, folder, cfg.finetune_config(cfg.supervised, stage.seed(cfg.seed)), init=init,
-                     progress=progress, log=log, provenance={"stage": stage.key})
+            finetune(train, val, folder, cfg.finetune_config(cfg.supervised, stage.seed(cfg.seed),
+                                                             None if init else weights),
+                     init=init, progress=progress, log=log, provenance={"stage": stage.key})
         atomic_write_text(done, json.dumps({"stage": stage.key, "seconds": time.time() - t}))
     return ckpt
 
@@ -159,8 +161,11 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
     init = run_stage(stage, cfg, out, progress, log) if stage else None
     train = data.ids(data.split.subset(cell.fraction, cell.subset))
     t = time.time()
+    # encoder weights go into the first network a method trains: its stage's, or the cell's own
+    w = cell.method.encoder_weights
+    weights = cfg.weights_file(w, out) if w and init is None else None
     best = finetune(train, data.ids(data.split.val), folder / "run",
-                    cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed)), init=init,
+                    cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed), weights), init=init,
                     progress=progress, log=lambda *a: None,
                     provenance={"cell": cell.key, "method": cell.method.name, "fraction": cell.fraction,
                                 "subset": cell.subset, "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep})

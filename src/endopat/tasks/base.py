@@ -27,7 +27,7 @@ class Task(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[BaseModel]]
     fields: ClassVar[list[str]]
-    reinit: ClassVar[tuple[str, ...]] = ("final_conv",)
+    reinit: ClassVar[tuple[str, ...]] = ("last",)  # module groups or names (networks.Arch.modules)
     reference: ClassVar[str] = ""
     figure: ClassVar[str] = ""  # what the rows of the sample figure show
 
@@ -59,9 +59,29 @@ class Task(ABC):
     def unet(self) -> nn.Module:
         """The plain U-Net handed to fine-tuning."""
 
+    def build_unet(self, in_channels: int | None = None, out_channels: int = 2) -> nn.Module:
+        """A fresh U-Net of ``cfg.model``, its encoder loaded from ``cfg.encoder_weights`` when set
+        (re-colorization from ImageNet); what loaded is logged and kept for the provenance."""
+        from endopat.networks import build_unet
+
+        net = build_unet(self.cfg.model, in_channels, out_channels)
+        if self.cfg.encoder_weights:
+            from endopat.encoder_weights import load_encoder_weights
+            from endopat.export import file_digest
+
+            report = load_encoder_weights(net, self.cfg.model, self.cfg.encoder_weights)
+            self._weights = report.provenance(file_digest(self.cfg.encoder_weights))
+            for line in report.lines():
+                self.run.log(line)
+        return net
+
     def provenance(self) -> dict[str, Any]:
         """What the task adds to the checkpoint's provenance (e.g. measured loss weights)."""
         return {}
+
+    def base_provenance(self) -> dict[str, Any]:
+        """Provenance every task has: the encoder weights it started from, if any."""
+        return {"encoder_weights": self._weights} if getattr(self, "_weights", None) else {}
 
     def describe(self, row: dict[str, float]) -> str:
         """The progress bar's text for a logged row."""

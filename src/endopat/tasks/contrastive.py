@@ -32,7 +32,7 @@ from torch import nn
 from endopat import colour, losses
 from endopat.config import _Strict
 from endopat.io import write_png
-from endopat.networks import DECODER, build_unet, encode, prepare_input
+from endopat.networks import arch_of, bottleneck_channels, encode, prepare_input
 from endopat.tasks.base import Task
 
 
@@ -137,17 +137,17 @@ class ContrastiveTask(Task):
     name = "contrastive"
     Settings = ContrastiveSettings
     fields = ["loss", "positive_similarity"]
-    reinit = DECODER  # the task trains the encoder only
+    reinit = ("decoder",)  # the task trains the encoder only
     reference = "SimCLR (Chen et al. 2020); time-contrastive networks (Sermanet et al. 2018)"
     figure = "row 1: frames; rows 2-3: their nearest neighbours in the embedding"
 
     def __init__(self, cfg: Any, run: Any, store: Any) -> None:
         super().__init__(cfg, run, store)
         s = self.settings
-        self.unet_net = build_unet(cfg.model)
-        for name in DECODER:  # takes no part in the loss (DDP insists every trained weight does)
-            getattr(self.unet_net, name).requires_grad_(False)
-        self.net = Contrastive(self.unet_net, Projector(cfg.model.features[4], s.projection_dim))
+        self.unet_net = self.build_unet()
+        for name in arch_of(cfg.model).modules(["decoder"]):  # takes no part in the loss (DDP
+            self.unet_net.get_submodule(name).requires_grad_(False)  # insists every trained weight does)
+        self.net = Contrastive(self.unet_net, Projector(bottleneck_channels(cfg.model), s.projection_dim))
         self.model, self.opt = run.setup("contrastive", self.net, torch.optim.Adam(
             [p for p in self.net.parameters() if p.requires_grad], lr=s.lr))
         if s.temporal_window and store.meta.get("kind") != "videos":

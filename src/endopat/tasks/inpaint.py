@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from endopat import colour, losses
 from endopat.config import DiscriminatorConfig, _Strict
 from endopat.io import write_png
-from endopat.networks import Discriminator, build_unet, prepare_input
+from endopat.networks import Discriminator, prepare_input
 from endopat.tasks.base import Task
 
 
@@ -89,7 +89,7 @@ class InpaintTask(Task):
             from endopat.errors import EndopatError
 
             raise EndopatError(f"inpaint: patch {s.patch} does not divide image_size {tuple(cfg.model.image_size)}")
-        self.net = build_unet(cfg.model, in_channels=c, out_channels=c)
+        self.net = self.build_unet(in_channels=c, out_channels=c)
         self.model, self.opt = run.setup("unet", self.net, torch.optim.Adam(self.net.parameters(), lr=s.lr, betas=s.betas))
         self.D = None
         if s.adversarial > 0:

@@ -118,7 +118,7 @@ class RecolorTask(Task):
                 hist.save(hist_path)
         self.weight_table = torch.from_numpy(hist.weights(s.loss.rebalance_alpha)).to(run.device)
 
-        G, D = Colorizer(cfg.model), Discriminator(s.discriminator)
+        G, D = Colorizer(cfg.model, self.build_unet(in_channels=1)), Discriminator(s.discriminator)
         if run.fabric.world_size > 1 and run.device.type != "cpu":  # PyTorch syncs batch norm on GPUs only
             D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(D)
         self.G_net = G
