@@ -302,3 +302,55 @@ def test_a_full_hd_labeled_folder_trains_letterboxed_and_predicts_full_resolutio
     assert run_cli(monkeypatch, "predict", tmp_path / "ft" / "best.pt", tmp_path / "hd" / "images" / "vid0_f0.png",
                    "-o", tmp_path / "pred", "--no-progress") == 0
     assert Image.open(tmp_path / "pred" / "masks" / "vid0_f0.png").size == (1920, 1080)
+
+
+# one per block type and weights layout (basic and bottleneck ResNets, EfficientNet); every
+# architecture is built and run in test_networks.py, and their weights load in test_encoder_weights.py
+HANDOFF_ARCHS = ["resnet18", "resnet50", "efficientnet-b0"]
+
+
+@pytest.mark.parametrize("arch", HANDOFF_ARCHS)
+def test_an_encoder_unet_pretrains_from_a_weights_file_and_hands_off_to_fine_tuning(monkeypatch, capsys, tmp_path,
+                                                                                     tiny_data, arch):
+    from test_encoder_weights import published
+
+    torch.save(published(arch), tmp_path / "imagenet.pth")
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(f"model: {{arch: {arch}, image_size: [32, 32], decoder_channels: [16, 8, 8, 8, 8]}}\n"
+                   "recolor: {discriminator: {width: 0.125}}\n")
+    assert run_cli(monkeypatch, "pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
+                   "--steps", 1, "--batch-size", 2, "--encoder-weights", tmp_path / "imagenet.pth",
+                   "--no-progress") == 0
+    assert "imagenet.pth (" in capsys.readouterr().out
+    pre = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=True)
+    assert pre["provenance"]["encoder_weights"]["arch"] == arch and pre["reinit"] == ["segmentation_head"]
+    ft = tmp_path / "ft.yaml"
+    ft.write_text("min_samples_per_epoch: 2\n")  # the architecture comes from the init checkpoint
+    assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "-c", ft,
+                   "--init", tmp_path / "pre" / "pretrained.pt", "--epochs", 1, "--no-progress") == 0
+    report = (tmp_path / "ft" / "init_report.txt").read_text()
+    assert "not loaded" not in report and "re-initialised" in report and "segmentation_head" in report
+    best = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)
+    assert best["model"]["arch"] == arch and best["provenance"]["encoder_weights"]["arch"] == arch
+
+
+def test_fine_tuning_from_encoder_weights_alone_writes_the_weights_report(monkeypatch, tmp_path, tiny_data):
+    from test_encoder_weights import published
+
+    torch.save(published("resnet18"), tmp_path / "imagenet.pth")
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("model: {image_size: [32, 32], decoder_channels: [16, 8, 8, 8, 8]}\nmin_samples_per_epoch: 2\n")
+    assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "-c", cfg,
+                   "--arch", "resnet18", "--encoder-weights", tmp_path / "imagenet.pth", "--epochs", 1,
+                   "--no-progress") == 0
+    assert "loaded 100 tensors" in (tmp_path / "ft" / "init_report.txt").read_text()
+
+
+def test_a_weights_file_of_another_network_is_a_one_line_error(monkeypatch, capsys, tmp_path, tiny_data):
+    from test_encoder_weights import published
+
+    torch.save(published("resnet50"), tmp_path / "r50.pth")
+    code = run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "--image-size", 32,
+                   "--arch", "resnet18", "--encoder-weights", tmp_path / "r50.pth", "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 2 and "r50.pth: not resnet18 encoder weights" in err and err.count("\n") == 1

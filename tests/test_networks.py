@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from endopat.config import DiscriminatorConfig, ModelConfig
-from endopat.networks import Colorizer, Discriminator, build_unet
+from endopat.networks import ARCHS, Colorizer, Discriminator, bottleneck_channels, build_unet, encode
 
 CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
 
@@ -27,3 +28,42 @@ def test_lab_input_segmenter_differs_only_in_the_first_convolution():
     s = build_unet(CFG.model_copy(update={"input": "Lab"})).state_dict()
     differing = [k for k in g if g[k].shape != s[k].shape]
     assert differing == ["conv_0.conv_0.conv.weight"]
+
+
+ENCODER_ARCHS = ["resnet18", "resnet34", "resnet50", *(f"efficientnet-b{i}" for i in range(5))]
+SMALL_DECODER = (32, 16, 16, 8, 8)
+
+
+@pytest.mark.parametrize("arch", ENCODER_ARCHS)
+@pytest.mark.parametrize("size", [(64, 64), (64, 96)])
+def test_an_encoder_unet_segments_and_colours_at_multiples_of_32(arch, size):
+    cfg = ModelConfig(arch=arch, image_size=size, decoder_channels=SMALL_DECODER)
+    with torch.no_grad():
+        assert build_unet(cfg).eval()(torch.randn(1, 3, *size)).shape == (1, 2, *size)
+        assert Colorizer(cfg).eval()(torch.randn(1, 1, *size)).shape == (1, 2, *size)
+
+
+@pytest.mark.parametrize("arch", ENCODER_ARCHS)
+def test_the_arch_names_its_first_layer_and_its_groups_cover_the_network(arch):
+    cfg = ModelConfig(arch=arch, image_size=(64, 64), decoder_channels=SMALL_DECODER)
+    net, spec = build_unet(cfg), ARCHS[arch]
+    assert spec.first_layer in net.state_dict() and spec.stem_norm + ".running_mean" in net.state_dict()
+    assert set(spec.modules(["encoder", "decoder"])) == {n for n, _ in net.named_children()}
+    assert encode(net, torch.randn(1, 3, 64, 64)).shape[1] == bottleneck_channels(cfg)
+
+
+def test_a_resnet_encoder_has_torchvision_s_convolution_shortcuts():
+    net = build_unet(ModelConfig(arch="resnet18", image_size=(64, 64), decoder_channels=SMALL_DECODER))
+    assert "encoder.layer2.0.downsample.0.weight" in net.state_dict()
+    assert "encoder.layer2.0.downsample.0.bias" not in net.state_dict()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"arch": "resnet101"}, "choose one of basic_unet"),
+    ({"arch": "resnet18", "image_size": (48, 64)}, "multiples of 32 for resnet18"),
+])
+def test_a_bad_architecture_setting_is_refused_with_the_reason(data, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        ModelConfig(**data)

@@ -162,14 +162,14 @@ def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
         if missing:
             what.append(f"{len(missing)} missing (e.g. {missing[0]})")
         raise EndopatError(f"{path}: not {cfg.arch} encoder weights: {'; '.join(what)}")
-    new[f"{norm}.running_mean"] = new[f"{norm}.running_mean"] - const
-    model.load_state_dict({f"encoder.{k}": v for k, v in new.items()}, strict=False)
-    report.loaded = sorted(new)
-    report.stem = (f"RGB kernels -> L (k_L = sum_c w_c/(2 s_c)), {norm}.running_mean lowered by the "
-                   f"ImageNet offset" + (", a/b kernels zero" if target[stem].shape[1] == 3 else ""))
     report.unused = sorted(set(source) - {published(k) for k in target})
     foreign = [k for k in report.unused if not k.startswith(CLASSIFIER[arch.weights_layout])]
     if foreign:
         raise EndopatError(f"{path}: not {cfg.arch} encoder weights: {len(foreign)} of its tensors have no "
                            f"place in {cfg.arch} (e.g. {foreign[0]}): weights of a deeper network?")
+    new[f"{norm}.running_mean"] = new[f"{norm}.running_mean"] - const
+    model.load_state_dict({f"encoder.{k}": v for k, v in new.items()}, strict=False)
+    report.loaded = sorted(new)
+    report.stem = (f"RGB kernels -> L (k_L = sum_c w_c/(2 s_c)), {norm}.running_mean lowered by the "
+                   f"ImageNet offset" + (", a/b kernels zero" if target[stem].shape[1] == 3 else ""))
     return report
