@@ -34,7 +34,7 @@ def published(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "efficientnet-b0"])
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", *(f"efficientnet-b{i}" for i in range(5))])
 def test_weights_in_the_published_layout_load_into_every_encoder_tensor(tmp_path, arch):
     state = published(arch)
     torch.save(state, tmp_path / "w.pth")

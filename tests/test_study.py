@@ -360,3 +360,48 @@ def test_the_real_dev_set_config_splits_by_surgery_and_repeats_fine_tuning(share
     surgeries = [{i.split("_")[0] for i in part} for part in (data.split.train, data.split.val, data.split.test)]
     assert surgeries == [{"OP1"}, {"OP2"}, {"OP3"}] and cfg.finetune_seeds >= 2
     assert len(cells(cfg, data.split)) == len(cfg.methods) * len(cfg.fractions) * cfg.finetune_seeds
+
+
+def test_a_study_compares_scratch_imagenet_and_recolorization_from_imagenet_as_methods(tmp_path):
+    import json
+
+    import torch
+
+    from endopat.study.runner import run_study
+    from test_encoder_weights import published
+
+    torch.save(published("resnet18"), tmp_path / "imagenet.pth")
+    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
+           "weights": {"imagenet": str(tmp_path / "imagenet.pth")},
+           "methods": [{"name": "scratch"}, {"name": "ImageNet", "encoder_weights": "imagenet"},
+                       {"name": "PAT from ImageNet", "pretrain": "target", "encoder_weights": "imagenet"}],
+           "baseline": "scratch", "overlays": 0,
+           "model": {"arch": "resnet18", "image_size": [32, 32], "decoder_channels": [16, 8, 8, 8, 8]}}
+    out = tmp_path / "run"
+    assert run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)["cells"] == 3
+    assert (out / "stages" / "pretrain" / "target+w-imagenet" / "done.json").is_file()
+    imagenet = out / "cells" / "imagenet" / "f1-2_s0" / "run" / "init_report.txt"
+    assert "imagenet.pth (torchvision-resnet layout, resnet18): loaded" in imagenet.read_text()
+    pat = (out / "cells" / "pat-from-imagenet" / "f1-2_s0" / "run" / "init_report.txt").read_text()
+    assert "encoder weights" not in pat and "init:" in pat  # the weights came in through the stage
+    table = (out / "report" / "table1.csv").read_text()
+    assert all(name in table for name in ("scratch", "ImageNet", "PAT from ImageNet"))
+    provenance = json.loads((out / "stages" / "pretrain" / "target+w-imagenet" / "pretrain.json").read_text())
+    assert provenance["encoder_weights"]["arch"] == "resnet18"
+
+
+def test_encoder_weights_with_the_paper_s_unet_are_refused_at_the_config():
+    with pytest.raises(EndopatError, match="encoder_weights need an encoder model.arch"):
+        study_from_dict({**TINY, "weights": {"w": "x.pth"},
+                         "methods": [{"name": "baseline"}, {"name": "ImageNet", "encoder_weights": "w"}]})
+
+
+def test_a_missing_weights_file_stops_the_study_before_any_stage(tmp_path):
+    from endopat.study.runner import run_study
+
+    cfg = {**TINY, "synth": [], "weights": {"imagenet": str(tmp_path / "nope.pth")},
+           "methods": [{"name": "baseline"}, {"name": "ImageNet", "encoder_weights": "imagenet"}],
+           "model": {"arch": "resnet18", "image_size": [32, 32]}}
+    with pytest.raises(EndopatError, match="nope.pth: encoder weights file not found"):
+        run_study(study_from_dict(cfg), tmp_path / "run", progress=False, log=lambda *a: None)
+    assert not (tmp_path / "run" / "stages").exists()

@@ -266,6 +266,16 @@ def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: Stu
                 advance(1, info=key)
 
 
+def check_weights(cfg: StudyConfig, out: Path) -> None:
+    """Every encoder weights file the methods name loads onto the study's network (a wrong or
+    truncated file fails here, before any stage runs)."""
+    from endopat.encoder_weights import load_encoder_weights
+    from endopat.networks import build_unet
+
+    for name in dict.fromkeys(m.encoder_weights for m in cfg.methods if m.encoder_weights):
+        load_encoder_weights(build_unet(cfg.model), cfg.model, cfg.weights_file(name, out))
+
+
 def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",
               progress: bool = True, log: Log = print, report: bool = True, workers: int = 1) -> dict:
     """Run this shard's part of the study (``stage``: all, stages or cells) on ``workers``
@@ -278,6 +288,7 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_same_study(cfg, out)
+    check_weights(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
     data = prepare(cfg, out, log)
     mine = ([s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0]]
