@@ -6,7 +6,7 @@ import torch
 
 from endopat.config import ModelConfig
 from endopat.encoder_weights import (IMAGENET_MEAN, IMAGENET_STD, PUBLISHED_KEY, load_encoder_weights,
-                                     read_weights_file)
+                                     random_published, read_weights_file)
 from endopat.errors import EndopatError
 from endopat.networks import ARCHS, build_unet
 
@@ -18,20 +18,7 @@ def cfg_of(arch: str, input_mode: str = "Lab") -> ModelConfig:
 
 
 def published(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict in the layout the weights are published in: an RGB encoder with random weights
-    and running statistics, keys renamed as in the release files, a 1000-class classifier."""
-    torch.manual_seed(seed)
-    encoder = build_unet(cfg_of(arch), in_channels=3).encoder
-    for m in encoder.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-    layout = ARCHS[arch].weights_layout
-    state = {PUBLISHED_KEY[layout](k): v for k, v in encoder.state_dict().items()
-             if not k.endswith("num_batches_tracked")}
-    if layout == "torchvision-resnet":
-        state |= {"fc.weight": torch.randn(1000, 2048 if arch == "resnet50" else 512), "fc.bias": torch.zeros(1000)}
-    return state
+    return random_published(arch, seed)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", *(f"efficientnet-b{i}" for i in range(5))])

@@ -173,3 +173,24 @@ def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
     report.stem = (f"RGB kernels -> L (k_L = sum_c w_c/(2 s_c)), {norm}.running_mean lowered by the "
                    f"ImageNet offset" + (", a/b kernels zero" if target[stem].shape[1] == 3 else ""))
     return report
+
+
+def random_published(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A randomly initialised encoder's weights in the layout ``arch``'s weights are published in
+    (with running statistics drawn away from 0/1 and a 1000-class classifier): a stand-in file for
+    testing the plumbing offline. It is not ImageNet: results with it say nothing about ImageNet."""
+    from endopat.networks import ARCHS, build_unet
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(arch=arch, image_size=(64, 64))
+    encoder = build_unet(cfg, in_channels=3).encoder
+    for m in encoder.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    layout = ARCHS[arch].weights_layout
+    state = {PUBLISHED_KEY[layout](k): v for k, v in encoder.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    if layout == "torchvision-resnet":
+        state |= {"fc.weight": torch.randn(1000, 2048 if arch == "resnet50" else 512), "fc.bias": torch.zeros(1000)}
+    return state
