@@ -383,6 +383,32 @@ def predict(
 
 
 @app.command()
+def suggest(
+    source: Path = typer.Argument(..., help="a video, a folder of videos or images, or a frame store"),
+    n: int = typer.Option(..., "-n", help="how many frames to choose"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder"),
+    model: Optional[Path] = typer.Option(None, help="checkpoint whose encoder embeds the frames (any "
+                                         "pretrained one or a segmenter; a segmenter also gives uncertainty "
+                                         "and pre-annotations)"),
+    labeled: Optional[Path] = typer.Option(None, help="frames already labeled: excluded, and the start of "
+                                           "the diversity search"),
+    strategy: str = typer.Option("diverse", help="random, diverse (k-center), uncertain or hybrid"),
+    seed: int = typer.Option(0),
+    fps: float = typer.Option(1.0, help="video frames sampled per second"),
+    min_gap: float = typer.Option(2.0, help="seconds between two chosen frames of one video"),
+    device: str = typer.Option("cpu"),
+    progress: bool = ProgressOpt,
+) -> None:
+    """Choose the frames to label next (diversity, uncertainty); write them with CVAT and Label Studio imports."""
+    from endopat.suggest import suggest as run
+
+    result = run(source, n, out, model, labeled, strategy, seed, fps, min_gap, device=device,
+                 progress=progress, log=_echo)
+    _echo(f"chose {result['chosen']} of {result['candidates']} frames ({strategy}): {result['ranking']}; "
+          f"imports in {out / 'cvat'} and {out / 'label_studio'}")
+
+
+@app.command()
 def export(
     model: Path = typer.Argument(..., help="segmenter checkpoint (.pt)"),
     onnx_out: Path = typer.Option(..., "--onnx", help="output .onnx file"),

@@ -64,8 +64,10 @@ class Candidate:
 
     @property
     def stem(self) -> str:
-        t = f"_t{self.time_s:.2f}s" if self.time_s is not None else ""
-        return f"{self.video}_f{self.index:06d}{t}"
+        """The output file's stem: ``<video>_f<index>_t<seconds>s`` (an image keeps its own stem)."""
+        if self.time_s is None:
+            return self.video if self.index < 0 else f"{self.video}_f{self.index:06d}"
+        return f"{self.video}_f{self.index:06d}_t{self.time_s:.2f}s"
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -90,28 +92,40 @@ def iter_candidates(source: str | Path, fps: float | None = 1.0, stride: int | N
     for path in files:
         if kind == "videos":
             rate = video_info(path)["fps"] or 25.0
-            step = stride or max(1, round(rate / fps)) if (stride or fps) else 1
+            step = stride if stride else (max(1, round(rate / fps)) if fps else 1)
             for index, frame in iter_frames(path, stride=step):
                 yield Candidate(str(path), path.stem, index, round(index / rate, 2)), frame
         else:
-            yield Candidate(str(path), path.stem, 0, None), read_image(path)
+            yield Candidate(str(path), path.stem, -1, None), read_image(path)
 
 
-def read_frame(c: Candidate) -> np.ndarray:
-    """A candidate's frame again, at full resolution (chosen frames are decoded twice, not kept)."""
+def read_frames(cands: Sequence[Candidate]) -> list[np.ndarray]:
+    """The candidates' frames again, at full resolution (chosen frames are decoded twice rather
+    than kept): one decoding pass per video, up to its last wanted frame."""
     from endopat.data.frames import FrameStore, is_store
     from endopat.data.video import iter_frames
     from endopat.io import read_image
 
-    path = Path(c.path)
-    if path.is_dir() and is_store(path):
-        return FrameStore(path)[c.index]
-    if c.time_s is None:
-        return read_image(path)
-    for index, frame in iter_frames(path):
-        if index == c.index:
-            return frame
-    raise EndopatError(f"{path}: frame {c.index} could not be read again")
+    got: dict[Candidate, np.ndarray] = {}
+    for path in dict.fromkeys(c.path for c in cands):
+        mine = {c.index: c for c in cands if c.path == path}
+        p = Path(path)
+        if p.is_dir() and is_store(p):
+            store = FrameStore(p)
+            got.update({c: store[i] for i, c in mine.items()})
+        elif next(iter(mine.values())).time_s is None:
+            got.update({c: read_image(p) for c in mine.values()})
+        else:
+            last = max(mine)
+            for index, frame in iter_frames(p):
+                if index in mine:
+                    got[mine[index]] = frame
+                if index >= last:
+                    break
+    missing = [c for c in cands if c not in got]
+    if missing:
+        raise EndopatError(f"{missing[0].path}: frame {missing[0].index} could not be read again")
+    return [got[c] for c in cands]
 
 
 # ------------------------------------------------------------------------------------- embeddings
@@ -122,7 +136,7 @@ class Embedder:
 
     def __init__(self, path: str | Path | None, device: str = "cpu"):
         from endopat.checkpoints import load_checkpoint, model_config
-        from endopat.networks import build_unet
+        from endopat.networks import arch_of, build_unet
 
         self.device = torch.device(device)
         self.net, self.kind = None, None
@@ -131,7 +145,8 @@ class Embedder:
         ckpt = load_checkpoint(path)
         self.kind, self.cfg = ckpt["kind"], model_config(ckpt)
         self.in_channels = int(ckpt.get("in_channels", self.cfg.in_channels))
-        out = ckpt["state_dict"][[k for k in ckpt["state_dict"] if k.endswith(".weight")][-1]].shape[0]
+        last = arch_of(self.cfg).groups["last"][0] + "."
+        out = next(v for k, v in ckpt["state_dict"].items() if k.startswith(last) and k.endswith("weight")).shape[0]
         self.net = build_unet(self.cfg, in_channels=self.in_channels, out_channels=out)
         self.net.load_state_dict(ckpt["state_dict"])
         self.net.to(self.device).eval()
@@ -279,14 +294,17 @@ def choose(strategy: str, n: int, emb: np.ndarray, cands: Sequence[Candidate], s
 # ------------------------------------------------------------------------------------------- run
 
 def _labeled_images(labeled: str | Path) -> list[Path]:
-    from endopat.io import list_images
+    """The images of a labeled folder (any depth; folders named like masks or labels skipped)."""
+    from endopat.io import IMAGE_SUFFIXES
 
     labeled = Path(labeled)
     if not labeled.exists():
         raise EndopatError(f"{labeled}: not found")
     if labeled.is_file():
         return [labeled]
-    images = [p for p in list_images(labeled, recursive=True) if "mask" not in p.parent.name.lower()]
+    images = sorted(p for p in labeled.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                    and not any(w in part.lower() for part in p.relative_to(labeled).parts[:-1]
+                                for w in ("mask", "label", "ground_truth")))
     if not images:
         raise EndopatError(f"{labeled}: no images found")
     return images
@@ -311,7 +329,7 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
         raise EndopatError(f"--strategy {strategy} needs a segmenter (--model: a fine-tuned checkpoint"
                            + (f"; {model} is a '{embedder.kind}' one)" if model else ")"))
     cands: list[Candidate] = []
-    embs, thumbs, unc = [], [], []
+    embs, unc = [], []
 
     def flush(batch: list[np.ndarray]) -> None:
         embs.append(embedder.embed(batch))
@@ -322,7 +340,6 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
         batch: list[np.ndarray] = []
         for cand, frame in iter_candidates(source, fps):
             cands.append(cand)
-            thumbs.append(_thumbnail(frame))
             batch.append(frame)
             if len(batch) == batch_size:
                 flush(batch)
@@ -349,10 +366,11 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
         log(f"note: only {len(picks)} frames could be chosen (min_gap {min_gap} s, labeled exclusions)")
 
     out = Path(out)
-    rows, chosen, masks = [], [], []
-    for rank, (i, dist, u) in enumerate(picks, 1):
+    rows, chosen, masks, thumbs = [], [], [], []
+    frames = read_frames([cands[i] for i, _, _ in picks])
+    for rank, ((i, dist, u), frame) in enumerate(zip(picks, frames), 1):
         c = cands[i]
-        frame = read_frame(c)
+        thumbs.append(_thumbnail(frame))
         file = f"frames/{c.stem}.png"
         write_png(out / file, frame)
         chosen.append((file, frame.shape[:2]))
@@ -363,7 +381,7 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
                      "time_s": "" if c.time_s is None else c.time_s, "strategy": strategy,
                      "score": _num(score), "distance": _num(dist), "uncertainty": _num(u if unc else float("nan"))})
     atomic_write_csv(out / "ranking.csv", RANK_FIELDS, rows)
-    write_png(out / "contact_sheet.png", contact_sheet([thumbs[i] for i, _, _ in picks]))
+    write_png(out / "contact_sheet.png", contact_sheet(thumbs))
     write_cvat(out / "cvat", chosen, masks or None)
     write_label_studio(out / "label_studio", chosen, masks or None, model_version=str(model) if model else None)
     return {"chosen": len(rows), "candidates": len(cands), "ranking": out / "ranking.csv"}
