@@ -354,3 +354,19 @@ def test_a_weights_file_of_another_network_is_a_one_line_error(monkeypatch, caps
                    "--arch", "resnet18", "--encoder-weights", tmp_path / "r50.pth", "--no-progress")
     err = capsys.readouterr().err
     assert code == 2 and "r50.pth: not resnet18 encoder weights" in err and err.count("\n") == 1
+
+
+def test_suggest_chooses_frames_and_writes_both_annotation_imports(monkeypatch, capsys, tmp_path, tiny_data):
+    assert run_cli(monkeypatch, "suggest", tiny_data / "unlabeled", "-n", 3, "-o", tmp_path / "next", "--fps", 25,
+                   "--min-gap", 0, "--no-progress") == 0
+    assert "chose 3 of" in capsys.readouterr().out
+    for f in ("ranking.csv", "contact_sheet.png", "cvat/annotations.xml", "cvat/images.txt",
+              "label_studio/tasks.json", "label_studio/label_config.xml"):
+        assert (tmp_path / "next" / f).is_file(), f
+
+
+def test_suggest_from_an_empty_folder_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code = run_cli(monkeypatch, "suggest", tmp_path / "empty", "-n", 3, "-o", tmp_path / "next", "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 2 and "empty" in err and err.count("\n") == 1
