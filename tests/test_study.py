@@ -405,3 +405,30 @@ def test_a_missing_weights_file_stops_the_study_before_any_stage(tmp_path):
     with pytest.raises(EndopatError, match="nope.pth: encoder weights file not found"):
         run_study(study_from_dict(cfg), tmp_path / "run", progress=False, log=lambda *a: None)
     assert not (tmp_path / "run" / "stages").exists()
+
+
+def test_selection_strategies_draw_as_many_labels_from_the_training_pool(tmp_path):
+    import json
+
+    from endopat.study.runner import run_study
+
+    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 2,
+           "methods": [{"name": "baseline"}, {"name": "diverse", "selection": "diverse"},
+                       {"name": "PAT diverse", "pretrain": "target", "selection": "diverse"},
+                       {"name": "hybrid", "selection": "hybrid"}], "overlays": 0}
+    out = tmp_path / "run"
+    assert run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)["cells"] == 8
+    split = json.loads((out / "split.json").read_text())
+    pool, (random0, random1) = set(split["train"]), split["subsets"]["1/2"]
+    for method in ("diverse", "pat-diverse", "hybrid"):
+        chosen = [json.loads((out / "cells" / method / f"f1-2_s{j}" / "selection.json").read_text()) for j in (0, 1)]
+        assert [len(c["ids"]) for c in chosen] == [len(random0), len(random1)]
+        assert all(set(c["ids"]) <= pool and len(set(c["ids"])) == len(c["ids"]) for c in chosen)
+    diverse = json.loads((out / "cells" / "pat-diverse" / "f1-2_s0" / "selection.json").read_text())
+    assert diverse["embedding"].endswith("pretrained.pt")
+    hybrid = json.loads((out / "cells" / "hybrid" / "f1-2_s0" / "selection.json").read_text())
+    assert hybrid["ids"][: len(hybrid["round1"])] == hybrid["round1"] == random0[: len(random0) // 2]
+    assert "hybrid" in (out / "report" / "table1.csv").read_text()
+    md = (out / "report" / "report.md").read_text()
+    assert "## Label selection" in md and "| PAT diverse | PAT |" not in md  # PAT has no random twin here
+    assert "| diverse | baseline |" in md and "| hybrid | baseline |" in md

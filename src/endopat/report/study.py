@@ -116,8 +116,32 @@ def _diff_cells(r: dict) -> str:
             f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |")
 
 
+def _selection_rows(cells: list[dict], cfg, summ: list[dict], labels: list[int]) -> tuple[list[dict], list[dict]]:
+    """Each method that chooses its labels (``selection``) against its random twin: the DSC
+    differences and the labels saved by the choice alone, with the same intervals as above."""
+    from endopat.report.compare import Comparison, fmt_labels, fmt_saved
+
+    diffs, savings = [], []
+    for m in cfg.methods:
+        twin = cfg.random_twin(m)
+        if twin is None or not any(c["method"] == m.name for c in cells):
+            continue
+        comparison = Comparison(cells, twin.name, cfg.seed)
+        diffs += [dict(r, vs=twin.name) for r in comparison.differences() if r["method"] == m.name]
+        for r in comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}):
+            if r["method"] == m.name:
+                savings.append(dict(r, vs=twin.name, labels_text=fmt_labels(r, labels[0], labels[-1]),
+                                    saved_text=fmt_saved(r, labels[0], labels[-1])))
+    return diffs, savings
+
+
+SELECTION_TEXT = ("A method that chooses its labeled frames (`selection`, endopat.study.selection) against the "
+                  "same method drawing them at random, at the same label counts: the DSC difference and the "
+                  "labels saved by the choice alone (intervals as above).")
+
+
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
-              tasks: list[tuple[Path, str]] = ()) -> str:
+              tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
                        f"{r['labels_text']} | {r['saved_text']} |" for r in sav)
@@ -136,6 +160,14 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
           "|---|---|---|---:|---|---|" + "---:|" * len(SHARES) + "---|---|---:|",
           *map(_diff_cells, pst), "",
+          *(["## Label selection", "", SELECTION_TEXT, "",
+             "| method | vs | fraction | mean DSC difference | 95% CI | verdict |", "|---|---|---|---:|---|---|",
+             *(f"| {r['method']} | {r['vs']} | {r['fraction']} | {r['dice_diff']:+.3f} | "
+               f"[{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} |" for r in sel_diff), "",
+             "| method | vs | labels of the random twin | its DSC | labels needed [95% CI] | saved [95% CI] |",
+             "|---|---|---:|---:|---:|---:|",
+             *(f"| {r['method']} | {r['vs']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
+               f"{r['labels_text']} | {r['saved_text']} |" for r in sel_sav), ""] if sel_diff else []),
           "## What each pretraining learnt (sample figures)", "",
           *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
@@ -179,6 +211,10 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     pst = comparison.differences() if cells else []
     pst.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, -parse_fraction(r["fraction"])))
     write_csv(pst, rep / "stats.csv", STATS_FIELDS)
+    sel_diff, sel_sav = _selection_rows(cells, cfg, summ, labels)
+    if sel_diff:
+        write_csv(sel_diff, rep / "selection.csv", ["vs", *STATS_FIELDS])
+        write_csv(sel_sav, rep / "selection_savings.csv", ["vs", *SAVINGS_FIELDS])
     curves = plot_curves(summ, rep / "curves.png") if summ else None
     hists = {}
     for name in cfg.unlabeled:
@@ -194,7 +230,8 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     total = len(grid_cells(cfg, data.split))
     tasks = task_figures(out, cfg, rep)
 
-    atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks))
+    atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks,
+                                                   sel_diff, sel_sav))
 
     cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
             ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),

@@ -64,6 +64,9 @@ class Method(_Strict):
     task: str | None = Field(None, description="auxiliary task (endopat.tasks); needs pretrain")
     supervised: str | None = None
     encoder_weights: str | None = None
+    selection: Literal["random", "diverse", "uncertain", "hybrid"] = Field(
+        "random", description="how the cell's labeled frames are drawn from the training pool "
+        "(endopat.study.selection); random is the paper's")
 
     @field_validator("task")
     @classmethod
@@ -142,6 +145,14 @@ class StudyConfig(_Strict):
         data = section.model_dump() | self.runtime.model_dump()
         return FinetuneConfig.model_validate(data | {"model": self.model, "seed": seed,
                                                      "encoder_weights": encoder_weights})
+
+    def random_twin(self, method: Method) -> Method | None:
+        """The method that differs from ``method`` only in drawing its labels at random (what its
+        selection is compared with), if the study has one."""
+        same = lambda m: (m.pretrain, m.task, m.supervised, m.encoder_weights)  # noqa: E731
+        if method.selection == "random":
+            return None
+        return next((m for m in self.methods if m.selection == "random" and same(m) == same(method)), None)
 
     def weights_file(self, name: str, root: Path) -> str:
         """A method's ``encoder_weights``: a name of ``weights:`` or a path, resolved."""

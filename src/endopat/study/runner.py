@@ -156,16 +156,24 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
     from endopat.evaluate import evaluate, write_metrics_csv
     from endopat.finetune import finetune
 
+    from endopat.study.selection import select
+
     folder = cell_dir(out, cell)
     stage = init_stage(cell.method, cfg.pretrain.task, cell.pretrain_rep)
     init = run_stage(stage, cfg, out, progress, log) if stage else None
-    train = data.ids(data.split.subset(cell.fraction, cell.subset))
     t = time.time()
     # encoder weights go into the first network a method trains: its stage's, or the cell's own
     w = cell.method.encoder_weights
     weights = cfg.weights_file(w, out) if w and init is None else None
-    best = finetune(train, data.ids(data.split.val), folder / "run",
-                    cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed), weights), init=init,
+    ft_cfg = cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed), weights)
+
+    def round_one(ids: list[str], where: Path) -> Path:  # uncertainty selection's first round
+        return finetune(data.ids(ids), data.ids(data.split.val), where, ft_cfg, init=init, progress=progress,
+                        log=lambda *a: None, provenance={"cell": cell.key, "round": 1})
+
+    train = data.ids(select(cell.method.selection, data, cell.fraction, cell.subset, cell.seed(cfg.seed), init,
+                            folder, round_one))
+    best = finetune(train, data.ids(data.split.val), folder / "run", ft_cfg, init=init,
                     progress=progress, log=lambda *a: None,
                     provenance={"cell": cell.key, "method": cell.method.name, "fraction": cell.fraction,
                                 "subset": cell.subset, "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep})
@@ -175,7 +183,8 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
          "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep, "labels": len(train),
          "seconds": time.time() - t}))
     write_metrics_csv(rows, folder / "metrics.csv")  # last: marks the cell finished
-    (folder / "run" / "last.pt").unlink(missing_ok=True)
+    for last in (folder / "run" / "last.pt", folder / "round1" / "last.pt"):
+        last.unlink(missing_ok=True)
     return folder / "metrics.csv"
 
 

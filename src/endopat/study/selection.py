@@ -1,0 +1,81 @@
+"""How a cell's labeled frames are drawn from the training pool: a method's ``selection``.
+
+``random`` (the paper's, the default): the split's disjoint random subset of the fraction. The
+others choose as many frames as that subset holds, from the whole training pool, with
+:mod:`endopat.suggest`'s rules, so every strategy is compared at the same label counts:
+
+* ``diverse``: greedy k-center in the embedding of the checkpoint the method starts from (its
+  pretraining stage; a method without one uses the frames' 8x8 Lab thumbnails), from a first frame
+  drawn with the cell's seed. Subsets of one fraction are drawn independently (each from its own
+  first frame), not disjoint: a disjoint second subset would only get what the first left.
+* ``uncertain`` / ``hybrid``: two rounds, as an annotator would: round 1 labels the first half of
+  the cell's random subset and fine-tunes on it (the cell's own settings and seed, from the
+  method's start); that segmenter's uncertainty (entropy over flipped views) then picks the other
+  half from the rest of the pool, alone (``uncertain``) or weighting the k-center distance in its
+  own embedding, starting from the round-1 frames (``hybrid``). The cell then fine-tunes on both
+  halves as any cell does. Round 1 costs one more fine-tuning per cell.
+
+The chosen ids are written to the cell's ``selection.json`` and reused when the cell resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from endopat.io import atomic_write_text
+
+SELECTIONS = ("random", "diverse", "uncertain", "hybrid")
+
+
+def _images(data, ids: list[str]) -> list[np.ndarray]:
+    from endopat.data.labeled import load_image
+
+    return [load_image(s) for s in data.ids(ids)]
+
+
+def _embed(embedder, images: list[np.ndarray], batch: int = 16) -> np.ndarray:
+    return np.concatenate([embedder.embed(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def select(strategy: str, data, fraction: str, subset: int, seed: int, init: Path | None, folder: Path,
+           round_one: Callable[[list[str], Path], Path]) -> list[str]:
+    """The training ids of a cell (see the module docstring). ``round_one(ids, folder)`` fine-tunes
+    on ``ids`` and returns the best checkpoint (used by ``uncertain`` and ``hybrid``)."""
+    from endopat.suggest import Candidate, Embedder, choose
+
+    random_ids = data.split.subset(fraction, subset)
+    if strategy == "random":
+        return random_ids
+    saved = folder / "selection.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())["ids"]
+    pool, n = list(data.split.train), len(random_ids)
+    cands = [Candidate(i, i, -1, None) for i in pool]
+    images = _images(data, pool)
+    if strategy == "diverse":
+        embedder = Embedder(init)
+        emb = _embed(embedder, images)
+        start = int(np.random.default_rng(seed).integers(len(pool)))
+        ok = np.ones(len(pool), bool)
+        ok[start] = False
+        rest = choose("diverse", n - 1, emb, cands, seed, centers=emb[[start]], available=ok)
+        ids = [pool[start]] + [pool[i] for i, _, _ in rest]
+        info = {"embedding": str(init) if init else "8x8 Lab thumbnail"}
+    else:
+        first = random_ids[: max(1, n // 2)]
+        model = round_one(first, folder / "round1")
+        embedder = Embedder(model)
+        emb = _embed(embedder, images)
+        u = np.concatenate([embedder.uncertainty(images[i : i + 16])[0] for i in range(0, len(images), 16)])
+        ok = np.array([i not in set(first) for i in pool])
+        centers = emb[~ok] if strategy == "hybrid" else None
+        rest = choose(strategy, n - len(first), emb, cands, seed, uncertainty=u, centers=centers, available=ok)
+        ids = first + [pool[i] for i, _, _ in rest]
+        info = {"round1": first, "round1_model": str(model)}
+    atomic_write_text(saved, json.dumps({"strategy": strategy, "fraction": fraction, "subset": subset,
+                                         "ids": ids, **info}, indent=1))
+    return ids
