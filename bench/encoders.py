@@ -77,7 +77,6 @@ def main() -> None:
             ref = ref or (tr, inf)
             print(f"| {name} | {count_parameters(net) / 1e6:.1f} | {tr:.2f} | {tr / ref[0]:.2f} | {inf:.2f} | "
                   f"{inf / ref[1]:.2f} |", flush=True)
-            del net, opt
 
 
 if __name__ == "__main__":
