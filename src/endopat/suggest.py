@@ -268,18 +268,11 @@ def choose(strategy: str, n: int, emb: np.ndarray, cands: Sequence[Candidate], s
     blocked = neighbours(cands, min_gap)
     ok = np.ones(len(cands), bool) if available is None else available.copy()
     u = np.zeros(len(cands)) if uncertainty is None else uncertainty
-    if strategy == "random":
-        order, out = np.random.default_rng(seed).permutation(len(cands)), []
-        for i in order:
-            if len(out) == n:
-                break
-            if ok[i]:
-                out.append((int(i), float("nan"), float(u[i])))
-                ok[blocked(int(i))] = False
-        return out
-    if strategy == "uncertain":
+    if strategy in ("random", "uncertain"):  # an order of preference, neighbours of a pick skipped
+        order = (np.random.default_rng(seed).permutation(len(cands)) if strategy == "random"
+                 else np.argsort(-u, kind="stable"))
         out = []
-        for i in np.argsort(-u, kind="stable"):
+        for i in order:
             if len(out) == n:
                 break
             if ok[i]:
