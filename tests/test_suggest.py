@@ -130,3 +130,17 @@ def test_a_model_that_is_not_a_checkpoint_is_an_error_naming_it(tmp_path, videos
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(EndopatError, match="bad.pt"):
         suggest(videos, 2, tmp_path / "out", model=tmp_path / "bad.pt", progress=False)
+
+
+def test_a_frame_store_is_a_source_too(tmp_path):
+    from endopat.data.frames import build_store
+
+    (tmp_path / "imgs").mkdir()
+    for k, f in enumerate(frames_of(6)):
+        Image.fromarray(f).save(tmp_path / "imgs" / f"{k}.png")
+    build_store(tmp_path / "imgs", tmp_path / "store", (32, 32))
+    result = suggest(tmp_path / "store", 3, tmp_path / "out", progress=False)
+    with open(tmp_path / "out" / "ranking.csv") as fh:
+        files = [r["file"] for r in csv.DictReader(fh)]
+    assert result["candidates"] == 6 and all(f.startswith("frames/store_f") for f in files)
+    assert Image.open(tmp_path / "out" / files[0]).size == (32, 32)

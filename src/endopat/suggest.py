@@ -38,6 +38,7 @@ pre-annotations when ``model`` is a segmenter (:mod:`endopat.annotation`).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -76,18 +77,21 @@ def iter_candidates(source: str | Path, fps: float | None = 1.0, stride: int | N
                     ) -> Iterator[tuple[Candidate, np.ndarray]]:
     """Stream ``(candidate, RGB frame at full resolution)`` from a video, a folder of videos or of
     images, or a frame store; videos sampled at ``fps`` (or every ``stride``-th frame)."""
-    from endopat.data.frames import FrameStore, _source_files, is_store
+    from endopat.data.frames import STORE_DATA, FrameStore, _source_files, is_store
     from endopat.data.video import iter_frames, video_info
     from endopat.io import read_image
 
     source = Path(source)
     if not source.exists():
         raise EndopatError(f"{source}: not found")
-    if source.is_dir() and is_store(source):
-        store = FrameStore(source)
-        for i in range(len(store)):
-            yield Candidate(str(source), "store", i, None), store[i]
-        return
+    if source.is_dir() and is_store(source):  # read, not memory-mapped: mapped pages would count as
+        h, w = FrameStore(source).size  # resident memory growing with the store
+        with open(source / STORE_DATA, "rb") as fh:
+            for i in itertools.count():
+                buf = fh.read(h * w * 3)
+                if len(buf) < h * w * 3:
+                    return
+                yield Candidate(str(source), "store", i, None), np.frombuffer(buf, np.uint8).reshape(h, w, 3)
     kind, files = _source_files(source)
     for path in files:
         if kind == "videos":
