@@ -38,8 +38,16 @@ def test_frozen_modules_keep_their_initial_weights(labeled, tmp_path):
 def test_freezing_an_unknown_module_is_an_error_naming_it(labeled, tmp_path):
     from endopat.errors import EndopatError
 
-    with pytest.raises(EndopatError, match="no U-Net module 'encoder'"):
-        _run(labeled, tmp_path / "ft", freeze=["encoder"])
+    with pytest.raises(EndopatError, match="no U-Net module 'down_9'"):
+        _run(labeled, tmp_path / "ft", freeze=["down_9"])
+
+
+def test_freezing_the_encoder_group_keeps_every_encoder_module_fixed(labeled, tmp_path):
+    start = _run(labeled, tmp_path / "start")
+    trained = _run(labeled, tmp_path / "ft", init=tmp_path / "start" / "best.pt", freeze=["encoder"])
+    encoder = ("conv_0.", "down_1.", "down_2.", "down_3.", "down_4.")
+    assert all(torch.equal(v, start[k]) for k, v in trained.items() if k.startswith(encoder) and "num_batches" not in k)
+    assert any(not torch.equal(v, start[k]) for k, v in trained.items() if k.startswith("upcat_"))
 
 
 def test_augmentation_changes_what_the_network_learns(labeled, tmp_path):
