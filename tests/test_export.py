@@ -56,7 +56,7 @@ def test_an_export_that_differs_from_pytorch_is_refused_and_not_written(tmp_path
 
 
 def test_the_export_records_the_checkpoint_it_came_from(exported):
-    from endopat.export import file_digest
+    from endopat.io import file_digest
 
     ckpt, onnx_path = exported
     assert OnnxSegmenter(onnx_path).info["checkpoint_sha256"] == file_digest(ckpt)

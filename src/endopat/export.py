@@ -12,7 +12,6 @@ bench/predict.py), exporting a checkpoint once and caching it beside it (:func:`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from endopat.errors import EndopatError
-from endopat.io import atomic_path
+from endopat.io import atomic_path, file_digest
 
 
 class _Probability(torch.nn.Module):
@@ -35,15 +34,6 @@ class _Probability(torch.nn.Module):
 
 
 PARITY_TOLERANCE = 1e-4  # max |probability difference| allowed between ONNX and PyTorch
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file (the key of a cached export)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Path:

@@ -167,7 +167,7 @@ def finetune(
             "reinit_last": reinit_last, "finetune": cfg.model_dump(mode="json"), **(provenance or {})}
     if cfg.encoder_weights:  # the file's digest and the input normalisation its first layer was folded from
         from endopat.encoder_weights import IMAGENET_MEAN, IMAGENET_STD
-        from endopat.export import file_digest
+        from endopat.io import file_digest
 
         meta["encoder_weights"] = {"file": cfg.encoder_weights, "sha256": file_digest(cfg.encoder_weights),
                                    "rgb_normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}

@@ -7,6 +7,7 @@ run killed at any moment leaves either the old file or the new one, never half o
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tempfile
@@ -89,3 +90,12 @@ def list_images(folder: str | Path) -> list[Path]:
 def list_videos(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file (cached exports, provenance of weights files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -67,7 +67,7 @@ class Task(ABC):
         net = build_unet(self.cfg.model, in_channels, out_channels)
         if self.cfg.encoder_weights:
             from endopat.encoder_weights import load_encoder_weights
-            from endopat.export import file_digest
+            from endopat.io import file_digest
 
             report = load_encoder_weights(net, self.cfg.model, self.cfg.encoder_weights)
             self._weights = report.provenance(file_digest(self.cfg.encoder_weights))
