@@ -160,12 +160,12 @@ class Embedder:
         return self.kind == "segmenter"
 
     def _input(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        from endopat.colour import rgb_uint8_to_lab_n
-        from endopat.data.geometry import fit_image
+        """The network input as evaluation makes it, in the channels this network was built for (a
+        generator sees L even when its config's segmenter input is Lab)."""
+        from endopat.evaluate import network_input
 
-        size = tuple(self.cfg.image_size)
-        lab = rgb_uint8_to_lab_n(torch.from_numpy(np.stack([fit_image(f, size, self.cfg.fit) for f in frames])))
-        return (lab[:, :1] if self.in_channels == 1 else lab).contiguous().to(self.device)
+        cfg = self.cfg.model_copy(update={"input": "L" if self.in_channels == 1 else "Lab"})
+        return network_input(cfg, frames).to(self.device)
 
     @torch.no_grad()
     def embed(self, frames: Sequence[np.ndarray]) -> np.ndarray:
