@@ -1,14 +1,15 @@
 """Parity of ``endopat finetune`` with a plain PyTorch loop (bench/yardstick.py) on real surgery.
 
 Surgery-disjoint splits of ../shared/data/endovis15-dev (3 surgeries, 40 labeled frames each):
-rotation r trains on surgery r, keeps the best epoch on surgery r+1 and tests on surgery r+2. Both
-loops get the same network widths, image size (128x128) and step budget (40 epochs of 80 samples,
-batch 8); endopat otherwise runs with its own defaults (``--set`` overrides them, e.g.
-``--set model.input=L --set augment.rotate=true``). Prints each run's mean test Dice, both
-distributions, and endopat - yardstick with a 95 % bootstrap interval (seeds resampled within each
-rotation). Runs go to a pool of ``--workers`` processes with one thread each.
+rotation r trains on surgery r, keeps the best epoch on surgery r+1 and tests on surgery r+2. Like
+for like: both loops get the same input (each of ``--inputs``, L and Lab by default: the first
+layer sized to it), the same geometry (letterbox into ``--image-size``), network widths and step
+budget (40 epochs of 80 samples, batch 8); endopat otherwise runs with its own defaults (``--set``
+overrides them, e.g. ``--set augment.rotate=true``). Prints each run's mean test Dice, and per
+input both distributions and endopat - yardstick with a 95 % bootstrap interval (seeds resampled
+within each rotation). Runs go to a pool of ``--workers`` processes with one thread each.
 
-    python bench/parity.py --seeds 5 --rotations 3
+    python bench/parity.py --seeds 5 --rotations 3          # both inputs: 60 runs
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(os.environ.get("ENDOPAT_SHARED_DATA", HERE.parents[1] / "shared" / "data")) / "endovis15-dev"
 BUDGET = {"epochs": 40, "min_samples_per_epoch": 80, "batch_size": 8}
-MODEL = {"features": [16, 16, 32, 64, 128, 16], "image_size": [128, 128]}
+FEATURES = [16, 16, 32, 64, 128, 16]
 
 
 def splits(data: Path, rotation: int):
@@ -64,7 +65,7 @@ def merge(base: dict, extra: dict) -> dict:
 
 
 def one_run(job: tuple) -> dict:
-    method, data, rotation, seed, sets = job
+    method, data, rotation, seed, input, size, sets = job
     import torch
 
     torch.set_num_threads(1)
@@ -77,17 +78,21 @@ def one_run(job: tuple) -> dict:
         pairs = lambda ss: [(s.image, s.masks[0]) for s in ss]  # noqa: E731
         dice = yardstick.run(pairs(train), pairs(val), pairs(test), seed=seed, epochs=BUDGET["epochs"],
                              samples_per_epoch=BUDGET["min_samples_per_epoch"],
-                             batch_size=BUDGET["batch_size"], features=tuple(MODEL["features"]))
+                             batch_size=BUDGET["batch_size"], features=tuple(FEATURES), size=tuple(size),
+                             input=input)
     else:
         from endopat.config import FinetuneConfig, validate
         from endopat.evaluate import evaluate
         from endopat.finetune import finetune
 
-        cfg = validate(FinetuneConfig, merge(dict(BUDGET, model=MODEL, seed=seed), sets), "--set")
+        model = {"features": FEATURES, "image_size": list(size), "input": input, "fit": "letterbox"}
+        cfg = validate(FinetuneConfig, merge(dict(BUDGET, model=model, seed=seed), sets), "--set")
+        if (cfg.model.input, tuple(cfg.model.image_size), cfg.model.fit) != (input, tuple(size), "letterbox"):
+            raise SystemExit("--set may not change model.input, image_size or fit: the yardstick gets the same")
         with tempfile.TemporaryDirectory() as tmp:
             best = finetune(train, val, tmp, cfg, progress=False, log=lambda *a: None)
             dice = [r["dice"] for r in evaluate(best, test)]
-    return {"method": method, "rotation": rotation, "train": name, "seed": seed,
+    return {"method": method, "input": input, "rotation": rotation, "train": name, "seed": seed,
             "dice": float(np.mean(dice)), "seconds": round(time.perf_counter() - t, 1)}
 
 
@@ -97,6 +102,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rotations", type=int, default=3, choices=(1, 2, 3))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--inputs", default="L,Lab", help="inputs compared, comma-separated (L, Lab)")
+    ap.add_argument("--image-size", default="128x128", help="HxW both loops letterbox into")
     ap.add_argument("--only", choices=("yardstick", "endopat"), help="run one side only")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="endopat setting a.b=value")
     ap.add_argument("--csv", type=Path, help="write every run's row here")
@@ -105,9 +112,13 @@ def main() -> None:
         raise SystemExit(f"{args.data}: not found (set ENDOPAT_SHARED_DATA or --data)")
     os.environ["OMP_NUM_THREADS"] = "1"  # each worker: one thread (endopat's runtime reads this)
     sets = parse_sets(args.sets)
+    inputs = [i.strip() for i in args.inputs.split(",")]
+    if any(i not in ("L", "Lab") for i in inputs):
+        raise SystemExit(f"--inputs {args.inputs}: choose from L, Lab")
+    size = tuple(int(v) for v in args.image_size.lower().split("x"))
     methods = [args.only] if args.only else ["yardstick", "endopat"]
-    jobs = [(m, str(args.data), r, s, sets) for r in range(args.rotations) for s in range(args.seeds)
-            for m in methods]
+    jobs = [(m, str(args.data), r, s, i, size, sets) for i in inputs for r in range(args.rotations)
+            for s in range(args.seeds) for m in methods]
     t0 = time.perf_counter()
     import multiprocessing as mp
 
@@ -115,27 +126,36 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
         for row in pool.map(one_run, jobs):
             rows.append(row)
-            print(f"{row['method']:9s} train {row['train']} seed {row['seed']}: test Dice {row['dice']:.3f}"
+            print(f"{row['method']:9s} {row['input']:3s} train {row['train']} seed {row['seed']}: "
+                  f"test Dice {row['dice']:.3f}"
                   f" ({row['seconds']:.0f} s)", flush=True)
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    print(f"\nendopat settings: {sets or 'defaults'}; {len(rows)} runs in {time.perf_counter() - t0:.0f} s")
+    print(f"\nendopat settings: {sets or 'defaults'}; {args.image_size} letterbox; {len(rows)} runs in "
+          f"{time.perf_counter() - t0:.0f} s")
+    for i in inputs:
+        print(f"\ninput {i}:")
+        summarise([r for r in rows if r["input"] == i], methods)
+
+
+def summarise(rows: list[dict], methods: list[str]) -> None:
     by = {m: {} for m in methods}
     for r in rows:
         by[r["method"]].setdefault(r["train"], []).append(r["dice"])
     for m in methods:
         allv = [v for vs in by[m].values() for v in vs]
         per = "  ".join(f"{k}: {np.mean(v):.3f}±{np.std(v):.3f}" for k, v in sorted(by[m].items()))
-        print(f"{m:9s} mean {np.mean(allv):.3f} (sd {np.std(allv):.3f}, n {len(allv)})  {per}")
-        print(f"{'':9s} runs {', '.join(f'{v:.3f}' for v in allv)}")
+        print(f"  {m:9s} mean {np.mean(allv):.3f} (sd {np.std(allv):.3f}, n {len(allv)})  {per}")
+        print(f"  {'':9s} runs {', '.join(f'{v:.3f}' for v in allv)}")
     if len(methods) == 2:
         from endopat.report.stats import stratified_bootstrap_ci
 
         d, lo, hi = stratified_bootstrap_ci(by["endopat"], by["yardstick"])
-        print(f"endopat - yardstick: {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]")
+        verdict = "endopat behind" if hi < 0 else "endopat ahead" if lo > 0 else "not resolved"
+        print(f"  endopat - yardstick: {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}] ({verdict})")
 
 
 if __name__ == "__main__":
