@@ -187,7 +187,9 @@ def split(
     """Group-disjoint train/val/test split and label-fraction subsets, written to a JSON file."""
     from endopat.data.labeled import open_labeled
     from endopat.data.splits import make_split
+    from endopat.io import output_file
 
+    output_file(out)
     parts = open_labeled(src, layout)
     samples = [s for v in parts.values() for s in v]
     sp = make_split(samples, seed, val_fraction, test_fraction, fractions.split(","), subsets,
@@ -282,6 +284,7 @@ def finetune(
 ) -> None:
     """Fine-tune for binary instrument segmentation (baseline without --init, PAT with one)."""
     from endopat.config import FinetuneConfig, load_config
+    from endopat.finetune import check_start
     from endopat.finetune import finetune as run
 
     cfg = load_config(FinetuneConfig, config, epochs=epochs, max_labels=max_labels,
@@ -290,6 +293,7 @@ def finetune(
                       devices=_devices(devices), num_nodes=num_nodes,
                       strategy=strategy, precision=precision, accelerator=accelerator, seed=seed,
                       skip_bad=skip_bad)
+    check_start(cfg, init)  # a bad --init or --encoder-weights fails before the split is written
     train, val = _train_val(data, layout, split_file, fraction, subset, out, cfg.seed,
                             _mask_format(mask_threshold, class_map))
     best = run(train, val, out, cfg, init=init, reinit_last=reinit_last, progress=progress, log=_echo)
@@ -301,7 +305,9 @@ def _train_val(data, layout, split_file, fraction, subset, out, seed, mask_forma
     or a group-disjoint split endopat makes itself in the run folder (and reuses on resume)."""
     from endopat.data.labeled import open_labeled
     from endopat.data.splits import Split, split_in
+    from endopat.io import output_folder
 
+    output_folder(out)
     parts = open_labeled(data, layout, mask_format)
     samples = [s for v in parts.values() for s in v]
     if split_file is not None:
@@ -336,7 +342,9 @@ def evaluate(
     from endopat.data.splits import Split
     from endopat.evaluate import evaluate as run
     from endopat.evaluate import summarize, write_metrics_csv
+    from endopat.io import output_file
 
+    output_file(out)
     parts = open_labeled(data, layout, _mask_format(mask_threshold, class_map))
     beside = model.parent / "split.json"  # the split `finetune` made for a folder without parts
     if split_file is None and "all" in parts and beside.is_file():
@@ -490,6 +498,9 @@ def main() -> None:
         app()
     except EndopatError as err:
         typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except OSError as err:  # a path the operating system refused: name it, in one line
+        typer.echo(f"error: {err.filename2 or err.filename or ''}: {err.strerror or err}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted: finished work is saved; run the same command again to resume", err=True)

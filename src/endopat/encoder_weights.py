@@ -175,6 +175,13 @@ def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
     return report
 
 
+def check_weights_file(cfg: ModelConfig, path: str | Path) -> None:
+    """Fail now, naming ``path``, if it does not load onto a ``cfg`` network (before any work)."""
+    from endopat.networks import build_unet
+
+    load_encoder_weights(build_unet(cfg), cfg, path)
+
+
 def random_published(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """A randomly initialised encoder's weights in the layout ``arch``'s weights are published in
     (with running statistics drawn away from 0/1 and a 1000-class classifier): a stand-in file for

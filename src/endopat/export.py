@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from endopat.errors import EndopatError
-from endopat.io import atomic_path, file_digest
+from endopat.io import atomic_path, file_digest, output_file
 
 
 class _Probability(torch.nn.Module):
@@ -44,6 +44,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
 
     from endopat.evaluate import Segmenter
 
+    output_file(out)
     seg = Segmenter(checkpoint)
     h, w = seg.cfg.image_size
     example = torch.zeros(1, seg.cfg.in_channels, h, w)

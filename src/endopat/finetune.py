@@ -35,7 +35,7 @@ from endopat.data.labeled import Sample, load_pairs
 from endopat.errors import EndopatError
 from endopat.evaluate import dice_iou
 from endopat.io import atomic_write_text
-from endopat.encoder_weights import load_encoder_weights
+from endopat.encoder_weights import check_weights_file, load_encoder_weights
 from endopat.networks import arch_of, build_unet, prepare_input
 from endopat.runtime import GeneratorState, TrainingRun
 
@@ -65,6 +65,14 @@ def resolve_init(init: str | Path | None, cfg: FinetuneConfig) -> tuple[Finetune
     if any(getattr(cfg.model, k) != v for k, v in same.items()):
         cfg = cfg.model_copy(update={"model": ModelConfig.model_validate({**cfg.model.model_dump(), **same})})
     return cfg, ckpt
+
+
+def check_start(cfg: FinetuneConfig, init: str | Path | None) -> None:
+    """The init checkpoint and encoder weights file load (errors name the file), before any work."""
+    if init is not None:
+        load_checkpoint(init)
+    if cfg.encoder_weights is not None:
+        check_weights_file(cfg.model, cfg.encoder_weights)
 
 
 def _at_most(train: list[Sample], n: int | None, seed: int) -> list[Sample]:

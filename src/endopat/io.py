@@ -1,7 +1,10 @@
 """Atomic file writes and image reading with errors that name the file.
 
 Every result file is written to a temporary sibling and moved into place with ``os.replace``, so a
-run killed at any moment leaves either the old file or the new one, never half of one.
+run killed at any moment leaves either the old file or the new one, never half of one. A kill can
+leave the temporary file itself: it is hidden (``.<name>.<random>.endopat-tmp<suffix>``), every
+listing of data skips hidden files (:func:`is_hidden`), and a resumed run removes its own
+(:func:`remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,48 @@ from endopat.errors import EndopatError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg")
+TEMP_MARK = ".endopat-tmp"  # in the name of every temporary file atomic_path makes
+
+
+def is_hidden(path: str | Path) -> bool:
+    """A hidden file (``.name``): a temporary file of ours, or a system's (macOS ``._x.png``); never data."""
+    return Path(path).name.startswith(".")
+
+
+def remove_leftovers(folder: str | Path) -> int:
+    """Delete the temporary files a killed run left anywhere below ``folder``; returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for p in folder.rglob(f".*{TEMP_MARK}*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def output_folder(path: str | Path) -> Path:
+    """``path`` as a folder to write into: an existing file there is an error naming it (checked
+    before any work, so that nothing is computed for a place it cannot be written)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise EndopatError(f"{path}: exists and is not a folder (give a folder for the outputs)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise EndopatError(f"{parent}: is a file, so {path} cannot be made")
+            break
+    return path
+
+
+def output_file(path: str | Path) -> Path:
+    """``path`` as a file to write: a folder there, or a file where its folder should be, is an error."""
+    path = Path(path)
+    if path.is_dir():
+        raise EndopatError(f"{path}: is a folder (give a file name)")
+    output_folder(path.parent)
+    return path
 
 
 @contextmanager
@@ -28,7 +73,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_MARK + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -84,12 +129,14 @@ def write_png(path: str | Path, array: np.ndarray) -> None:
 
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p))
 
 
 def list_videos(folder: str | Path) -> list[Path]:
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not is_hidden(p))
 
 
 def file_digest(path: str | Path) -> str:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from endopat.errors import EndopatError
-from endopat.io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_csv, list_images, read_image,
+from endopat.io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_csv, list_images, output_folder, read_image,
                         write_png)
 
 TINT = np.array([0, 255, 120], dtype=np.float32)  # instrument tint (green-cyan: absent in tissue)
@@ -45,6 +45,8 @@ def load_model(path: str | Path, device: str = "cpu", backend: str = "auto", log
     otherwise or on a GPU.
     """
     path = Path(path)
+    if not path.is_file():
+        raise EndopatError(f"{path}: " + ("is a folder, not a model file" if path.is_dir() else "not found"))
     if backend not in BACKENDS:
         raise EndopatError(f"--backend '{backend}': choose one of {', '.join(BACKENDS)}")
     onnx_file = path.suffix.lower() == ".onnx"
@@ -191,6 +193,7 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
     source, out = Path(source), Path(out)
     if not source.exists():
         raise EndopatError(f"{source}: not found")
+    output_folder(out)
     model = load_model(model_path, device, backend, log)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
         from endopat.data.video import video_info

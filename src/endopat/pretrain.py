@@ -22,6 +22,7 @@ import torch
 from endopat.checkpoints import save_checkpoint
 from endopat.config import PretrainConfig
 from endopat.data.frames import FrameStore, build_store, probe_source
+from endopat.encoder_weights import check_weights_file
 from endopat.io import atomic_write_text
 from endopat.networks import arch_of
 from endopat.runtime import TrainingRun, progress_bar
@@ -62,6 +63,8 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
     task_cls = get_task(cfg.task)
     if not cfg.skip_bad:
         probe_source(source)  # bad input fails at once, before devices are set up
+    if cfg.encoder_weights:
+        check_weights_file(cfg.model, cfg.encoder_weights)  # and before any frame is decoded
     run = TrainingRun(cfg, out, ["step", *task_cls.fields], "losses.csv", progress, log, kind=f"{cfg.task} pretraining")
     store = open_frames(source, run, cfg)
     if len(store) < cfg.batch_size:

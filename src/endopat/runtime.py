@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from endopat.errors import EndopatError
+from endopat.io import output_folder, remove_leftovers
 
 
 def make_fabric(cfg: Any):
@@ -135,8 +136,9 @@ class TrainingRun:
                  progress: bool = True, log: Callable[[str], None] = print, kind: str = "training"):
         from endopat.checkpoints import load_weights_only
 
-        self.out = Path(out)
+        self.out = output_folder(out)
         self.out.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(self.out)  # temporary files of a killed run of this folder
         self.cfg, self.fields, self.log, self.show = cfg, fields, log, progress
         self.history_path, self.state_path = self.out / history_file, self.out / "last.pt"
         self.fabric = make_fabric(cfg)

@@ -77,7 +77,7 @@ def iter_candidates(source: str | Path, fps: float | None = 1.0, stride: int | N
                     ) -> Iterator[tuple[Candidate, np.ndarray]]:
     """Stream ``(candidate, RGB frame at full resolution)`` from a video, a folder of videos or of
     images, or a frame store; videos sampled at ``fps`` (or every ``stride``-th frame)."""
-    from endopat.data.frames import STORE_DATA, FrameStore, _source_files, is_store
+    from endopat.data.frames import STORE_DATA, FrameStore, source_files, is_store
     from endopat.data.video import iter_frames, video_info
     from endopat.io import read_image
 
@@ -92,7 +92,7 @@ def iter_candidates(source: str | Path, fps: float | None = 1.0, stride: int | N
                 if len(buf) < h * w * 3:
                     return
                 yield Candidate(str(source), "store", i, None), np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-    kind, files = _source_files(source)
+    kind, files = source_files(source)
     for path in files:
         if kind == "videos":
             rate = video_info(path)["fps"] or 25.0
@@ -292,14 +292,14 @@ def choose(strategy: str, n: int, emb: np.ndarray, cands: Sequence[Candidate], s
 
 def _labeled_images(labeled: str | Path) -> list[Path]:
     """The images of a labeled folder (any depth; folders named like masks or labels skipped)."""
-    from endopat.io import IMAGE_SUFFIXES
+    from endopat.io import IMAGE_SUFFIXES, is_hidden
 
     labeled = Path(labeled)
     if not labeled.exists():
         raise EndopatError(f"{labeled}: not found")
     if labeled.is_file():
         return [labeled]
-    images = sorted(p for p in labeled.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+    images = sorted(p for p in labeled.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p)
                     and not any(w in part.lower() for part in p.relative_to(labeled).parts[:-1]
                                 for w in ("mask", "label", "ground_truth")))
     if not images:
@@ -314,13 +314,14 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
     """Choose ``n`` frames of ``source`` to label next and write them with the ranking, a contact
     sheet and annotation-tool imports to ``out`` (see the module docstring)."""
     from endopat.annotation import write_cvat, write_label_studio
-    from endopat.io import atomic_write_csv, read_image, write_png
+    from endopat.io import atomic_write_csv, output_folder, read_image, write_png
     from endopat.runtime import progress_bar
 
     if strategy not in STRATEGIES:
         raise EndopatError(f"--strategy '{strategy}': choose one of {', '.join(STRATEGIES)}")
     if n < 1:
         raise EndopatError(f"-n {n}: choose at least one frame")
+    output_folder(out)
     embedder = Embedder(model, device)
     if strategy in ("uncertain", "hybrid") and not embedder.segmenter:
         raise EndopatError(f"--strategy {strategy} needs a segmenter (--model: a fine-tuned checkpoint"

@@ -23,7 +23,8 @@ import numpy as np
 
 from endopat.data.geometry import Fit, content_box, fit_image
 from endopat.errors import EndopatError
-from endopat.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_text, list_images, list_videos
+from endopat.io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_text, list_images, list_videos,
+                        output_folder, remove_leftovers)
 
 STORE_META = "store.json"
 STORE_DATA = "frames.u8"
@@ -66,7 +67,8 @@ class FrameStore:
         return self.shape[1], self.shape[2]
 
 
-def _source_files(src: Path) -> tuple[str, list[Path]]:
+def source_files(src: Path) -> tuple[str, list[Path]]:
+    """What a pretraining source holds: ``("videos" | "images", files)`` (a file, or a folder's)."""
     if src.is_file():
         if src.suffix.lower() in VIDEO_SUFFIXES:
             return "videos", [src]
@@ -156,7 +158,7 @@ def source_shape(src: str | Path) -> tuple[int, int]:
         raise EndopatError(f"{src}: not found")
     if src.is_dir() and is_store(src):
         return FrameStore(src).size
-    kind, files = _source_files(src)
+    kind, files = source_files(src)
     if kind == "videos":
         info = video_info(files[0])
         return info["height"], info["width"]
@@ -174,7 +176,7 @@ def probe_source(src: str | Path) -> None:
         raise EndopatError(f"{src}: not found")
     if src.is_dir() and is_store(src):
         return
-    kind, files = _source_files(src)
+    kind, files = source_files(src)
     if kind == "videos":
         video_info(files[0])
     else:
@@ -205,7 +207,7 @@ def build_store(
     pretraining resumes without decoding again. ``src`` that already is a store of the right size
     is used in place.
     """
-    src, out = Path(src), Path(out)
+    src, out = Path(src), output_folder(out)
     if not src.exists():
         raise EndopatError(f"{src}: not found")
     if src.is_dir() and is_store(src):
@@ -215,7 +217,7 @@ def build_store(
             raise EndopatError(f"{src}: frame store holds {h}x{w} frames, the model needs "
                                f"{size[0]}x{size[1]} (set model.image_size: [{h}, {w}])")
         return store
-    kind, files = _source_files(src)
+    kind, files = source_files(src)
     wanted = {"source": str(src.resolve()), "stride": stride, "fps": fps, "crop_fov": crop_fov,
               "max_frames": max_frames, "height": size[0], "width": size[1], "fit": fit}
     if is_store(out):
@@ -223,6 +225,7 @@ def build_store(
         if all(meta.get(k) == v for k, v in wanted.items()):
             return FrameStore(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out)
     (out / STORE_META).unlink(missing_ok=True)
     skipped: list[str] = []
 

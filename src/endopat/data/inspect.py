@@ -10,7 +10,7 @@ import numpy as np
 
 from endopat.data.labeled import SPLITS, load_image, load_mask
 from endopat.errors import EndopatError
-from endopat.io import list_images, list_videos
+from endopat.io import VIDEO_SUFFIXES, list_images, list_videos
 
 
 def inspect_labeled(src: str | Path, layout: str | None = None,
@@ -63,6 +63,9 @@ def inspect_unlabeled(src: str | Path) -> dict:
     from endopat.data.video import iter_frames, video_info
 
     src = Path(src)
+    if src.is_file() and src.suffix.lower() not in VIDEO_SUFFIXES:
+        raise EndopatError(f"{src}: not a video (inspect takes a dataset folder, a folder of videos or images, "
+                           "or a video)")
     videos = [src] if src.is_file() else list_videos(src)
     report = {"source": str(src), "videos": [], "images": 0, "problems": []}
     for v in videos:

@@ -26,7 +26,7 @@ import numpy as np
 
 from endopat.data.labeled import Sample
 from endopat.errors import EndopatError
-from endopat.io import atomic_write_text
+from endopat.io import atomic_write_text, output_file
 
 DEFAULT_FRACTIONS = ("1", "1/2", "1/4", "1/8", "1/16")
 VERSION = 1
@@ -63,7 +63,7 @@ class Split:
                            "subsets": self.subsets}, indent=1)
 
     def save(self, path: str | Path) -> Path:
-        atomic_write_text(path, self.to_json())
+        atomic_write_text(output_file(path), self.to_json())
         return Path(path)
 
     @classmethod

@@ -37,6 +37,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from pydantic import Field
 
 from endopat.config import _Strict
+from endopat.io import output_folder, remove_leftovers
 from endopat.io import atomic_write_text, write_png
 
 RGB = tuple[float, float, float]
@@ -334,7 +335,8 @@ def generate(out: str | Path, spec: SynthSpec, progress=None) -> dict:
 
     if spec.site not in SITES:
         raise ValueError(f"unknown site '{spec.site}' (choose from {', '.join(SITES)})")
-    out = Path(out)
+    out = output_folder(out)
+    remove_leftovers(out)  # a killed generation's temporary files
     site = SITES[spec.site]
     roles = video_roles(spec.videos) + ["unlabeled"] * spec.unlabeled_videos
     manifest = {"spec": spec.model_dump(), "videos": []}

@@ -140,6 +140,11 @@ SELECTION_TEXT = ("A method that chooses its labeled frames (`selection`, endopa
                   "labels saved by the choice alone (intervals as above).")
 
 
+SOURCES_TEXT = ("Files of each pretraining source that belong to the test split: the same file, the same pixels, "
+                "or the same video (group) as a test image (endopat.study.sources). `test_frames: exclude` (the "
+                "default) leaves them out of pretraining; `keep` is the paper's transductive setting.")
+
+
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
               tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
@@ -168,6 +173,8 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
              "|---|---|---:|---:|---:|---:|",
              *(f"| {r['method']} | {r['vs']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
                f"{r['labels_text']} | {r['saved_text']} |" for r in sel_sav), ""] if sel_diff else []),
+          "## Pretraining sources and the test split", "", SOURCES_TEXT, "",
+          *[f"- **{o.name}** (`{o.source}`): {o.sentence()}" for o in data.sources.values()], "",
           "## What each pretraining learnt (sample figures)", "",
           *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
@@ -256,6 +263,9 @@ from training and validation.</p>
     *[(k, f"share: {t}") for k, t in SHARES], ("runs_to_resolve", "runs to resolve"),
     ("runs_to_resolve_note", "(why not)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
     ("wilcoxon_p", "Wilcoxon p")])}
+<h2>Pretraining sources and the test split</h2><p>{html.escape(SOURCES_TEXT)}</p>
+<ul id="sources">{"".join(f"<li><b>{html.escape(o.name)}</b> ({html.escape(o.source)}): {html.escape(o.sentence())}</li>"
+                         for o in data.sources.values())}</ul>
 <h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
 <h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
 <h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}

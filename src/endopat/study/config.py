@@ -49,6 +49,17 @@ class LabeledSource(_Strict):
         return MaskFormat.parse(self.mask_threshold, self.class_map, f"labeled source {self.path}")
 
 
+class UnlabeledSource(_Strict):
+    """A pretraining source: a video, a folder of videos or images, or a frame store. A plain path
+    in the config means ``{path: ...}`` with the defaults."""
+
+    path: str
+    test_frames: Literal["exclude", "keep"] = Field(
+        "exclude", description="its files that belong to the test split (same file, same pixels or same "
+        "video; endopat.study.sources): exclude leaves them out of pretraining (the default: results that "
+        "hold for unseen surgeries); keep pretrains on them, the paper's transductive setting")
+
+
 class Method(_Strict):
     """A row of Table 1: optional pretraining on an unlabeled source with an auxiliary ``task``
     (default: the study's ``pretrain.task``, re-colorization), then optional supervised pretraining
@@ -97,7 +108,8 @@ class StudyConfig(_Strict):
     finetune_seeds: int = Field(1, ge=1, description="fine-tuning runs per subset, each with its own seed")
     pretrain_seeds: int = Field(1, ge=1, description="runs of each pretraining stage, each with its own "
                                 "seed and shared by every cell that starts from it")
-    unlabeled: dict[str, str] = {}
+    unlabeled: dict[str, UnlabeledSource] = Field({}, description="pretraining sources by name: a path, or "
+                                                  "{path, test_frames: exclude | keep}")
     extra_labeled: dict[str, LabeledSource] = {}
     weights: dict[str, str] = Field({}, description="named encoder weight files (endopat.encoder_weights) "
                                     "that methods name in encoder_weights")
@@ -109,6 +121,11 @@ class StudyConfig(_Strict):
     finetune: FinetuneSettings = FinetuneSettings()
     runtime: RuntimeConfig = RuntimeConfig()
     overlays: int = Field(4, ge=0, description="test images shown with each method's prediction")
+
+    @field_validator("unlabeled", mode="before")
+    @classmethod
+    def _paths_are_sources(cls, v):
+        return {k: {"path": s} if isinstance(s, str) else s for k, s in v.items()} if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _check_references(self) -> "StudyConfig":

@@ -20,7 +20,7 @@ import fcntl
 import json
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -29,9 +29,10 @@ import numpy as np
 from endopat.data.labeled import Sample, open_labeled
 from endopat.data.splits import Split, make_split
 from endopat.errors import EndopatError
-from endopat.io import atomic_write_text
+from endopat.io import atomic_write_text, output_folder, remove_leftovers
 from endopat.study.config import LabeledSource, StudyConfig
 from endopat.study.grid import Cell, Stage, all_stages, cells, init_stage, shard
+from endopat.study.sources import Overlap, prepare_source, pretraining_source
 
 Log = Callable[[str], None]
 
@@ -40,6 +41,7 @@ Log = Callable[[str], None]
 class StudyData:
     samples: list[Sample]
     split: Split
+    sources: dict[str, Overlap] = field(default_factory=dict)  # pretraining sources and the test split
 
     def ids(self, ids: list[str]) -> list[Sample]:
         return self.split.resolve(self.samples, ids)
@@ -91,7 +93,15 @@ def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
                                test_groups=cfg.test_groups, val_groups=cfg.val_groups)
             split.save(split_path)
             log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {split_path}")
-    return StudyData(samples, split)
+    data = StudyData(samples, split)
+    test = data.ids(split.test)
+    for name in dict.fromkeys(s.source for s in all_stages(cfg) if s.kind == "pretrain"):
+        src = cfg.unlabeled[name]
+        with file_lock(out / "locks" / f"source-{name}.lock"):
+            data.sources[name] = overlap = prepare_source(name, cfg.resolve(src.path, out), test, src.test_frames,
+                                                          out)
+        log(f"pretraining source '{name}': {overlap.sentence()}")
+    return data
 
 
 def stage_dir(out: Path, stage: Stage) -> Path:
@@ -129,7 +139,7 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
         weights = cfg.weights_file(stage.weights, out) if stage.weights else None
         if stage.kind == "pretrain":
             log(f"stage {stage.key}: {stage.task} pretraining")
-            pretrain(cfg.resolve(cfg.unlabeled[stage.source], out), folder,
+            pretrain(pretraining_source(out, stage.source), folder,
                      cfg.pretrain_config(stage.task, stage.seed(cfg.seed), weights), progress=progress, log=log)
         else:
             init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task, rep=stage.rep,
@@ -212,6 +222,9 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise EndopatError(f"{path}: unreadable ({exc}); move it away to start this run folder again")
+    if isinstance(old.get("unlabeled"), dict):  # before test_frames existed, every frame was pretrained on
+        old["unlabeled"] = {k: {"path": v, "test_frames": "keep"} if isinstance(v, str) else v
+                            for k, v in old["unlabeled"].items()}
     try:
         old = json.loads(StudyConfig.model_validate(old).model_dump_json())
     except ValidationError:
@@ -278,11 +291,10 @@ def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: Stu
 def check_weights(cfg: StudyConfig, out: Path) -> None:
     """Every encoder weights file the methods name loads onto the study's network (a wrong or
     truncated file fails here, before any stage runs)."""
-    from endopat.encoder_weights import load_encoder_weights
-    from endopat.networks import build_unet
+    from endopat.encoder_weights import check_weights_file
 
     for name in dict.fromkeys(m.encoder_weights for m in cfg.methods if m.encoder_weights):
-        load_encoder_weights(build_unet(cfg.model), cfg.model, cfg.weights_file(name, out))
+        check_weights_file(cfg.model, cfg.weights_file(name, out))
 
 
 def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",
@@ -294,8 +306,9 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     """
     from endopat.runtime import progress_bar
 
-    out = Path(out)
+    out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out)  # temporary files of a killed run: never read as data
     check_same_study(cfg, out)
     check_weights(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))

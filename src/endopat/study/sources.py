@@ -1,0 +1,164 @@
+"""A study's pretraining sources and its test split: which frames of a source belong to the test
+split, and the source without them.
+
+A file of an unlabeled source (an image, or a whole video) belongs to the test split when it is
+
+* the **same file** as a test image (the same path, once resolved),
+* the **same pixels** as a test image (an image whose decoded RGB equals one; compared only where
+  the sizes match, so a folder of other videos' frames costs one header read per file),
+* or from the **same video** (group) as a test image: the group the labeled readers give its name
+  (``OP3_img_07.png`` -> ``OP3_img``, :func:`endopat.data.labeled.group_of`; a video file's group is
+  its stem, ``vid03.mp4`` -> ``vid03``).
+
+A file counts once, under the first reason that holds. With ``test_frames: exclude`` (the default,
+docs/method.md) the study pretrains on a view of the source without those files: a folder of links
+to the others, ``RUN/sources/<name>/view/``. ``test_frames: keep`` pretrains on all of them, the
+paper's transductive setting (its unlabeled videos include the test images' videos). Either way
+``RUN/sources/<name>/overlap.json`` records the counts, and the report prints them beside the
+pretraining.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from endopat.data.frames import FrameStore, is_store, source_files
+from endopat.data.labeled import Sample, group_of
+from endopat.errors import EndopatError
+from endopat.io import atomic_write_text, read_image
+
+REASONS = ("same file", "same pixels", "same video")
+
+
+@dataclass
+class Overlap:
+    """How much of one pretraining source belongs to the test split, and what the study uses."""
+
+    name: str
+    source: str  # the source as configured (resolved)
+    setting: str  # exclude | keep
+    kind: str  # images | videos | store
+    files: int  # files of the source (a store: its frames)
+    test: dict[str, int] = field(default_factory=dict)  # reason -> files that belong to the test split
+    names: list[str] = field(default_factory=list)  # those files' names
+    used: str = ""  # what pretraining reads: the source, or its view without the test files
+
+    @property
+    def n_test(self) -> int:
+        return sum(self.test.values())
+
+    def sentence(self) -> str:
+        """One line for the report: '40 of 120 frames are from the test split (40 same file); left out'."""
+        unit = {"videos": "videos", "images": "frames", "store": "frames"}[self.kind]
+        if not self.n_test:
+            return f"none of its {self.files} {unit} is from the test split"
+        why = ", ".join(f"{n} {r}" for r, n in self.test.items() if n)
+        what = (f"left out: pretraining used the other {self.files - self.n_test}" if self.setting == "exclude"
+                else "kept (test_frames: keep, the paper's transductive setting): pretraining saw them")
+        return f"{self.n_test} of {self.files} {unit} are from the test split ({why}); {what}"
+
+
+def _pixels_key(image: np.ndarray) -> str:
+    return hashlib.sha256(str(image.shape).encode() + np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except OSError:
+        return None  # unreadable: pretraining itself names it
+
+
+def find_overlap(name: str, source: Path, test: list[Sample], setting: str) -> Overlap:
+    """Which files of ``source`` belong to the ``test`` samples (see the module docstring)."""
+    test_files = {Path(s.image).resolve() for s in test}
+    test_groups = {s.group for s in test}
+    if source.is_dir() and is_store(source):
+        store = FrameStore(source)
+        counts, names = {r: 0 for r in REASONS}, []
+        for entry in store.meta.get("sources", []):
+            p = Path(entry["path"])
+            group = p.stem if store.meta.get("kind") == "videos" else group_of(p.stem)
+            reason = "same file" if p.resolve() in test_files else "same video" if group in test_groups else None
+            if reason:
+                counts[reason] += entry["frames"]
+                names.append(p.name)
+        return Overlap(name, str(source), setting, "store", len(store), counts, names, str(source))
+    kind, files = source_files(source)
+    by_size: dict[tuple[int, int], set[str]] = {}
+    if kind == "images":  # test images' pixels, by size
+        for s in test:
+            if s.crop is None:
+                im = read_image(s.image)
+                by_size.setdefault(im.shape[:2], set()).add(_pixels_key(im))
+    counts, names = {r: 0 for r in REASONS}, []
+    for p in files:
+        reason = None
+        if p.resolve() in test_files:
+            reason = "same file"
+        elif kind == "images" and (keys := by_size.get(_image_size(p))) and _pixels_key(read_image(p)) in keys:
+            reason = "same pixels"
+        elif (p.stem if kind == "videos" else group_of(p.stem)) in test_groups:
+            reason = "same video"
+        if reason:
+            counts[reason] += 1
+            names.append(p.name)
+    return Overlap(name, str(source), setting, kind, len(files), counts, names, str(source))
+
+
+def _view(source: Path, leave_out: set[str], folder: Path) -> Path:
+    """A folder of links to every file of ``source`` whose name is not in ``leave_out``."""
+    _, files = source_files(source)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp = folder.with_name(f".{folder.name}.endopat-tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for p in files:
+        if p.name not in leave_out:
+            os.symlink(p.resolve(), tmp / p.name)
+    os.replace(tmp, folder)
+    return folder
+
+
+def prepare_source(name: str, source: Path, test: list[Sample], setting: str, out: Path) -> Overlap:
+    """Find the overlap of one source with the test split and, with ``exclude``, make the view
+    pretraining reads; both are kept in ``out/sources/<name>/`` and reused while source, setting
+    and test split are the same."""
+    folder = out / "sources" / name
+    record = folder / "overlap.json"
+    key = hashlib.sha256(json.dumps([str(source), setting, sorted(s.id for s in test)]).encode()).hexdigest()
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("key") == key:
+            return Overlap(**saved["overlap"])
+    overlap = find_overlap(name, source, test, setting)
+    if setting == "exclude" and overlap.n_test:
+        if overlap.kind == "store":
+            raise EndopatError(f"{source}: a frame store with {overlap.n_test} frames of the test split; give the "
+                               "folder it was made from (or test_frames: keep)")
+        if overlap.files == overlap.n_test:
+            raise EndopatError(f"{source}: every file is from the test split; nothing is left to pretrain on "
+                               "(test_frames: keep pretrains on them)")
+        overlap.used = str(_view(source, set(overlap.names), folder / "view"))
+    atomic_write_text(record, json.dumps({"key": key, "overlap": asdict(overlap)}, indent=1))
+    return overlap
+
+
+def pretraining_source(out: Path, name: str) -> Path:
+    """What a study's pretraining on source ``name`` reads (written by :func:`prepare_source`)."""
+    record = out / "sources" / name / "overlap.json"
+    if not record.is_file():
+        raise EndopatError(f"{record}: missing; run the study (it finds each source's test frames first)")
+    return Path(json.loads(record.read_text())["overlap"]["used"])

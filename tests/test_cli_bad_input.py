@@ -1,0 +1,100 @@
+"""Every command, given a missing path, a folder where it wants a file, a file where it wants a
+folder, or a file it cannot read (text where a checkpoint, image, video or YAML should be): one
+line on stderr naming the path, exit code 2, and no file written. (As root every file is readable,
+so "unreadable" is a file whose content is not what the command needs.)"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from endopat.checkpoints import save_checkpoint
+from endopat.config import ModelConfig
+from endopat.io import write_png
+from endopat.networks import build_unet
+
+from test_cli import run_cli
+
+CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Valid inputs (a checkpoint, images, a labeled folder, a config) and bad ones."""
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "text.txt").write_text("not what you wanted\n")
+    (tmp_path / "clip.mp4").write_text("not a video\n")
+    (tmp_path / "frame.png").write_text("not an image\n")
+    (tmp_path / "model.pt").write_text("not a checkpoint\n")
+    (tmp_path / "study.yaml").write_text("name: [unclosed\n")
+    save_checkpoint(tmp_path / "good.pt", kind="segmenter", model_cfg=CFG, state_dict=build_unet(CFG).state_dict())
+    rng = np.random.default_rng(0)
+    for v in range(3):  # three videos: enough for a group-disjoint split
+        for f in range(2):
+            write_png(tmp_path / "labeled" / "images" / f"v{v}_f{f:03d}.png", rng.integers(0, 255, (32, 32, 3), np.uint8))
+            write_png(tmp_path / "labeled" / "masks" / f"v{v}_f{f:03d}.png", (rng.random((32, 32)) > 0.5) * np.uint8(255))
+    write_png(tmp_path / "images" / "v1_f000.png", rng.integers(0, 255, (32, 32, 3), np.uint8))
+    return tmp_path
+
+
+CASES = {  # id: (args, the path the error must name); W = the world folder
+    "frames/missing source": ("frames W/nope -o W/out", "nope"),
+    "frames/text as video": ("frames W/clip.mp4 -o W/out", "clip.mp4"),
+    "frames/file as output folder": ("frames W/images -o W/text.txt", "text.txt"),
+    "inspect/missing": ("inspect W/nope", "nope"),
+    "inspect/file as dataset folder": ("inspect W/text.txt", "text.txt"),
+    "split/missing": ("split W/nope -o W/split.json", "nope"),
+    "split/file as dataset folder": ("split W/text.txt -o W/split.json", "text.txt"),
+    "split/folder as output file": ("split W/labeled -o W/dir", "dir"),
+    "pretrain/missing source": ("pretrain -u W/nope -o W/out", "nope"),
+    "pretrain/text as image": ("pretrain -u W/frame.png -o W/out", "frame.png"),
+    "pretrain/file as run folder": ("pretrain -u W/images -o W/text.txt", "text.txt"),
+    "pretrain/folder as config": ("pretrain -u W/images -o W/out -c W/dir", "dir"),
+    "pretrain/text as encoder weights": ("pretrain -u W/images -o W/out --arch resnet18 --encoder-weights W/text.txt",
+                                         "text.txt"),
+    "finetune/missing data": ("finetune -d W/nope -o W/out", "nope"),
+    "finetune/file as data folder": ("finetune -d W/text.txt -o W/out", "text.txt"),
+    "finetune/text as init": ("finetune -d W/labeled -o W/out --init W/model.pt", "model.pt"),
+    "finetune/folder as init": ("finetune -d W/labeled -o W/out --init W/dir", "dir"),
+    "finetune/file as run folder": ("finetune -d W/labeled -o W/text.txt", "text.txt"),
+    "finetune/text as encoder weights": ("finetune -d W/labeled -o W/out --arch resnet18 --encoder-weights "
+                                         "W/text.txt", "text.txt"),
+    "evaluate/missing model": ("evaluate W/nope.pt -d W/labeled -o W/m.csv", "nope.pt"),
+    "evaluate/folder as model": ("evaluate W/dir -d W/labeled -o W/m.csv", "dir"),
+    "evaluate/text as model": ("evaluate W/model.pt -d W/labeled -o W/m.csv", "model.pt"),
+    "evaluate/file as data folder": ("evaluate W/good.pt -d W/text.txt -o W/m.csv", "text.txt"),
+    "evaluate/folder as output file": ("evaluate W/good.pt -d W/labeled -o W/dir", "dir"),
+    "predict/missing model": ("predict W/nope.pt W/images -o W/out", "nope.pt"),
+    "predict/text as model": ("predict W/model.pt W/images -o W/out", "model.pt"),
+    "predict/missing source": ("predict W/good.pt W/nope -o W/out --backend torch", "nope"),
+    "predict/text as image": ("predict W/good.pt W/frame.png -o W/out --backend torch", "frame.png"),
+    "predict/file as output folder": ("predict W/good.pt W/images -o W/text.txt --backend torch", "text.txt"),
+    "suggest/missing source": ("suggest W/nope -n 1 -o W/out", "nope"),
+    "suggest/text as model": ("suggest W/images -n 1 -o W/out --model W/model.pt", "model.pt"),
+    "suggest/file as output folder": ("suggest W/images -n 1 -o W/text.txt", "text.txt"),
+    "export/missing model": ("export W/nope.pt --onnx W/m.onnx", "nope.pt"),
+    "export/text as model": ("export W/model.pt --onnx W/m.onnx", "model.pt"),
+    "export/folder as output file": ("export W/good.pt --onnx W/dir", "dir"),
+    "study/missing config": ("study W/nope.yaml -o W/out", "nope.yaml"),
+    "study/folder as config": ("study W/dir -o W/out", "dir"),
+    "study/broken YAML": ("study W/study.yaml -o W/out", "study.yaml"),
+    "report/missing run": ("report W/nope", "nope"),
+    "report/file as run folder": ("report W/text.txt", "text.txt"),
+    "synth/file as output folder": ("synth W/text.txt --no-progress", "text.txt"),
+}
+
+
+def _files(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_path_is_one_line_naming_it_with_exit_code_2_and_nothing_written(case, world, monkeypatch, capsys):
+    args, named = CASES[case]
+    before = _files(world)
+    code = run_cli(monkeypatch, *[a.replace("W/", f"{world}/") for a in args.split()])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert named in err, err
+    assert _files(world) == before, "a file was written"
