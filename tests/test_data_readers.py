@@ -109,3 +109,16 @@ def test_real_cholec80_sample_reads_as_generic_layout(shared_data):
     assert len(samples) == 10 and {s.group for s in samples} == {"t80_VID03"}
     _, masks = load_pairs(samples, (48, 80))
     assert (masks.reshape(10, -1).sum(1) == 0).sum() >= 1  # one frame without any tool
+
+
+@pytest.mark.parametrize("folder, encoding", [
+    ("cholecseg8k-sample", "watershed classes: instrument = 31 (grasper), 32 (L-hook)"),
+    ("endovis17", "part/instance labels 0/10/20/30: instrument where > 0"),
+    ("cholec80-sample", "8-bit 0/255"),  # its one frame without a tool reads "all 0"
+])
+def test_inspect_names_each_reader_s_own_mask_encoding_on_real_samples(shared_data, folder, encoding):
+    from endopat.data.inspect import inspect_source
+
+    report = inspect_source(shared_data / folder)
+    found = {e for split in report["splits"].values() for e in split["mask_encodings"]}
+    assert found - {"8-bit all 0 (no instrument)"} == {encoding}

@@ -19,7 +19,7 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
     problems."""
     from dataclasses import replace
 
-    from endopat.data.labeled import describe_mask
+    from endopat.data.labeled import MASK_ENCODINGS
     from endopat.io import read_image
     from endopat.data.readers import detect_layout, read_labeled
 
@@ -39,7 +39,7 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
             n_mask_files += len(s.masks)
             try:
                 for m in s.masks:
-                    encodings[describe_mask(read_image(m, mode="raw"))] += 1
+                    encodings[MASK_ENCODINGS[s.encoding].describe(read_image(m, mode="raw"), s.mask_format)] += 1
                 image = load_image(s)
                 sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
                 fractions.append(float(load_mask(s, image.shape[:2]).mean()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class Sample:
 
     ``masks``: the mask files whose union is the instrument mask (EndoVis keeps one file per
     instrument); empty for a labeled frame that shows no instrument. ``encoding`` names how a mask
-    file's values map to "instrument" (see :data:`MASK_DECODERS`). ``crop`` is ``(top, left, height,
+    file's values map to "instrument" (see :data:`MASK_ENCODINGS`). ``crop`` is ``(top, left, height,
     width)`` applied to image and mask alike.
     """
 
@@ -163,6 +164,8 @@ def describe_mask(raw: np.ndarray) -> str:
     grey = raw[..., 0] if raw.ndim == 3 else raw
     values = set(np.unique(grey).tolist())
     bits = "16-bit" if grey.dtype.itemsize >= 2 else "8-bit"
+    if values == {0}:
+        return f"{bits} all 0 (no instrument)"
     if values <= {0, 1}:
         return f"{bits} 0/1"
     if values <= {0, 255} or values <= {0, 65535}:
@@ -174,15 +177,36 @@ def _channel0(raw: np.ndarray) -> np.ndarray:
     return raw[..., 0] if raw.ndim == 3 else raw
 
 
-MASK_DECODERS = {
+def _values(raw: np.ndarray) -> str:
+    values = np.unique(_channel0(raw)).tolist()
+    return "/".join(map(str, values)) if len(values) <= 6 else f"{len(values)} values"
+
+
+CHOLECSEG8K_INSTRUMENT = (31, 32)  # watershed classes: grasper, L-hook
+
+
+@dataclass(frozen=True)
+class MaskEncoding:
+    """How a reader's mask files mean "instrument": ``decode(raw, path, fmt)`` -> bool mask, and
+    ``describe(raw, fmt)`` -> what ``inspect`` prints for one file."""
+
+    decode: Callable[[np.ndarray, Path, MaskFormat], np.ndarray]
+    describe: Callable[[np.ndarray, MaskFormat], str]
+
+
+MASK_ENCODINGS = {
     # generic: 0/1, 0/255, 16-bit or lossy grey (thresholded), colour with a class map
-    "binary": generic_mask,
+    "binary": MaskEncoding(generic_mask, lambda raw, fmt: (f"class map ({describe_mask(raw)})" if fmt.class_map
+                                                          else describe_mask(raw))),
     # part or instance labels (EndoVis 2017 parts 10/20/30/..., ROBUST-MIS instance ids): > 0
-    "nonzero": lambda raw, path, fmt: _channel0(raw) > 0,
+    "nonzero": MaskEncoding(lambda raw, path, fmt: _channel0(raw) > 0,
+                            lambda raw, fmt: f"part/instance labels {_values(raw)}: instrument where > 0"),
     # Kvasir-Instrument: instrument where channel 0 is 255 (> 127 tolerates resampling noise)
-    "kvasir": lambda raw, path, fmt: _channel0(raw) > 127,
+    "kvasir": MaskEncoding(lambda raw, path, fmt: _channel0(raw) > 127,
+                           lambda raw, fmt: "Kvasir masks: instrument where channel 0 > 127"),
     # CholecSeg8k watershed masks: grey 31 = grasper, 32 = L-hook (RGB or RGBA, channel 0 read)
-    "cholecseg8k": lambda raw, path, fmt: np.isin(_channel0(raw), (31, 32)),
+    "cholecseg8k": MaskEncoding(lambda raw, path, fmt: np.isin(_channel0(raw), CHOLECSEG8K_INSTRUMENT),
+                                lambda raw, fmt: "watershed classes: instrument = 31 (grasper), 32 (L-hook)"),
 }
 
 
@@ -204,7 +228,7 @@ def load_mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
     """The binary instrument mask of ``sample`` (after its crop), checked against ``shape``."""
     if sample.problem:
         raise EndopatError(sample.problem)
-    decode = MASK_DECODERS[sample.encoding]
+    decode = MASK_ENCODINGS[sample.encoding].decode
     mask = np.zeros(shape, dtype=bool)
     for path in sample.masks:
         part = _apply_crop(decode(read_image(path, mode="raw"), path, sample.mask_format), sample.crop, path)
