@@ -15,14 +15,19 @@ def runs(method, shifts, fraction="1/4", subsets=None, pretrain=None, finetune=N
     return [Run(method, fraction, s, p, r, IMAGES + d) for d, s, p, r in zip(shifts, subsets, pretrain, finetune)]
 
 
-def test_identical_runs_give_the_image_free_difference_exactly():
-    reps = resample(runs("pat", [0.1, 0.1]) + runs("base", [0.0, 0.0]), n_boot=200)
+def test_identical_runs_leave_the_images_as_the_only_variation_and_match_the_per_image_interval():
+    gain = np.array([0.0, 0.2, 0.1, 0.05, 0.15, 0.1])  # per image; identical in every run
+    pat = [Run("pat", "1/4", k, 0, 0, IMAGES + gain) for k in range(2)]
+    reps = resample(pat + runs("base", [0.0, 0.0]), n_boot=4000)
     d, draws = reps.diff(("pat", "1/4"), ("base", "1/4"))
-    assert d == pytest.approx(0.1) and interval(draws) == pytest.approx((0.1, 0.1))
+    lo, hi = interval(draws)
+    _, ilo, ihi = paired_bootstrap_ci(IMAGES + gain, IMAGES, n_boot=4000)
+    assert d == pytest.approx(gain.mean()) and hi - lo > 0.05
+    assert (lo, hi) == pytest.approx((ilo, ihi), abs=0.01)
 
 
 def test_run_to_run_spread_widens_the_interval_beyond_the_image_only_one():
-    # every run beats the baseline by 0.05 on average, but its pretraining runs differ by +-0.1
+    # every run beats the baseline by 0.05 on average, but its label subsets differ by 0.18 (docs/method.md)
     pat = runs("pat", [-0.05, 0.15, -0.03, 0.13], subsets=[0, 1, 0, 1], pretrain=[0, 0, 1, 1])
     base = runs("base", [0.0, 0.0])
     d, draws = resample(pat + base, n_boot=2000).diff(("pat", "1/4"), ("base", "1/4"))

