@@ -103,3 +103,24 @@ def test_a_study_folder_that_pretrained_on_test_frames_before_the_setting_existe
         check_same_study(cfg, tmp_path)
     check_same_study(study_from_dict({**base, "unlabeled": {"target": {"path": "u", "test_frames": "keep"}}}),
                      tmp_path)
+
+
+def test_every_thins_a_folder_of_images_before_the_test_frames_are_left_out(dataset, tmp_path):
+    test, unl = dataset
+    o = prepare_source("thin", unl, test, "exclude", tmp_path / "run", every=2)
+    # files in name order: OP1_img_00, OP1_img_01, OP1_img_02, OP3_img_05, OP9_img_00 -> 00, 02, OP9 (test pixels)
+    assert o.files == 3 and o.n_test == 1 and "(one file in 2)" in o.sentence()
+    assert sorted(p.name for p in pretraining_source(tmp_path / "run", "thin").iterdir()) == \
+        ["OP1_img_00.png", "OP1_img_02.png"]
+
+
+def test_a_method_s_own_pretraining_steps_make_a_stage_of_their_own():
+    from endopat.study.grid import all_stages
+
+    cfg = study_from_dict({"labeled": {"path": "l"}, "unlabeled": {"u": "u"}, "pretrain": {"steps": 600},
+                           "methods": [{"name": "PAT", "pretrain": "u"},
+                                       {"name": "PAT long", "pretrain": "u", "pretrain_steps": 2400}]})
+    stages = {s.key: s for s in all_stages(cfg)}
+    assert set(stages) == {"pretrain/u", "pretrain/u+s2400"}
+    assert cfg.pretrain_config(steps=stages["pretrain/u+s2400"].steps).steps == 2400
+    assert cfg.pretrain_config(steps=stages["pretrain/u"].steps).steps == 600

@@ -58,6 +58,8 @@ class UnlabeledSource(_Strict):
         "exclude", description="its files that belong to the test split (same file, same pixels or same "
         "video; endopat.study.sources): exclude leaves them out of pretraining (the default: results that "
         "hold for unseen surgeries); keep pretrains on them, the paper's transductive setting")
+    every: int = Field(1, ge=1, description="a folder of images: pretrain on every n-th file only (name order), "
+                       "e.g. a 120-frame share of a 2,811-frame source")
 
 
 class Method(_Strict):
@@ -73,6 +75,8 @@ class Method(_Strict):
     name: str
     pretrain: str | None = None
     task: str | None = Field(None, description="auxiliary task (endopat.tasks); needs pretrain")
+    pretrain_steps: int | None = Field(None, ge=1, description="this method's pretraining steps (default: the "
+                                       "study's pretrain.steps); a stage of its own")
     supervised: str | None = None
     encoder_weights: str | None = None
     selection: Literal["random", "diverse", "uncertain", "hybrid"] = Field(
@@ -137,6 +141,8 @@ class StudyConfig(_Strict):
         for m in self.methods:
             if m.pretrain is not None and m.pretrain not in self.unlabeled:
                 raise ValueError(f"method '{m.name}': pretrain source '{m.pretrain}' is not in unlabeled")
+            if m.pretrain_steps is not None and m.pretrain is None:
+                raise ValueError(f"method '{m.name}': pretrain_steps needs a pretrain source")
             if m.task is not None and m.pretrain is None:
                 raise ValueError(f"method '{m.name}': task '{m.task}' needs a pretrain source")
             if m.supervised is not None and m.supervised not in self.extra_labeled:
@@ -149,8 +155,9 @@ class StudyConfig(_Strict):
         return self
 
     def pretrain_config(self, task: str | None = None, seed: int | None = None,
-                        encoder_weights: str | None = None) -> PretrainConfig:
-        data = self.pretrain.model_dump() | self.runtime.model_dump() | ({"task": task} if task else {})
+                        encoder_weights: str | None = None, steps: int | None = None) -> PretrainConfig:
+        data = (self.pretrain.model_dump() | self.runtime.model_dump() | ({"task": task} if task else {})
+                | ({"steps": steps} if steps else {}))
         return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed,
                                                      "encoder_weights": encoder_weights})
 

@@ -30,12 +30,15 @@ class Stage:
     task: str = "recolor"  # the auxiliary task of the pretraining (its own, or the one started from)
     rep: int = 0  # pretraining repeat (``pretrain_seeds``); 0 keeps the key of a single run
     weights: str | None = None  # the encoder weights the first of the stages starts from
+    steps: int | None = None  # the pretraining's own step count (a method's pretrain_steps), else the study's
 
     @property
     def key(self) -> str:
         task = "" if self.task == "recolor" else f"+{self.task}"  # the paper's task keeps the plain key
         if self.weights:
             task += "+w-" + re.sub(r"[^A-Za-z0-9]+", "-", self.weights).strip("-").lower()
+        if self.steps:
+            task += f"+s{self.steps}"
         tail = f"_p{self.rep}" if self.rep else ""
         if self.kind == "pretrain":
             return f"pretrain/{self.source}{task}{tail}"
@@ -67,11 +70,12 @@ class Cell:
 
 
 def stages_of(method: Method, default_task: str = "recolor", rep: int = 0) -> list[Stage]:
-    out, task, w = [], method.task or default_task, method.encoder_weights
+    out, task, w, steps = [], method.task or default_task, method.encoder_weights, method.pretrain_steps
     if method.pretrain:
-        out.append(Stage("pretrain", method.pretrain, task=task, rep=rep, weights=w))
+        out.append(Stage("pretrain", method.pretrain, task=task, rep=rep, weights=w, steps=steps))
     if method.supervised:
-        out.append(Stage("supervised", method.supervised, method.pretrain, task=task, rep=rep, weights=w))
+        out.append(Stage("supervised", method.supervised, method.pretrain, task=task, rep=rep, weights=w,
+                         steps=steps))
     return out
 
 

@@ -99,7 +99,7 @@ def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
         src = cfg.unlabeled[name]
         with file_lock(out / "locks" / f"source-{name}.lock"):
             data.sources[name] = overlap = prepare_source(name, cfg.resolve(src.path, out), test, src.test_frames,
-                                                          out)
+                                                          out, src.every)
         log(f"pretraining source '{name}': {overlap.sentence()}")
     return data
 
@@ -140,10 +140,12 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
         if stage.kind == "pretrain":
             log(f"stage {stage.key}: {stage.task} pretraining")
             pretrain(pretraining_source(out, stage.source), folder,
-                     cfg.pretrain_config(stage.task, stage.seed(cfg.seed), weights), progress=progress, log=log)
+                     cfg.pretrain_config(stage.task, stage.seed(cfg.seed), weights, stage.steps), progress=progress,
+                     log=log)
         else:
             init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task, rep=stage.rep,
-                                    weights=stage.weights), cfg, out, progress, log) if stage.pretrain else None)
+                                    weights=stage.weights, steps=stage.steps), cfg, out, progress, log)
+                    if stage.pretrain else None)
             log(f"stage {stage.key}: supervised pretraining")
             samples, parts = _all_samples(cfg.extra_labeled[stage.source], out, cfg)
             train, val = _extra_train_val(samples, parts, cfg.seed)

@@ -13,7 +13,8 @@ A file of an unlabeled source (an image, or a whole video) belongs to the test s
 A file counts once, under the first reason that holds. With ``test_frames: exclude`` (the default,
 docs/method.md) the study pretrains on a view of the source without those files: a folder of links
 to the others, ``RUN/sources/<name>/view/``. ``test_frames: keep`` pretrains on all of them, the
-paper's transductive setting (its unlabeled videos include the test images' videos). Either way
+paper's transductive setting. ``every: n`` thins a folder of images to every n-th file (in name
+order) before anything else: a smaller pretraining set from the same source, for volume ablations (its unlabeled videos include the test images' videos). Either way
 ``RUN/sources/<name>/overlap.json`` records the counts, and the report prints them beside the
 pretraining.
 """
@@ -49,6 +50,7 @@ class Overlap:
     test: dict[str, int] = field(default_factory=dict)  # reason -> files that belong to the test split
     names: list[str] = field(default_factory=list)  # those files' names
     used: str = ""  # what pretraining reads: the source, or its view without the test files
+    every: int = 1  # the source thinned to every n-th file
 
     @property
     def n_test(self) -> int:
@@ -57,6 +59,8 @@ class Overlap:
     def sentence(self) -> str:
         """One line for the report: '40 of 120 frames are from the test split (40 same file); left out'."""
         unit = {"videos": "videos", "images": "frames", "store": "frames"}[self.kind]
+        if self.every > 1:
+            unit += f" (one file in {self.every})"
         if not self.n_test:
             return f"none of its {self.files} {unit} is from the test split"
         why = ", ".join(f"{n} {r}" for r, n in self.test.items() if n)
@@ -79,11 +83,21 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None  # unreadable: pretraining itself names it
 
 
-def find_overlap(name: str, source: Path, test: list[Sample], setting: str) -> Overlap:
-    """Which files of ``source`` belong to the ``test`` samples (see the module docstring)."""
+def _files(source: Path, every: int) -> tuple[str, list[Path]]:
+    kind, files = source_files(source)
+    if every > 1 and kind != "images":
+        raise EndopatError(f"{source}: 'every' thins a folder of images; for videos set pretrain.frame_stride")
+    return kind, files[::every]
+
+
+def find_overlap(name: str, source: Path, test: list[Sample], setting: str, every: int = 1) -> Overlap:
+    """Which files of ``source`` (every ``every``-th) belong to the ``test`` samples (see the
+    module docstring)."""
     test_files = {Path(s.image).resolve() for s in test}
     test_groups = {s.group for s in test}
     if source.is_dir() and is_store(source):
+        if every > 1:
+            raise EndopatError(f"{source}: 'every' thins a folder of images, not a frame store")
         store = FrameStore(source)
         counts, names = {r: 0 for r in REASONS}, []
         for entry in store.meta.get("sources", []):
@@ -94,7 +108,7 @@ def find_overlap(name: str, source: Path, test: list[Sample], setting: str) -> O
                 counts[reason] += entry["frames"]
                 names.append(p.name)
         return Overlap(name, str(source), setting, "store", len(store), counts, names, str(source))
-    kind, files = source_files(source)
+    kind, files = _files(source, every)
     by_size: dict[tuple[int, int], set[str]] = {}
     if kind == "images":  # test images' pixels, by size
         for s in test:
@@ -113,12 +127,12 @@ def find_overlap(name: str, source: Path, test: list[Sample], setting: str) -> O
         if reason:
             counts[reason] += 1
             names.append(p.name)
-    return Overlap(name, str(source), setting, kind, len(files), counts, names, str(source))
+    return Overlap(name, str(source), setting, kind, len(files), counts, names, str(source), every)
 
 
-def _view(source: Path, leave_out: set[str], folder: Path) -> Path:
-    """A folder of links to every file of ``source`` whose name is not in ``leave_out``."""
-    _, files = source_files(source)
+def _view(source: Path, every: int, leave_out: set[str], folder: Path) -> Path:
+    """A folder of links to every ``every``-th file of ``source`` whose name is not in ``leave_out``."""
+    _, files = _files(source, every)
     if folder.exists():
         shutil.rmtree(folder)
     tmp = folder.with_name(f".{folder.name}.endopat-tmp")
@@ -132,26 +146,28 @@ def _view(source: Path, leave_out: set[str], folder: Path) -> Path:
     return folder
 
 
-def prepare_source(name: str, source: Path, test: list[Sample], setting: str, out: Path) -> Overlap:
-    """Find the overlap of one source with the test split and, with ``exclude``, make the view
-    pretraining reads; both are kept in ``out/sources/<name>/`` and reused while source, setting
-    and test split are the same."""
+def prepare_source(name: str, source: Path, test: list[Sample], setting: str, out: Path, every: int = 1
+                   ) -> Overlap:
+    """Find the overlap of one source (every ``every``-th file) with the test split and, with
+    ``exclude`` or ``every`` > 1, make the view pretraining reads; both are kept in
+    ``out/sources/<name>/`` and reused while source, setting, thinning and test split are the same."""
     folder = out / "sources" / name
     record = folder / "overlap.json"
-    key = hashlib.sha256(json.dumps([str(source), setting, sorted(s.id for s in test)]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([str(source), setting, every, sorted(s.id for s in test)]).encode()).hexdigest()
     if record.is_file():
         saved = json.loads(record.read_text())
         if saved.get("key") == key:
             return Overlap(**saved["overlap"])
-    overlap = find_overlap(name, source, test, setting)
-    if setting == "exclude" and overlap.n_test:
-        if overlap.kind == "store":
-            raise EndopatError(f"{source}: a frame store with {overlap.n_test} frames of the test split; give the "
-                               "folder it was made from (or test_frames: keep)")
-        if overlap.files == overlap.n_test:
-            raise EndopatError(f"{source}: every file is from the test split; nothing is left to pretrain on "
-                               "(test_frames: keep pretrains on them)")
-        overlap.used = str(_view(source, set(overlap.names), folder / "view"))
+    overlap = find_overlap(name, source, test, setting, every)
+    leave_out = set(overlap.names) if setting == "exclude" else set()
+    if leave_out and overlap.kind == "store":
+        raise EndopatError(f"{source}: a frame store with {overlap.n_test} frames of the test split; give the "
+                           "folder it was made from (or test_frames: keep)")
+    if leave_out and overlap.files == overlap.n_test:
+        raise EndopatError(f"{source}: every file is from the test split; nothing is left to pretrain on "
+                           "(test_frames: keep pretrains on them)")
+    if leave_out or every > 1:
+        overlap.used = str(_view(source, every, leave_out, folder / "view"))
     atomic_write_text(record, json.dumps({"key": key, "overlap": asdict(overlap)}, indent=1))
     return overlap
 
