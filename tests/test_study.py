@@ -341,25 +341,32 @@ def test_the_demo_with_every_paper_row_keeps_the_demos_settings():
     assert (cfg.model, cfg.pretrain, cfg.finetune) == (demo.model, demo.pretrain, demo.finetune)
 
 
-def test_the_task_comparison_config_has_one_row_per_task_on_the_target_frames(monkeypatch):
+def test_the_real_dev_set_config_runs_every_task_on_the_target_frames(monkeypatch):
     from endopat.study.config import load_study
     from endopat.tasks import TASKS
 
     monkeypatch.setenv("ENDOPAT_SHARED_DATA", "/data")
-    cfg = load_study(Path(__file__).parents[1] / "examples" / "endovis15-dev-tasks.yaml")
+    cfg = load_study(Path(__file__).parents[1] / "examples" / "endovis15-dev.yaml")
     assert sorted(cfg.task_of(m) for m in cfg.methods if m.pretrain == "target") == sorted(TASKS)
 
 
-def test_the_real_dev_set_config_splits_by_surgery_and_repeats_fine_tuning(shared_data, monkeypatch, tmp_path):
+def test_the_real_dev_set_configs_split_by_surgery_and_keep_the_test_surgery_out_of_pretraining(
+        shared_data, monkeypatch, tmp_path):
     from endopat.study.config import load_study
     from endopat.study.runner import prepare
 
     monkeypatch.setenv("ENDOPAT_SHARED_DATA", str(shared_data))
-    cfg = load_study(Path(__file__).parents[1] / "examples" / "endovis15-dev.yaml")
-    data = prepare(cfg, tmp_path, log=lambda *a: None)
-    surgeries = [{i.split("_")[0] for i in part} for part in (data.split.train, data.split.val, data.split.test)]
-    assert surgeries == [{"OP1"}, {"OP2"}, {"OP3"}] and cfg.finetune_seeds >= 2
-    assert len(cells(cfg, data.split)) == len(cfg.methods) * len(cfg.fractions) * cfg.finetune_seeds
+    for name in ("endovis15-dev.yaml", "endovis15-dev-volume.yaml"):
+        cfg = load_study(Path(__file__).parents[1] / "examples" / name)
+        data = prepare(cfg, tmp_path / name, log=lambda *a: None)
+        surgeries = [{i.split("_")[0] for i in part} for part in (data.split.train, data.split.val, data.split.test)]
+        assert surgeries == [{"OP1"}, {"OP2"}, {"OP3"}]
+        assert cfg.finetune_seeds >= 2 and cfg.pretrain_seeds >= 2 and cfg.subsets >= 2
+        assert all(o.n_test == 0 or o.setting == "exclude" for o in data.sources.values())
+    target = prepare(load_study(Path(__file__).parents[1] / "examples" / "endovis15-dev.yaml"),
+                     tmp_path / "endovis15-dev.yaml", log=lambda *a: None).sources["target"]
+    assert (target.files, target.n_test, target.test["same file"]) == (120, 40, 40)
+    assert len(list(Path(target.used).iterdir())) == 80
 
 
 def test_a_study_compares_scratch_imagenet_and_recolorization_from_imagenet_as_methods(tmp_path):
