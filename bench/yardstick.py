@@ -69,7 +69,8 @@ def dice_full_resolution(model, pairs, size=SIZE, input="Lab") -> list[float]:
     x, _ = load(pairs, size, input)
     out = []
     with torch.no_grad():
-        prob = torch.sigmoid(model(x))
+        logits = model(x)
+        prob = torch.softmax(logits, 1)[:, 1:] if logits.shape[1] == 2 else torch.sigmoid(logits)
     for p, (_, mask_path) in zip(prob, pairs):
         gt = np.asarray(Image.open(mask_path).convert("L")) > 127
         top, left, nh, nw = letterbox_box(gt.shape, size)
@@ -82,15 +83,23 @@ def dice_full_resolution(model, pairs, size=SIZE, input="Lab") -> list[float]:
 
 
 def run(train, val, test, seed=0, epochs=40, samples_per_epoch=80, batch_size=8, lr=1e-3,
-        features=(16, 16, 32, 64, 128, 16), size=SIZE, input="Lab") -> list[float]:
-    """Train on ``train``, keep the best on ``val``, return the per-image test Dice."""
+        features=(16, 16, 32, 64, 128, 16), size=SIZE, input="Lab", logits=1, flips="batch") -> list[float]:
+    """Train on ``train``, keep the best on ``val``, return the per-image test Dice.
+
+    Two switches move the recipe toward endopat's, to find which difference matters:
+    ``logits=2`` (two logits, softmax cross-entropy) and ``flips="sample"`` (a flip draw per sample)."""
     from monai.networks.nets import BasicUNet
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     x_train, y_train = load(train, size, input)
     x_val, y_val = load(val, size, input)
-    model = BasicUNet(spatial_dims=2, in_channels=INPUTS[input], out_channels=1, features=features)
+    model = BasicUNet(spatial_dims=2, in_channels=INPUTS[input], out_channels=logits, features=features)
+    if logits == 2:  # softmax over (background, instrument): a logit difference, the instrument's sigmoid
+        def loss_fn(out, y):
+            return F.cross_entropy(out, y[:, 0].long())
+    else:
+        loss_fn = F.binary_cross_entropy_with_logits
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=10)
     best_loss, best_state = float("inf"), None
@@ -102,17 +111,22 @@ def run(train, val, test, seed=0, epochs=40, samples_per_epoch=80, batch_size=8,
         for start in range(0, len(order), batch_size):
             idx = torch.from_numpy(order[start : start + batch_size])
             x, y = x_train[idx], y_train[idx]
-            if rng.random() < 0.5:  # one flip draw for the whole batch
-                x, y = x.flip(-1), y.flip(-1)
-            if rng.random() < 0.5:
-                x, y = x.flip(-2), y.flip(-2)
-            loss = F.binary_cross_entropy_with_logits(model(x), y)
+            if flips == "sample":  # a draw per sample
+                for dim in (-1, -2):
+                    f = torch.from_numpy(rng.random(len(x)) < 0.5).view(-1, 1, 1, 1)
+                    x, y = torch.where(f, x.flip(dim), x), torch.where(f, y.flip(dim), y)
+            else:
+                if rng.random() < 0.5:  # one flip draw for the whole batch
+                    x, y = x.flip(-1), y.flip(-1)
+                if rng.random() < 0.5:
+                    x, y = x.flip(-2), y.flip(-2)
+            loss = loss_fn(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
         model.eval()
         with torch.no_grad():
-            val_loss = float(F.binary_cross_entropy_with_logits(model(x_val), y_val))
+            val_loss = float(loss_fn(model(x_val), y_val))
         sched.step(val_loss)
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())

@@ -416,6 +416,29 @@ def suggest(
           f"imports in {out / 'cvat'} and {out / 'label_studio'}")
 
 
+@app.command("import")
+def import_cmd(
+    export: Path = typer.Argument(..., help="an annotation tool's export: CVAT for images 1.1 XML, CVAT "
+                                  "Segmentation mask 1.1, COCO instances JSON or Label Studio JSON (file, folder or zip)"),
+    images: Path = typer.Option(..., "--images", help="the folder holding the annotated images (e.g. suggest's)"),
+    out: Path = typer.Option(..., "--out", "-o", help="labeled folder (images/ + masks/) to write or add to"),
+    format: Optional[str] = typer.Option(None, help="cvat, cvat-mask, coco or label-studio (default: detected)"),
+    label: list[str] = typer.Option([], help="a label that means instrument; repeatable (default: the only "
+                                    "label, or 'instrument')"),
+    annotator: Optional[str] = typer.Option(None, help="Label Studio: this annotator's annotations (e-mail or "
+                                            "id; default: the latest annotation of each task)"),
+    replace: bool = typer.Option(False, "--replace", help="replace a frame's mask that differs"),
+) -> None:
+    """Read an annotation tool's export back into a labeled folder (the annotation loop's return)."""
+    from endopat.annotation.importer import import_export
+
+    r = import_export(export, images, out, format, label or None, annotator, replace)
+    _echo(f"{r['tool']}: {r['frames']} frames; added {r.get('added', 0)}, replaced {r.get('replaced', 0)}, "
+          f"unchanged {r.get('unchanged', 0)} ({r.get('empty', 0)} without instrument) -> {out}")
+    if r["left_out"]:
+        _echo("left out: " + ", ".join(f"{n} {what}" for what, n in r["left_out"].items()))
+
+
 @app.command()
 def export(
     model: Path = typer.Argument(..., help="segmenter checkpoint (.pt)"),

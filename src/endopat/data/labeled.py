@@ -19,7 +19,8 @@ from endopat.errors import EndopatError
 from endopat.io import read_image
 
 SPLITS = ("train", "val", "test")
-_TRAILING_INDEX = re.compile(r"^(.*?)[_\-. ]*(?:f|frame)?\d+$", re.IGNORECASE)
+# a trailing frame index, and the time stamp `endopat suggest` adds after it (vid03_f000012_t0.48s)
+_TRAILING_INDEX = re.compile(r"^(.*?)[_\-. ]*(?:f|frame)?\d+(?:_t\d+(?:\.\d+)?s)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ class Sample:
 
 
 def group_of(stem: str) -> str:
-    """The video a frame belongs to, from its stem: ``vid03_f012`` -> ``vid03``."""
+    """The video a frame belongs to, from its stem: ``vid03_f012`` -> ``vid03``; ``endopat suggest``'s
+    ``vid03_f000012_t0.48s`` -> ``vid03``."""
     m = _TRAILING_INDEX.match(stem)
     return m.group(1) if m and m.group(1) else stem
 

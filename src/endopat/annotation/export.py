@@ -1,0 +1,119 @@
+"""What every export reader shares: the export as files (a file, a folder or a zip), the frames it
+annotates, shapes turned into masks, and the choice of labels.
+
+A reader returns :class:`Annotated` frames: the image's name as the export gives it, its size,
+the instrument mask (the union of the chosen labels' shapes), the labels and annotator it came
+from, and the group (video, task) the export names. Every problem is an :class:`EndopatError`
+naming the export file and the frame.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from endopat.errors import EndopatError
+
+
+class ExportFiles:
+    """An export's files by relative path: a single file, a folder, or a .zip (CVAT's downloads)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise EndopatError(f"{self.path}: not found")
+        if self.path.is_dir():
+            self._names = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file())
+        elif zipfile.is_zipfile(self.path):
+            with zipfile.ZipFile(self.path) as z:
+                self._names = sorted(n for n in z.namelist() if not n.endswith("/"))
+        else:
+            self._names = [self.path.name]
+
+    def names(self) -> list[str]:
+        return self._names
+
+    def read(self, name: str) -> bytes:
+        if self.path.is_dir():
+            return (self.path / name).read_bytes()
+        if zipfile.is_zipfile(self.path):
+            with zipfile.ZipFile(self.path) as z:
+                return z.read(name)
+        return self.path.read_bytes()
+
+    def where(self, name: str) -> str:
+        """How an error names one of the export's files."""
+        return str(self.path if not (self.path.is_dir() or zipfile.is_zipfile(self.path))
+                   else f"{self.path}/{name}" if self.path.is_dir() else f"{self.path}:{name}")
+
+    def find(self, *suffixes: str) -> list[str]:
+        return [n for n in self._names if n.lower().endswith(suffixes) and not Path(n).name.startswith(".")]
+
+
+@dataclass
+class Annotated:
+    """One annotated frame of an export."""
+
+    name: str  # the image as the export names it (matched against --images by file name)
+    size: tuple[int, int] | None  # (height, width), when the export says
+    mask: np.ndarray | None = None  # instrument mask (bool); None: rasterised once the size is known
+    shapes: list = field(default_factory=list)  # (kind, data) still to rasterise when size was unknown
+    labels: list[str] = field(default_factory=list)  # the chosen labels found on it
+    annotator: str = ""
+    group: str | None = None  # the video or task the export names
+    where: str = ""  # the export file (and frame) for messages and the manifest
+
+
+@dataclass
+class Parsed:
+    tool: str
+    frames: list[Annotated]
+    labels: list[str]  # every label the export defines
+    left_out: Counter = field(default_factory=Counter)  # shapes and frames not imported, by reason
+
+
+def choose_labels(defined: list[str], wanted: list[str] | None, where: str) -> set[str]:
+    """The labels that count as instrument: ``wanted`` (each must exist), else the export's only
+    label, else one named ``instrument``; otherwise an error listing them."""
+    if wanted:
+        missing = [w for w in wanted if w not in defined]
+        if missing:
+            raise EndopatError(f"{where}: label '{missing[0]}' does not exist (labels: {', '.join(defined) or 'none'})")
+        return set(wanted)
+    if len(defined) == 1:
+        return set(defined)
+    if "instrument" in defined:
+        return {"instrument"}
+    raise EndopatError(f"{where}: labels {', '.join(defined) or 'none'}: choose which mean instrument with --label")
+
+
+def polygon_mask(points: list[tuple[float, float]], size: tuple[int, int], where: str) -> np.ndarray:
+    """A polygon in pixel coordinates filled as COCO's tools (pycocotools) fill it — the rule CVAT
+    (through Datumaro) and Roboflow use when they turn polygons into masks: a pixel is inside when
+    its centre is."""
+    from pycocotools import mask as mask_utils
+
+    if len(points) < 3:
+        raise EndopatError(f"{where}: a polygon with {len(points)} point(s) (at least 3 are needed)")
+    h, w = size
+    flat = [float(v) for xy in points for v in xy]
+    rle = mask_utils.frPyObjects([flat], h, w)
+    return mask_utils.decode(rle)[..., 0].astype(bool)
+
+
+def runs_mask(runs: list[int], box: tuple[int, int, int, int], size: tuple[int, int], where: str) -> np.ndarray:
+    """CVAT's mask shape: run lengths (background first) over the box ``(left, top, width, height)``."""
+    left, top, bw, bh = box
+    if sum(runs) != bw * bh:
+        raise EndopatError(f"{where}: mask runs add up to {sum(runs)} pixels, its {bw}x{bh} box has {bw * bh}")
+    h, w = size
+    if left < 0 or top < 0 or left + bw > w or top + bh > h:
+        raise EndopatError(f"{where}: mask box {bw}x{bh} at ({left}, {top}) lies outside the {w}x{h} image")
+    flat = np.repeat(np.arange(len(runs)) % 2 == 1, runs)
+    out = np.zeros(size, bool)
+    out[top : top + bh, left : left + bw] = flat.reshape(bh, bw)
+    return out
