@@ -252,3 +252,23 @@ def test_the_import_command_prints_what_it_did_in_one_line_each(frames, tmp_path
     assert run_cli(monkeypatch, "import", tmp_path / "a.xml", "--images", frames, "-o", tmp_path / "l",
                    "--label", "liver") == 2
     assert "label 'liver' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rasteriser", ["opencv", "pillow"])
+def test_a_polygon_at_frame_size_is_within_2_percent_iou_of_other_tools_fill_rules(rasteriser):
+    import cv2
+    from PIL import ImageDraw
+
+    from endopat.annotation.export import polygon_mask
+
+    poly = [(10 * x, 10 * y) for x, y in POLY]  # an instrument-sized outline in a 530x370 frame
+    ours = polygon_mask(poly, (10 * H, 10 * W), "test")
+    if rasteriser == "opencv":
+        ref = np.zeros((10 * H, 10 * W), np.uint8)
+        cv2.fillPoly(ref, [np.round(np.array(poly)).astype(np.int32)], 1)
+    else:
+        im = Image.new("L", (10 * W, 10 * H))
+        ImageDraw.Draw(im).polygon(poly, fill=1)
+        ref = np.asarray(im)
+    ref = ref > 0
+    assert (ours & ref).sum() / (ours | ref).sum() > 0.98
