@@ -439,3 +439,42 @@ def test_selection_strategies_draw_as_many_labels_from_the_training_pool(tmp_pat
     md = (out / "report" / "report.md").read_text()
     assert "## Label selection" in md and "| PAT diverse | PAT |" not in md  # PAT has no random twin here
     assert "| diverse | baseline |" in md and "| hybrid | baseline |" in md
+
+
+def test_labeling_rounds_grow_one_labeled_set_chosen_by_each_round_s_model_and_compare_with_random_rounds(
+        tmp_path):
+    import json
+
+    from endopat.study.runner import run_study
+
+    rounds = [2, 4, 6]
+    cfg = {**TINY, "synth": [{**TINY["synth"][0], "frames": 16}], "extra_labeled": {}, "fractions": ["1"],
+           "subsets": 2, "methods": [{"name": "baseline"},
+                       {"name": "random rounds", "selection": {"strategy": "random", "rounds": rounds}},
+                       {"name": "hybrid rounds", "selection": {"strategy": "hybrid", "rounds": rounds}}],
+           "overlays": 0}
+    out = tmp_path / "run"
+    counts = run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None, workers=2)
+    assert counts["cells"] == 1 + 2 * 2 * len(rounds)  # baseline: the one subset of all 8 frames
+    pool = set(json.loads((out / "split.json").read_text())["train"])
+    for method in ("random-rounds", "hybrid-rounds"):
+        for j in (0, 1):
+            chain = [json.loads(p.read_text()) for p in
+                     sorted((out / "cells" / method).glob(f"*_s{j}/selection.json"), key=lambda p: len(
+                         json.loads(p.read_text())["ids"]))]
+            assert [len(c["ids"]) for c in chain] == rounds
+            assert all(set(a["ids"]) < set(b["ids"]) <= pool for a, b in zip(chain, chain[1:]))  # nested
+            assert chain[0]["chosen_with"] is None
+            if method == "hybrid-rounds":  # later rounds chosen by the round before's fine-tuned model
+                assert all(c["chosen_with"].endswith("run/best.pt") for c in chain[1:])
+    labels = {json.loads(p.read_text())["labels"] for p in (out / "cells" / "hybrid-rounds").glob("*/cell.json")}
+    assert labels == set(rounds)
+    md = (out / "report" / "report.md").read_text()
+    assert "## Label selection" in md and "| hybrid rounds | random rounds |" in md
+    selection = (out / "report" / "selection.csv").read_text().splitlines()
+    assert len(selection) == 1 + len(rounds)  # a difference per round
+
+
+def test_rounds_must_grow_and_fit_the_pool():
+    with pytest.raises(EndopatError, match="increasing"):
+        study_from_dict({**TINY, "methods": [{"name": "r", "selection": {"strategy": "random", "rounds": [4, 2]}}]})

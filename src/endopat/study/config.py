@@ -62,6 +62,24 @@ class UnlabeledSource(_Strict):
                        "e.g. a 120-frame share of a 2,811-frame source")
 
 
+class Selection(_Strict):
+    """How a method's labeled frames are drawn (endopat.study.selection). A plain name in the config
+    means ``{strategy: name}``."""
+
+    strategy: Literal["random", "diverse", "uncertain", "hybrid"] = Field(
+        "random", description="random is the paper's; the others choose with endopat.suggest's rules")
+    rounds: list[int] = Field([], description="labeling rounds, as cumulative label counts (e.g. [5, 10, 20]): "
+                              "each round fine-tunes on what is labeled, then its model chooses the next frames "
+                              "from the training pool; the rounds replace the study's fractions for this method")
+
+    @field_validator("rounds")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"rounds {v} must be increasing label counts, each at least 1")
+        return v
+
+
 class Method(_Strict):
     """A row of Table 1: optional pretraining on an unlabeled source with an auxiliary ``task``
     (default: the study's ``pretrain.task``, re-colorization), then optional supervised pretraining
@@ -79,9 +97,13 @@ class Method(_Strict):
                                        "study's pretrain.steps); a stage of its own")
     supervised: str | None = None
     encoder_weights: str | None = None
-    selection: Literal["random", "diverse", "uncertain", "hybrid"] = Field(
-        "random", description="how the cell's labeled frames are drawn from the training pool "
-        "(endopat.study.selection); random is the paper's")
+    selection: Selection = Field(Selection(), description="how the cell's labeled frames are drawn from the "
+                                 "training pool: a strategy name, or {strategy, rounds}")
+
+    @field_validator("selection", mode="before")
+    @classmethod
+    def _a_name_is_a_strategy(cls, v):
+        return {"strategy": v} if isinstance(v, str) else v
 
     @field_validator("task")
     @classmethod
@@ -174,9 +196,10 @@ class StudyConfig(_Strict):
         """The method that differs from ``method`` only in drawing its labels at random (what its
         selection is compared with), if the study has one."""
         same = lambda m: (m.pretrain, m.task, m.supervised, m.encoder_weights)  # noqa: E731
-        if method.selection == "random":
+        if method.selection.strategy == "random":
             return None
-        return next((m for m in self.methods if m.selection == "random" and same(m) == same(method)), None)
+        return next((m for m in self.methods if m.selection.strategy == "random" and same(m) == same(method)
+                     and m.selection.rounds == method.selection.rounds), None)
 
     def weights_file(self, name: str, root: Path) -> str:
         """A method's ``encoder_weights``: a name of ``weights:`` or a path, resolved."""

@@ -57,6 +57,8 @@ class Cell:
     subset: int
     repeat: int = 0  # fine-tuning repeat (``finetune_seeds``); 0 keeps the key of a single run
     pretrain_rep: int = 0  # the pretraining repeat its stage comes from (``pretrain_seeds``)
+    round: int = 0  # labeling round (1, 2, ...) of a method with selection rounds; 0: a one-shot draw
+    labels: int = 0  # a round's label count
 
     @property
     def key(self) -> str:
@@ -99,9 +101,28 @@ def all_stages(cfg: StudyConfig) -> list[Stage]:
     return list(seen.values())
 
 
+def round_cells(cell: Cell, pool: int) -> list[Cell]:
+    """The rounds of ``cell``'s chain, first to last (a round's cell needs the one before it)."""
+    rounds = cell.method.selection.rounds
+    return [Cell(cell.index, cell.method, fraction_label(f"{n}/{pool}"), cell.subset, cell.repeat,
+                 cell.pretrain_rep, k + 1, n) for k, n in enumerate(rounds)]
+
+
 def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
     out = []
     for m in cfg.methods:
+        if m.selection.rounds:  # labeling rounds: a chain per (subset, pretraining run, fine-tuning seed)
+            if m.selection.rounds[-1] > len(split.train):
+                from endopat.errors import EndopatError
+
+                raise EndopatError(f"method '{m.name}': rounds up to {m.selection.rounds[-1]} labels, the "
+                                   f"training pool has {len(split.train)} frames")
+            for j in range(cfg.subsets):
+                for p in range(pretrain_reps(cfg, m)):
+                    for r in range(cfg.finetune_seeds):
+                        for c in round_cells(Cell(0, m, "1", j, r, p), len(split.train)):
+                            out.append(Cell(len(out), m, c.fraction, j, r, p, c.round, c.labels))
+            continue
         for f in cfg.fractions:
             label = fraction_label(f)
             n_subsets = min(cfg.subsets, len(split.subsets.get(label, [])))

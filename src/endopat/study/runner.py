@@ -164,7 +164,36 @@ def is_done(out: Path, cell: Cell) -> bool:
     return (cell_dir(out, cell) / "metrics.csv").is_file()
 
 
+def _round_ids(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, init: Path | None, progress: bool,
+               log: Log) -> list[str]:
+    """A labeling round's training ids: the previous round (run first when it is not finished)
+    and the frames its model chooses (endopat.study.selection.select_round)."""
+    from endopat.study.grid import round_cells
+    from endopat.study.selection import select_round
+
+    chain = round_cells(cell, len(data.split.train))
+    labeled, model = [], init
+    if cell.round > 1:
+        prev = chain[cell.round - 2]
+        if not is_done(out, prev):
+            run_cell(prev, cfg, data, out, progress, log)
+        labeled = json.loads((cell_dir(out, prev) / "selection.json").read_text())["ids"]
+        model = cell_dir(out, prev) / "run" / "best.pt"
+    seed = cell.seed(cfg.seed) + 7919 * cell.round  # each round's own draw
+    return select_round(cell.method.selection.strategy, data, cell.labels, labeled, seed, model, cell_dir(out, cell))
+
+
 def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress: bool, log: Log) -> Path:
+    """Fine-tune and evaluate one cell (a labeling round first runs the rounds before it)."""
+    if not cell.round:
+        return _run_cell(cell, cfg, data, out, progress, log)
+    with file_lock(out / "locks" / ("cell_" + cell.key.replace("/", "_") + ".lock")):
+        if is_done(out, cell):  # another worker finished it while this one waited
+            return cell_dir(out, cell) / "metrics.csv"
+        return _run_cell(cell, cfg, data, out, progress, log)
+
+
+def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress: bool, log: Log) -> Path:
     from endopat.evaluate import evaluate, write_metrics_csv
     from endopat.finetune import finetune
 
@@ -183,8 +212,11 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
         return finetune(data.ids(ids), data.ids(data.split.val), where, ft_cfg, init=init, progress=progress,
                         log=lambda *a: None, provenance={"cell": cell.key, "round": 1})
 
-    train = data.ids(select(cell.method.selection, data, cell.fraction, cell.subset, cell.seed(cfg.seed), init,
-                            folder, round_one))
+    if cell.round:
+        train = data.ids(_round_ids(cell, cfg, data, out, init, progress, log))
+    else:
+        train = data.ids(select(cell.method.selection.strategy, data, cell.fraction, cell.subset,
+                                cell.seed(cfg.seed), init, folder, round_one))
     best = finetune(train, data.ids(data.split.val), folder / "run", ft_cfg, init=init,
                     progress=progress, log=lambda *a: None,
                     provenance={"cell": cell.key, "method": cell.method.name, "fraction": cell.fraction,
@@ -192,7 +224,7 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
     rows = evaluate(best, data.ids(data.split.test))
     atomic_write_text(folder / "cell.json", json.dumps(
         {"key": cell.key, "method": cell.method.name, "fraction": cell.fraction, "subset": cell.subset,
-         "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep, "labels": len(train),
+         "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep, "labels": len(train), "round": cell.round,
          "seconds": time.time() - t}))
     write_metrics_csv(rows, folder / "metrics.csv")  # last: marks the cell finished
     for last in (folder / "run" / "last.pt", folder / "round1" / "last.pt"):

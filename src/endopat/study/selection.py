@@ -15,6 +15,14 @@ others choose as many frames as that subset holds, from the whole training pool,
   own embedding, starting from the round-1 frames (``hybrid``). The cell then fine-tunes on both
   halves as any cell does. Round 1 costs one more fine-tuning per cell.
 
+**Labeling rounds** (``selection: {strategy: ..., rounds: [n1, n2, ...]}``), the way people label:
+round 1 draws n1 frames (at random with the cell's seed; ``diverse`` by k-center in the start
+checkpoint's embedding); every later round keeps what is labeled and adds frames up to its count,
+chosen from the rest of the pool by the previous round's fine-tuned model (its embedding for
+``diverse``, its uncertainty for ``uncertain``, both for ``hybrid``; ``random`` draws them). Each
+round fine-tunes from the method's start on what it has labeled, like any cell, so that a strategy
+and its random twin differ only in which frames they labeled.
+
 The chosen ids are written to the cell's ``selection.json`` and reused when the cell resumes.
 """
 
@@ -28,9 +36,6 @@ import numpy as np
 
 from endopat.io import atomic_write_text
 
-SELECTIONS = ("random", "diverse", "uncertain", "hybrid")
-
-
 def _images(data, ids: list[str]) -> list[np.ndarray]:
     from endopat.data.labeled import load_image
 
@@ -39,6 +44,46 @@ def _images(data, ids: list[str]) -> list[np.ndarray]:
 
 def _embed(embedder, images: list[np.ndarray], batch: int = 16) -> np.ndarray:
     return np.concatenate([embedder.embed(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def select_round(strategy: str, data, n: int, labeled: list[str], seed: int, model: Path | None,
+                 folder: Path) -> list[str]:
+    """A round's training ids: ``labeled`` (the previous round's; none in round 1) and as many more
+    from the rest of the pool as make ``n``, chosen with ``model`` (the previous round's segmenter;
+    in round 1 the method's start checkpoint, or None)."""
+    from endopat.suggest import Candidate, Embedder, choose
+
+    saved = folder / "selection.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())["ids"]
+    pool = list(data.split.train)
+    have = set(labeled)
+    ok = np.array([i not in have for i in pool])
+    rng = np.random.default_rng(seed)
+    first_round = not labeled
+    if strategy == "random" or (first_round and strategy != "diverse"):
+        new = [pool[i] for i in rng.choice(np.flatnonzero(ok), n - len(labeled), replace=False)]
+    else:
+        images = _images(data, pool)
+        embedder = Embedder(model)
+        emb = _embed(embedder, images)
+        cands = [Candidate(i, i, -1, None) for i in pool]
+        if first_round:  # diverse, before any label: k-center from a seeded first frame
+            start = int(rng.integers(len(pool)))
+            ok[start] = False
+            new = [pool[start]] + [pool[i] for i, _, _ in choose("diverse", n - 1, emb, cands, seed,
+                                                                   centers=emb[[start]], available=ok)]
+        else:
+            u = None
+            if strategy in ("uncertain", "hybrid"):
+                u = np.concatenate([embedder.uncertainty(images[i : i + 16])[0] for i in range(0, len(images), 16)])
+            centers = emb[~ok] if strategy in ("diverse", "hybrid") else None
+            new = [pool[i] for i, _, _ in choose(strategy, n - len(labeled), emb, cands, seed, uncertainty=u,
+                                                 centers=centers, available=ok)]
+    ids = list(labeled) + new
+    atomic_write_text(saved, json.dumps({"strategy": strategy, "labels": n, "ids": ids, "added": new,
+                                         "chosen_with": str(model) if model else None}, indent=1))
+    return ids
 
 
 def select(strategy: str, data, fraction: str, subset: int, seed: int, init: Path | None, folder: Path,
