@@ -6,35 +6,24 @@ is left out and counted. An image without annotations of a chosen category is an
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 
 import numpy as np
 
-from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels, polygon_mask
+from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels, json_export, polygon_mask
 from endopat.errors import EndopatError
 
 NAME = "coco"
 TOOL = "COCO instances"
 
 
-def _json(files: ExportFiles) -> str | None:
-    for name in files.find(".json"):
-        head = files.read(name)[:4000].decode("utf-8", "replace").lstrip()
-        if head.startswith("{") and '"images"' in head:
-            return name
-    return None
+def _export(files: ExportFiles):
+    return json_export(files, "{", '"images"')
 
 
 def detect(files: ExportFiles) -> bool:
-    name = _json(files)
-    if name is None:
-        return False
-    try:
-        data = json.loads(files.read(name))
-    except ValueError:
-        return False
-    return isinstance(data, dict) and {"images", "annotations", "categories"} <= set(data)
+    found = _export(files)
+    return found is not None and isinstance(found[1], dict) and {"images", "annotations", "categories"} <= set(found[1])
 
 
 def _segmentation(seg, size: tuple[int, int], here: str) -> np.ndarray:
@@ -61,12 +50,11 @@ def _segmentation(seg, size: tuple[int, int], here: str) -> np.ndarray:
 
 
 def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | None = None) -> Parsed:
-    name = _json(files)
+    found = _export(files)
+    if found is None:
+        raise EndopatError(f"{files.path}: no readable COCO JSON (a file opening with {{\"images\": ...)")
+    name, data = found
     where = files.where(name)
-    try:
-        data = json.loads(files.read(name))
-    except ValueError as err:
-        raise EndopatError(f"{where}: not readable JSON ({err})") from None
     categories = {c["id"]: c["name"] for c in data.get("categories", [])}
     chosen = choose_labels(list(categories.values()), labels, where)
     by_image = defaultdict(list)

@@ -9,10 +9,12 @@ naming the export file and the frame.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +54,19 @@ class ExportFiles:
 
     def find(self, *suffixes: str) -> list[str]:
         return [n for n in self._names if n.lower().endswith(suffixes) and not Path(n).name.startswith(".")]
+
+
+def json_export(files: ExportFiles, opening: str, marker: str = "") -> tuple[str, Any] | None:
+    """``(name, data)`` of the export's first JSON file whose text opens with ``opening`` (``{`` or
+    ``[``) and mentions ``marker`` near its start; None when there is none or it does not parse."""
+    for name in files.find(".json"):
+        head = files.read(name)[:4000].decode("utf-8", "replace").lstrip()
+        if head.startswith(opening) and marker in head:
+            try:
+                return name, json.loads(files.read(name))
+            except ValueError:
+                return None
+    return None
 
 
 @dataclass

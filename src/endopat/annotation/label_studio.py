@@ -10,14 +10,13 @@ one. Several annotators on one task: the latest annotation (by ``updated_at``, t
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
-from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels, polygon_mask
+from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels, json_export, polygon_mask
 from endopat.errors import EndopatError
 
 NAME = "label-studio"
@@ -26,22 +25,10 @@ KINDS = {"brushlabels": "brushlabels", "polygonlabels": "polygonlabels"}
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes an uploaded file's name with this
 
 
-def _json(files: ExportFiles) -> str | None:
-    for name in files.find(".json"):
-        if files.read(name)[:200].decode("utf-8", "replace").lstrip().startswith("["):
-            return name
-    return None
-
-
 def detect(files: ExportFiles) -> bool:
-    name = _json(files)
-    if name is None:
-        return False
-    try:
-        data = json.loads(files.read(name))
-    except ValueError:
-        return False
-    return isinstance(data, list) and all(isinstance(t, dict) and "data" in t for t in data[:5])
+    found = json_export(files, "[")
+    return found is not None and isinstance(found[1], list) and all(isinstance(t, dict) and "data" in t
+                                                                    for t in found[1][:5])
 
 
 def image_name(task: dict) -> str:
@@ -88,12 +75,11 @@ def _brush(value: dict, size: tuple[int, int], here: str) -> np.ndarray:
 
 
 def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | None = None) -> Parsed:
-    name = _json(files)
+    found = json_export(files, "[")
+    if found is None:
+        raise EndopatError(f"{files.path}: no readable Label Studio JSON export (a file opening with [)")
+    name, tasks = found
     where = files.where(name)
-    try:
-        tasks = json.loads(files.read(name))
-    except ValueError as err:
-        raise EndopatError(f"{where}: not readable JSON ({err})") from None
     picked, left_out = [], Counter()
     for task in tasks:
         annotation, why = _chosen(task, annotator)
