@@ -22,7 +22,7 @@ def main() -> None:
     import torch
 
     from endopat.config import FinetuneConfig, ModelConfig
-    from endopat.data.labeled import open_labeled
+    from endopat.data.readers import open_labeled
     from endopat.evaluate import dice_iou, evaluate
     from endopat.finetune import finetune
 

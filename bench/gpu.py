@@ -66,7 +66,7 @@ def full_recolor(frames: Path, out: Path, model, batch: int, device: str, precis
                  devices: int = 1, workers: int = 0) -> float:
     """Images/s of the real pretraining loop: the difference of a long and a short run (set-up,
     first-step compilation of kernels and the final save cancel)."""
-    from endopat.config import PretrainConfig
+    from endopat.tasks.config import PretrainConfig
     from endopat.pretrain import pretrain
 
     times = []
@@ -80,7 +80,7 @@ def full_recolor(frames: Path, out: Path, model, batch: int, device: str, precis
         else:  # DDP launches its processes: a fresh interpreter, as a user's command would
             cfg_path = out / f"ddp-{n}.json"
             cfg_path.write_text(cfg.model_dump_json())
-            code = ("import json,sys; from endopat.config import PretrainConfig; from endopat.pretrain import pretrain;"
+            code = ("import json,sys; from endopat.tasks.config import PretrainConfig; from endopat.pretrain import pretrain;"
                     f"pretrain('{frames}', '{out / f'ddp-{n}'}', PretrainConfig.model_validate_json("
                     f"open('{cfg_path}').read()), progress=False, log=lambda *a: None)")
             subprocess.run([sys.executable, "-c", code], check=True)
@@ -141,7 +141,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     bench_pretrain.SIZE = size
     frames_src = bench_pretrain.make_store(tmp / "imgs", 200)
-    from endopat.config import PretrainConfig
+    from endopat.tasks.config import PretrainConfig
     from endopat.pretrain import pretrain
 
     model = ModelConfig(image_size=(size, size), **({"features": (4, 4, 8, 8, 16, 4)} if args.quick else {}))

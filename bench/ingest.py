@@ -45,7 +45,7 @@ def main() -> None:
     # 2. loader vs training step at 256x256
     from endopat.config import DiscriminatorConfig, ModelConfig
     from endopat.networks import Colorizer, Discriminator
-    from endopat.pretrain import FrameDataset
+    from endopat.data.frames import FrameDataset
     from endopat.data.frames import FrameStore
     from endopat import colour
 

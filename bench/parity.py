@@ -32,7 +32,7 @@ FEATURES = [16, 16, 32, 64, 128, 16]
 
 
 def splits(data: Path, rotation: int):
-    from endopat.data.labeled import open_labeled
+    from endopat.data.readers import open_labeled
 
     samples = open_labeled(data)["all"]
     groups = sorted({s.group for s in samples})

@@ -38,7 +38,8 @@ def make_store(root: Path, n: int) -> Path:
 
 def main() -> None:
     torch.set_num_threads(2)
-    from endopat.config import DiscriminatorConfig, ModelConfig, PretrainConfig
+    from endopat.config import DiscriminatorConfig, ModelConfig
+    from endopat.tasks.config import PretrainConfig
     from endopat.networks import Colorizer, Discriminator
     from endopat.pretrain import pretrain
 
@@ -87,7 +88,7 @@ def main() -> None:
         except Exception as err:  # report, do not hide, a compile failure
             print(f"torch.compile failed: {err.__class__.__name__}: {str(err).splitlines()[0][:200]}")
 
-    code = ("from endopat.pretrain import pretrain; from endopat.config import PretrainConfig, ModelConfig;"
+    code = ("from endopat.pretrain import pretrain; from endopat.tasks.config import PretrainConfig; from endopat.config import ModelConfig;"
             f"pretrain('{{}}', '{{}}', PretrainConfig(model=ModelConfig(image_size=({SIZE},{SIZE})), steps=10,"
             "accelerator='cpu'), progress=False, log=lambda *a: None)")
     big = make_store(tmp / "big", 10000)

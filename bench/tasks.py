@@ -74,7 +74,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from endopat.config import ModelConfig, PretrainConfig
+    from endopat.config import ModelConfig
+    from endopat.tasks.config import PretrainConfig
     from endopat.pretrain import pretrain
     from endopat.tasks import TASKS
 
@@ -103,7 +104,7 @@ def main() -> None:
             bares.append(rate(lambda: [step() for _ in range(LONG - SHORT)], (LONG - SHORT) * BATCH))
         ratios = sorted(f / b for f, b in zip(fulls, bares))
         full, bare, ratio = float(np.median(fulls)), float(np.median(bares)), float(np.median(ratios))
-        code = ("from endopat.pretrain import pretrain; from endopat.config import PretrainConfig, ModelConfig;"
+        code = ("from endopat.pretrain import pretrain; from endopat.tasks.config import PretrainConfig; from endopat.config import ModelConfig;"
                 f"pretrain('{tmp / 'warm' / 'frames'}', '{tmp / f'rss-{task}'}', PretrainConfig(task='{task}', "
                 f"model=ModelConfig(image_size=({args.size},{args.size})), steps=10, accelerator='cpu'), "
                 "progress=False, log=lambda *a: None)")

@@ -207,7 +207,7 @@ def test_importing_again_adds_nothing_and_a_different_mask_needs_replace(frames,
 
 
 def test_an_imported_folder_reads_as_labeled_data_grouped_by_the_suggested_video(frames, tmp_path):
-    from endopat.data.labeled import open_labeled
+    from endopat.data.readers import open_labeled
 
     (tmp_path / "a.xml").write_text(cvat_xml([(n, (H, W)) for n in NAMES], MASKS))
     import_export(tmp_path / "a.xml", frames, tmp_path / "labeled")

@@ -234,7 +234,7 @@ def _flat_copy(labeled, out):
 
 
 def test_a_folder_without_parts_is_split_by_video_saved_and_reused(monkeypatch, capsys, tmp_path, tiny_data):
-    from endopat.data.labeled import open_labeled
+    from endopat.data.readers import open_labeled
     from endopat.data.splits import Split
 
     flat = _flat_copy(tiny_data / "labeled", tmp_path / "flat")

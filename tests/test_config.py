@@ -1,6 +1,7 @@
 import pytest
 
-from endopat.config import FinetuneConfig, ModelConfig, PretrainConfig, load_config
+from endopat.config import FinetuneConfig, ModelConfig, load_config
+from endopat.tasks.config import PretrainConfig
 from endopat.errors import EndopatError
 
 

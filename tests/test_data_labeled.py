@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from endopat.data.labeled import MaskFormat, group_of, load_mask, load_pairs, open_labeled
+from endopat.data.labeled import MaskFormat, group_of, load_mask, load_pairs
+from endopat.data.readers import open_labeled
 from endopat.data.readers import read_labeled
 from endopat.data.readers.generic import read as read_generic
 from endopat.errors import EndopatError

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from endopat.config import FinetuneConfig, ModelConfig
-from endopat.data.labeled import open_labeled
+from endopat.data.readers import open_labeled
 from endopat.data.synth import SynthSpec, generate
 from endopat.finetune import finetune
 

@@ -16,7 +16,7 @@ PRETRAIN = """
 import os, signal, sys
 import torch
 torch.set_num_threads(1)
-from endopat.config import PretrainConfig
+from endopat.tasks.config import PretrainConfig
 from endopat.pretrain import pretrain
 from endopat.tasks import TASKS
 task, src, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -40,7 +40,7 @@ import torch
 torch.set_num_threads(1)
 import endopat.finetune as ft
 from endopat.config import FinetuneConfig
-from endopat.data.labeled import open_labeled
+from endopat.data.readers import open_labeled
 data, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 epoch, calls = ft._train_epoch, []
 def epoch_or_die(*a, **k):
@@ -88,7 +88,7 @@ def test_fine_tuning_killed_and_resumed_gives_the_uninterrupted_weights(tmp_path
 
 
 def test_logged_scalars_are_the_mean_over_each_log_interval_and_a_save_logs_what_is_pending(tmp_path):
-    from endopat.config import PretrainConfig
+    from endopat.tasks.config import PretrainConfig
     from endopat.runtime import TrainingRun
 
     run = TrainingRun(PretrainConfig(accelerator="cpu"), tmp_path, ["step", "loss"], progress=False,

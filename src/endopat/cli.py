@@ -185,7 +185,7 @@ def split(
     val_group: list[str] = typer.Option([], help="a group (video) for the validation set; repeatable"),
 ) -> None:
     """Group-disjoint train/val/test split and label-fraction subsets, written to a JSON file."""
-    from endopat.data.labeled import open_labeled
+    from endopat.data.readers import open_labeled
     from endopat.data.splits import make_split
     from endopat.io import output_file
 
@@ -228,7 +228,8 @@ def pretrain(
     progress: bool = ProgressOpt,
 ) -> None:
     """Pretrain a U-Net on unlabeled frames with an auxiliary task (default: GAN re-colorization)."""
-    from endopat.config import PretrainConfig, load_config
+    from endopat.config import load_config
+    from endopat.tasks.config import PretrainConfig
     from endopat.pretrain import pretrain as run
 
     cfg = load_config(PretrainConfig, config, task=task, steps=steps, batch_size=batch_size,
@@ -303,7 +304,7 @@ def finetune(
 def _train_val(data, layout, split_file, fraction, subset, out, seed, mask_format=None):
     """Training and validation samples: from ``--split``, the source's train/ and val/ folders,
     or a group-disjoint split endopat makes itself in the run folder (and reuses on resume)."""
-    from endopat.data.labeled import open_labeled
+    from endopat.data.readers import open_labeled
     from endopat.data.splits import Split, split_in
     from endopat.io import output_folder
 
@@ -338,7 +339,7 @@ def evaluate(
     device: str = typer.Option("cpu"),
 ) -> None:
     """Per-image Dice and IoU, with mean, median and IQR."""
-    from endopat.data.labeled import open_labeled
+    from endopat.data.readers import open_labeled
     from endopat.data.splits import Split
     from endopat.evaluate import evaluate as run
     from endopat.evaluate import summarize, write_metrics_csv

@@ -10,6 +10,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from endopat.study.config import StudyConfig, load_study
+from endopat.tasks import DEFAULT_TASK
 
 DEMO_CONFIG = files("endopat") / "configs" / "demo.yaml"
 
@@ -32,7 +33,7 @@ def demo_config(quick: bool = False, data_seed: int = 0) -> StudyConfig:
         unlabeled={"target": data["unlabeled"]["target"]},
         extra_labeled={},
         methods=[m for m in data["methods"] if m["supervised"] is None and m["pretrain"] in (None, "target")
-                 and m["task"] in (None, "recolor")],
+                 and m["task"] in (None, DEFAULT_TASK)],
         fractions=["1/4"],
         subsets=1,
         pretrain_seeds=1,

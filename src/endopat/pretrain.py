@@ -20,24 +20,13 @@ import numpy as np
 import torch
 
 from endopat.checkpoints import save_checkpoint
-from endopat.config import PretrainConfig
 from endopat.data.frames import FrameStore, build_store, probe_source
 from endopat.encoder_weights import check_weights_file
 from endopat.io import atomic_write_text
 from endopat.networks import arch_of
 from endopat.runtime import TrainingRun, progress_bar
 from endopat.tasks import get_task
-
-
-class FrameDataset(torch.utils.data.Dataset):
-    def __init__(self, store: FrameStore):
-        self.store = store
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(self.store[i])
+from endopat.tasks.config import PretrainConfig
 
 
 def open_frames(source: str | Path, run: TrainingRun, cfg: PretrainConfig) -> FrameStore:

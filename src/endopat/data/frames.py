@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+import torch
 
 from endopat.data.geometry import Fit, content_box, fit_image
 from endopat.errors import EndopatError
@@ -65,6 +66,19 @@ class FrameStore:
     @property
     def size(self) -> tuple[int, int]:
         return self.shape[1], self.shape[2]
+
+
+class FrameDataset(torch.utils.data.Dataset):
+    """A frame store as a dataset of ``(H, W, 3)`` uint8 tensors (a task's default)."""
+
+    def __init__(self, store: FrameStore):
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.store[i])
 
 
 def source_files(src: Path) -> tuple[str, list[Path]]:

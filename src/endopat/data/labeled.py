@@ -8,7 +8,7 @@ return the same samples; :func:`load_pairs` turns samples into tensors at the ne
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -90,29 +90,6 @@ def group_of(stem: str) -> str:
     ``vid03_f000012_t0.48s`` -> ``vid03``."""
     m = _TRAILING_INDEX.match(stem)
     return m.group(1) if m and m.group(1) else stem
-
-
-def open_labeled(src: str | Path, layout: str | None = None,
-                 mask_format: MaskFormat | None = None) -> dict[str, list[Sample]]:
-    """Samples of a labeled source, by split when the source has ``train/``, ``val/``, ``test/``.
-
-    Each split folder (or the source itself, returned under ``"all"``) is read with the named
-    ``layout`` or the one detected (see :mod:`endopat.data.readers`); ``mask_format`` says how
-    generic masks read (default: :class:`MaskFormat`).
-    """
-    from endopat.data.readers import read_labeled
-
-    src = Path(src)
-    if not src.exists():
-        raise EndopatError(f"{src}: not found")
-    if not src.is_dir():
-        raise EndopatError(f"{src}: not a folder")
-    present = [s for s in SPLITS if (src / s).is_dir()]
-    parts = ({s: read_labeled(src / s, layout) for s in present} if present
-             else {"all": read_labeled(src, layout)})
-    if mask_format is not None and mask_format != MaskFormat():
-        parts = {k: [replace(s, mask_format=mask_format) for s in v] for k, v in parts.items()}
-    return parts
 
 
 def _grey(raw: np.ndarray, path: Path) -> np.ndarray:

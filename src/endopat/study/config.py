@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from endopat.config import (FinetuneConfig, FinetuneSettings, ModelConfig, PretrainConfig,
-                            PretrainSettings, RuntimeConfig, _Strict, load_yaml, validate)
+from endopat.config import FinetuneConfig, FinetuneSettings, ModelConfig, RuntimeConfig, _Strict, load_yaml, validate
 from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
 from endopat.errors import EndopatError
 from endopat.data.synth import SynthSpec
+from endopat.tasks import known_task
+from endopat.tasks.config import PretrainConfig, PretrainSettings
 
 
 class SynthData(SynthSpec):
@@ -108,11 +109,7 @@ class Method(_Strict):
     @field_validator("task")
     @classmethod
     def _known_task(cls, v: str | None) -> str | None:
-        from endopat.tasks import TASKS
-
-        if v is not None and v not in TASKS:
-            raise ValueError(f"unknown task '{v}' (the tasks: {', '.join(TASKS)})")
-        return v
+        return v if v is None else known_task(v)
 
     @property
     def slug(self) -> str:

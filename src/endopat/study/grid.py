@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from endopat.data.splits import Split, fraction_label
 from endopat.study.config import Method, StudyConfig
+from endopat.tasks import DEFAULT_TASK
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,14 @@ class Stage:
     kind: str  # "pretrain" | "supervised"
     source: str  # unlabeled source name, or extra labeled set name
     pretrain: str | None = None  # for supervised stages: the pretraining they start from
-    task: str = "recolor"  # the auxiliary task of the pretraining (its own, or the one started from)
+    task: str = DEFAULT_TASK  # the auxiliary task of the pretraining (its own, or the one started from)
     rep: int = 0  # pretraining repeat (``pretrain_seeds``); 0 keeps the key of a single run
     weights: str | None = None  # the encoder weights the first of the stages starts from
     steps: int | None = None  # the pretraining's own step count (a method's pretrain_steps), else the study's
 
     @property
     def key(self) -> str:
-        task = "" if self.task == "recolor" else f"+{self.task}"  # the paper's task keeps the plain key
+        task = "" if self.task == DEFAULT_TASK else f"+{self.task}"  # the paper's task keeps the plain key
         if self.weights:
             task += "+w-" + re.sub(r"[^A-Za-z0-9]+", "-", self.weights).strip("-").lower()
         if self.steps:
@@ -71,7 +72,7 @@ class Cell:
         return base + self.subset + 1000 * self.repeat
 
 
-def stages_of(method: Method, default_task: str = "recolor", rep: int = 0) -> list[Stage]:
+def stages_of(method: Method, default_task: str = DEFAULT_TASK, rep: int = 0) -> list[Stage]:
     out, task, w, steps = [], method.task or default_task, method.encoder_weights, method.pretrain_steps
     if method.pretrain:
         out.append(Stage("pretrain", method.pretrain, task=task, rep=rep, weights=w, steps=steps))
@@ -81,7 +82,7 @@ def stages_of(method: Method, default_task: str = "recolor", rep: int = 0) -> li
     return out
 
 
-def init_stage(method: Method, default_task: str = "recolor", rep: int = 0) -> Stage | None:
+def init_stage(method: Method, default_task: str = DEFAULT_TASK, rep: int = 0) -> Stage | None:
     """The stage (of pretraining repeat ``rep``) whose checkpoint a method's cells start from."""
     stages = stages_of(method, default_task, rep)
     return stages[-1] if stages else None

@@ -26,7 +26,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from endopat.data.labeled import Sample, open_labeled
+from endopat.data.labeled import Sample
+from endopat.data.readers import open_labeled
 from endopat.data.splits import Split, make_split
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text, output_folder, remove_leftovers

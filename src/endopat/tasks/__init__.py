@@ -8,6 +8,7 @@ then know it (docs/design.md walks through one).
 
 from __future__ import annotations
 
+from endopat.errors import EndopatError
 from endopat.tasks.base import Task
 from endopat.tasks.contrastive import ContrastiveTask
 from endopat.tasks.inpaint import InpaintTask
@@ -19,12 +20,20 @@ TASKS: dict[str, type[Task]] = {
     "contrastive": ContrastiveTask,
 }
 
-__all__ = ["TASKS", "Task", "get_task"]
+DEFAULT_TASK = "recolor"  # the paper's
+
+__all__ = ["DEFAULT_TASK", "TASKS", "Task", "get_task", "known_task"]
+
+
+def known_task(name: str) -> str:
+    """``name`` if it is a task, else the one ValueError every config validator raises."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task '{name}' (the tasks: {', '.join(TASKS)})")
+    return name
 
 
 def get_task(name: str) -> type[Task]:
-    from endopat.errors import EndopatError
-
-    if name not in TASKS:
-        raise EndopatError(f"unknown task '{name}' (the tasks: {', '.join(TASKS)})")
-    return TASKS[name]
+    try:
+        return TASKS[known_task(name)]
+    except ValueError as err:
+        raise EndopatError(str(err)) from None

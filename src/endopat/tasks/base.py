@@ -42,7 +42,7 @@ class Task(ABC):
 
     def dataset(self, store: Any) -> torch.utils.data.Dataset:
         """What the loader draws from the frame store: single frames ``(H, W, 3)`` by default."""
-        from endopat.pretrain import FrameDataset
+        from endopat.data.frames import FrameDataset
 
         return FrameDataset(store)
 

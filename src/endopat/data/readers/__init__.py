@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from endopat.data.labeled import Sample
+from dataclasses import replace
+
+from endopat.data.labeled import SPLITS, MaskFormat, Sample
 from endopat.data.readers import cholecseg8k, endovis17, generic, kvasir, robustmis19
 from endopat.errors import EndopatError
 
@@ -44,3 +46,24 @@ def read_labeled(root: str | Path, layout: str | None = None, keep_bad: bool = F
         more = f" (and {len(bad) - 1} more; `endopat inspect` lists them)" if len(bad) > 1 else ""
         raise EndopatError(bad[0].problem + more)
     return samples
+
+
+def open_labeled(src: str | Path, layout: str | None = None,
+                 mask_format: MaskFormat | None = None) -> dict[str, list[Sample]]:
+    """Samples of a labeled source, by split when the source has ``train/``, ``val/``, ``test/``.
+
+    Each split folder (or the source itself, returned under ``"all"``) is read with the named
+    ``layout`` or the one detected (see :mod:`endopat.data.readers`); ``mask_format`` says how
+    generic masks read (default: :class:`MaskFormat`).
+    """
+    src = Path(src)
+    if not src.exists():
+        raise EndopatError(f"{src}: not found")
+    if not src.is_dir():
+        raise EndopatError(f"{src}: not a folder")
+    present = [s for s in SPLITS if (src / s).is_dir()]
+    parts = ({s: read_labeled(src / s, layout) for s in present} if present
+             else {"all": read_labeled(src, layout)})
+    if mask_format is not None and mask_format != MaskFormat():
+        parts = {k: [replace(s, mask_format=mask_format) for s in v] for k, v in parts.items()}
+    return parts
