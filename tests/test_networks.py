@@ -67,3 +67,48 @@ def test_a_bad_architecture_setting_is_refused_with_the_reason(data, message):
 
     with pytest.raises(ValidationError, match=message):
         ModelConfig(**data)
+
+
+def test_folding_a_two_logit_head_into_one_logit_keeps_its_predictions():
+    from endopat.config import ModelConfig
+    from endopat.networks import ARCHS, build_unet, one_logit_head, output_conv
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+    net = build_unet(cfg)
+    with torch.no_grad():
+        output_conv(net, ARCHS["basic_unet"]).bias.copy_(torch.tensor([0.3, -0.2]))
+    x = torch.randn(2, 3, 32, 32)
+    before = torch.softmax(net(x), 1)
+    one_logit_head(output_conv(net, ARCHS["basic_unet"]))
+    after = net(x)
+    assert torch.allclose(torch.softmax(after, 1), before, atol=1e-6)
+    assert (after[:, 0] == 0).all()
+
+
+def test_training_a_one_logit_head_leaves_the_background_logit_at_zero():
+    from endopat.config import ModelConfig
+    from endopat.losses import segmentation
+    from endopat.networks import ARCHS, build_unet, one_logit_head, output_conv
+
+    cfg = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+    net = build_unet(cfg)
+    conv = output_conv(net, ARCHS["basic_unet"])
+    one_logit_head(conv)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    w1 = conv.weight[1].clone()
+    for _ in range(3):
+        loss = segmentation(net(torch.randn(2, 3, 32, 32)), torch.rand(2, 32, 32) > 0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert (conv.weight[0] == 0).all() and conv.bias[0] == 0 and not torch.equal(conv.weight[1], w1)
+
+
+def test_the_output_conv_of_an_encoder_unet_is_its_segmentation_head_s_convolution():
+    from endopat.config import ModelConfig
+    from endopat.networks import ARCHS, build_unet, output_conv
+
+    net = build_unet(ModelConfig(arch="resnet18", image_size=(64, 64)))
+    conv = output_conv(net, ARCHS["resnet18"])
+    assert conv.out_channels == 2 and any(m is conv for m in net.segmentation_head.modules())

@@ -9,7 +9,9 @@ Variants are a matter of the ``init`` checkpoint:
 * PAT-Ext: re-colorization -> fine-tune on another labeled set -> fine-tune on the target.
 
 When ``init`` is itself a segmenter (same task, same two classes) its last layer is kept too, unless
-``reinit_last=True``. Loss: two-class cross-entropy (eq. 6); Adam; learning rate x0.1 after a
+``reinit_last=True``. Loss: two-class cross-entropy (eq. 6), the background logit held at 0 so
+that the output layer trains one logit (:func:`endopat.networks.one_logit_head`); Adam; learning
+rate x0.1 after a
 ``plateau_patience``-epoch validation-loss plateau; the checkpoint kept is the best on validation
 loss; training stops early after ``early_stop_patience`` epochs without a new best. A training set
 smaller than ``min_samples_per_epoch`` is repeated within an epoch, so that 25 labels and 400 labels
@@ -36,7 +38,7 @@ from endopat.errors import EndopatError
 from endopat.evaluate import dice_iou
 from endopat.io import atomic_write_text
 from endopat.encoder_weights import check_weights_file, load_encoder_weights
-from endopat.networks import arch_of, build_unet, prepare_input
+from endopat.networks import arch_of, build_unet, one_logit_head, output_conv, prepare_input
 from endopat.runtime import GeneratorState, TrainingRun
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
@@ -101,6 +103,7 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
         atomic_write_text(run.out / "init_report.txt", "\n".join(lines) + "\n")
         for line in lines:
             run.log(line)
+    one_logit_head(output_conv(model, arch))
     names = dict(model.named_children())
     for name in arch.modules(cfg.freeze):
         if name not in names:

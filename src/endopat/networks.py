@@ -176,6 +176,35 @@ def reset_modules(unet: nn.Module, names: tuple[str, ...] = ("final_conv",)) -> 
     return keys
 
 
+def output_conv(unet: nn.Module, arch: Arch) -> nn.Conv2d:
+    """The convolution that gives the segmenter's two logits (the last one of the ``last`` group)."""
+    convs = [m for name in arch.groups["last"] for m in unet.get_submodule(name).modules()
+             if isinstance(m, nn.Conv2d)]
+    return convs[-1]
+
+
+def one_logit_head(conv: nn.Conv2d) -> None:
+    """Train the two-class output as one logit: the background logit is fixed at 0, the instrument
+    logit carries the difference. Softmax over (0, z) is sigmoid(z), so the cross-entropy is the
+    binary cross-entropy of one logit, as a plain loop trains it (bench/parity.py). With two free
+    logits Adam moves both by a step in opposite directions, which doubles the output layer's
+    learning rate on their difference; on real frames with L input that cost 0.05 test Dice
+    (docs/method.md, "Parity"). A head loaded from a segmenter is folded first (both logits minus
+    the background's: the same predictions). Checkpoints keep their two channels."""
+    with torch.no_grad():
+        conv.weight[1] -= conv.weight[0].clone()
+        conv.weight[0] = 0
+        if conv.bias is not None:
+            conv.bias[1] -= conv.bias[0].clone()
+            conv.bias[0] = 0
+    keep = torch.ones_like(conv.weight)
+    keep[0] = 0
+    conv.weight.register_hook(lambda g: g * keep.to(g.device, g.dtype))
+    if conv.bias is not None:
+        keep_b = torch.tensor([0.0, 1.0])
+        conv.bias.register_hook(lambda g: g * keep_b.to(g.device, g.dtype))
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
