@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(os.environ.get("ENDOPAT_SHARED_DATA", HERE.parents[1] / "shared" / "data")) / "endovis15-dev"
 BUDGET = {"epochs": 40, "min_samples_per_epoch": 80, "batch_size": 8}
 FEATURES = [16, 16, 32, 64, 128, 16]
+FIELDS = ["method", "input", "rotation", "train", "seed", "dice", "seconds"]
 
 
 def splits(data: Path, rotation: int):
@@ -106,7 +107,10 @@ def main() -> None:
     ap.add_argument("--image-size", default="128x128", help="HxW both loops letterbox into")
     ap.add_argument("--only", choices=("yardstick", "endopat"), help="run one side only")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="endopat setting a.b=value")
-    ap.add_argument("--csv", type=Path, help="write every run's row here")
+    ap.add_argument("--csv", type=Path, help="write every run's row here (after each run: a killed run keeps them)")
+    ap.add_argument("--with", dest="reuse", type=Path, action="append", default=[],
+                    help="rows of an earlier run (its --csv) to reuse instead of running them again, e.g. the "
+                    "yardstick's after a change to endopat (the yardstick is deterministic for a seed on a CPU)")
     args = ap.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: not found (set ENDOPAT_SHARED_DATA or --data)")
@@ -117,23 +121,27 @@ def main() -> None:
         raise SystemExit(f"--inputs {args.inputs}: choose from L, Lab")
     size = tuple(int(v) for v in args.image_size.lower().split("x"))
     methods = [args.only] if args.only else ["yardstick", "endopat"]
+    reused = [dict(r, rotation=int(r["rotation"]), seed=int(r["seed"]), dice=float(r["dice"]),
+                   seconds=float(r["seconds"])) for path in args.reuse for r in csv.DictReader(open(path))]
+    have = {(r["method"], r["input"], r["rotation"], r["seed"]) for r in reused}
     jobs = [(m, str(args.data), r, s, i, size, sets) for i in inputs for r in range(args.rotations)
-            for s in range(args.seeds) for m in methods]
+            for s in range(args.seeds) for m in methods if (m, i, r, s) not in have]
+    print(f"{len(jobs)} runs to do, {len(have)} reused from {', '.join(map(str, args.reuse)) or '-'}", flush=True)
     t0 = time.perf_counter()
     import multiprocessing as mp
 
-    rows = []
+    rows = [r for r in reused if r["input"] in inputs and r["rotation"] < args.rotations and r["seed"] < args.seeds
+            and r["method"] in methods]
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
         for row in pool.map(one_run, jobs):
             rows.append(row)
             print(f"{row['method']:9s} {row['input']:3s} train {row['train']} seed {row['seed']}: "
                   f"test Dice {row['dice']:.3f}"
                   f" ({row['seconds']:.0f} s)", flush=True)
-    if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+            if args.csv:
+                from endopat.io import atomic_write_csv
+
+                atomic_write_csv(args.csv, FIELDS, rows)
     print(f"\nendopat settings: {sets or 'defaults'}; {args.image_size} letterbox; {len(rows)} runs in "
           f"{time.perf_counter() - t0:.0f} s")
     for i in inputs:
