@@ -111,8 +111,8 @@ def bottleneck_channels(cfg: ModelConfig) -> int:
 class Colorizer(nn.Module):
     """Generator G(I_l): normalised L ``(B, 1, H, W)`` -> normalised a/b ``(B, 2, H, W)`` in (-1, 1).
 
-    Its ``state_dict`` keys are those of the wrapped U-Net (``unet.`` prefix stripped on export by
-    :func:`endopat.checkpoints.unet_state`), so the segmenter loads them directly.
+    :meth:`endopat.tasks.base.Task.unet` hands the wrapped U-Net to the checkpoint, whose keys the
+    segmenter loads directly.
     """
 
     def __init__(self, cfg: ModelConfig, unet: nn.Module | None = None):

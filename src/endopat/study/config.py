@@ -180,9 +180,6 @@ class StudyConfig(_Strict):
         return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed,
                                                      "encoder_weights": encoder_weights})
 
-    def task_of(self, method: Method) -> str:
-        return method.task or self.pretrain.task
-
     def finetune_config(self, section: FinetuneSettings, seed: int, encoder_weights: str | None = None
                         ) -> FinetuneConfig:
         data = section.model_dump() | self.runtime.model_dump()
