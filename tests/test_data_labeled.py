@@ -170,3 +170,19 @@ def test_skip_bad_leaves_out_a_bad_sample_and_counts_it(tmp_path):
     images, masks = load_pairs(read_generic(tmp_path), (16, 16), skip_bad=True, log=logged.append)
     assert len(images) == len(masks) == 2
     assert any("vid1_f001.png" in m for m in logged) and logged[-1] == "skipped 1 bad sample(s) of 3"
+
+
+def test_chunks_regroup_one_clip_into_runs_of_consecutive_frames():
+    from endopat.data.labeled import Sample, chunked
+
+    clip = [Sample(f"f{k}.png", (), "video00", f"video00/frame_{k:03d}") for k in (5, 1, 3, 0, 2, 4)]
+    groups = {s.id[-3:]: s.group for s in chunked(clip, 2)}
+    assert groups == {"000": "video00_c00", "001": "video00_c00", "002": "video00_c01", "003": "video00_c01",
+                      "004": "video00_c02", "005": "video00_c02"}
+
+
+def test_skip_bad_leaves_out_the_real_frame_without_a_mask(shared_data):
+    with pytest.raises(EndopatError, match="frame_633_endo.png: no watershed mask"):
+        open_labeled(shared_data / "cholecseg8k-sample")
+    samples = open_labeled(shared_data / "cholecseg8k-sample", skip_bad=True)["all"]
+    assert len(samples) == 72 and not any(s.problem for s in samples)

@@ -8,7 +8,7 @@ return the same samples; :func:`load_pairs` turns samples into tensors at the ne
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -83,6 +83,16 @@ class Sample:
     split: str | None = None  # a split the dataset itself defines (e.g. Kvasir's test.txt)
     problem: str | None = None  # why this frame cannot be used (e.g. its mask file is missing)
     mask_format: MaskFormat = MaskFormat()  # how a generic mask's values read (threshold, class map)
+
+
+def chunked(samples: list[Sample], n: int) -> list[Sample]:
+    """The samples regrouped into runs of ``n`` consecutive frames of each group (by id):
+    ``video00`` -> ``video00_c00``, ``video00_c01``, ... (order kept)."""
+    rank: dict[str, int] = {}
+    for group in dict.fromkeys(s.group for s in samples):
+        for k, s in enumerate(sorted((s for s in samples if s.group == group), key=lambda s: s.id)):
+            rank[s.id] = k
+    return [replace(s, group=f"{s.group}_c{rank[s.id] // n:02d}") for s in samples]
 
 
 def group_of(stem: str) -> str:

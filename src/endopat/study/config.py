@@ -35,6 +35,11 @@ class LabeledSource(_Strict):
                                   "this share of the value range")
     class_map: dict[str, Literal["instrument", "background"]] = Field(
         {}, description="colour-coded masks: value (0-255) or 'R,G,B' -> instrument / background")
+    skip_bad: bool = Field(False, description="leave out the frames the reader finds unusable (a missing mask), "
+                           "counted in the log, instead of stopping")
+    chunk: int | None = Field(None, ge=1, description="split each video into groups of this many consecutive "
+                              "frames (name order), for a source of one clip: a split then keeps neighbouring "
+                              "frames together, but its test frames come from the same video")
 
     @model_validator(mode="after")
     def _valid_class_map(self) -> "LabeledSource":

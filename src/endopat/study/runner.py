@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from endopat.data.labeled import Sample
+from endopat.data.labeled import Sample, chunked
 from endopat.data.readers import open_labeled
 from endopat.data.splits import Split, make_split
 from endopat.errors import EndopatError
@@ -75,7 +75,9 @@ def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
 
 
 def _all_samples(src: LabeledSource, root: Path, cfg: StudyConfig) -> tuple[list[Sample], dict]:
-    parts = open_labeled(cfg.resolve(src.path, root), src.layout, src.mask_format())
+    parts = open_labeled(cfg.resolve(src.path, root), src.layout, src.mask_format(), skip_bad=src.skip_bad)
+    if src.chunk:
+        parts = {k: chunked(v, src.chunk) for k, v in parts.items()}
     return [s for v in parts.values() for s in v], parts
 
 

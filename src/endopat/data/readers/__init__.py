@@ -49,12 +49,13 @@ def read_labeled(root: str | Path, layout: str | None = None, keep_bad: bool = F
 
 
 def open_labeled(src: str | Path, layout: str | None = None,
-                 mask_format: MaskFormat | None = None) -> dict[str, list[Sample]]:
+                 mask_format: MaskFormat | None = None, skip_bad: bool = False) -> dict[str, list[Sample]]:
     """Samples of a labeled source, by split when the source has ``train/``, ``val/``, ``test/``.
 
     Each split folder (or the source itself, returned under ``"all"``) is read with the named
     ``layout`` or the one detected (see :mod:`endopat.data.readers`); ``mask_format`` says how
-    generic masks read (default: :class:`MaskFormat`).
+    generic masks read (default: :class:`MaskFormat`). ``skip_bad``: frames the reader finds
+    unusable (a missing mask) are left out instead of stopping with an error.
     """
     src = Path(src)
     if not src.exists():
@@ -62,8 +63,10 @@ def open_labeled(src: str | Path, layout: str | None = None,
     if not src.is_dir():
         raise EndopatError(f"{src}: not a folder")
     present = [s for s in SPLITS if (src / s).is_dir()]
-    parts = ({s: read_labeled(src / s, layout) for s in present} if present
-             else {"all": read_labeled(src, layout)})
+    parts = ({s: read_labeled(src / s, layout, keep_bad=skip_bad) for s in present} if present
+             else {"all": read_labeled(src, layout, keep_bad=skip_bad)})
+    if skip_bad:
+        parts = {k: [s for s in v if not s.problem] for k, v in parts.items()}
     if mask_format is not None and mask_format != MaskFormat():
         parts = {k: [replace(s, mask_format=mask_format) for s in v] for k, v in parts.items()}
     return parts
