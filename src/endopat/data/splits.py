@@ -26,7 +26,7 @@ import numpy as np
 
 from endopat.data.labeled import Sample
 from endopat.errors import EndopatError
-from endopat.io import atomic_write_text, output_file
+from endopat.io import atomic_write_text, output_file, output_folder
 
 DEFAULT_FRACTIONS = ("1", "1/2", "1/4", "1/8", "1/16")
 VERSION = 1
@@ -173,3 +173,53 @@ def split_in(folder: str | Path, samples: Sequence[Sample], seed: int = 0, sourc
         f"({groups(split.train)} groups), val {len(split.val)} ({groups(split.val)}), "
         f"test {len(split.test)} ({groups(split.test)}) -> {split.save(path)}")
     return split
+
+
+def train_val(data: str | Path, out: str | Path, split_file: str | Path | None = None, fraction: str | None = None,
+              subset: int = 0, layout: str | None = None, seed: int = 0, mask_format=None,
+              log=print) -> tuple[list[Sample], list[Sample]]:
+    """The training and validation samples of a labeled source for a run in ``out``: from
+    ``split_file`` (with ``fraction``/``subset``, one label subset of it), the source's train/ and
+    val/ folders, or a group-disjoint split made in ``out`` (:func:`split_in`; reused on resume)."""
+    from endopat.data.readers import open_labeled
+
+    output_folder(out)
+    parts = open_labeled(data, layout, mask_format)
+    samples = [s for v in parts.values() for s in v]
+    if split_file is not None:
+        sp = Split.load(split_file)
+    elif "all" in parts:
+        sp = split_in(out, samples, seed, source=str(data), layout=layout, log=log)
+    else:
+        if fraction:
+            raise EndopatError("--fraction needs --split with train/ val/ folders (make one with `endopat split`)")
+        for needed in ("train", "val"):
+            if needed not in parts:
+                raise EndopatError(f"{data}: no {needed}/ folder (expected train/ and val/, or pass --split)")
+        return parts["train"], parts["val"]
+    train_ids = sp.subset(fraction, subset) if fraction else sp.train
+    return sp.resolve(samples, train_ids), sp.resolve(samples, sp.val)
+
+
+def part_to_score(data: str | Path, part: str = "test", split_file: str | Path | None = None,
+                  model: str | Path | None = None, layout: str | None = None, mask_format=None,
+                  log=print) -> list[Sample]:
+    """The samples to score: ``part`` (train, val or test) of ``split_file``, or of the split
+    ``finetune`` made beside ``model`` for a folder without parts, else the source's ``part``
+    folder (or the whole source when it has none)."""
+    from endopat.data.readers import open_labeled
+
+    parts = open_labeled(data, layout, mask_format)
+    beside = Path(model).parent / "split.json" if model is not None else None
+    if split_file is None and "all" in parts and beside is not None and beside.is_file():
+        split_file = beside
+        log(f"using the split the model was trained with: {beside}")
+    if split_file is not None:
+        sp = Split.load(split_file)
+        if part not in ("train", "val", "test"):
+            raise EndopatError(f"--split-name must be train, val or test, not '{part}'")
+        return sp.resolve([s for v in parts.values() for s in v], getattr(sp, part))
+    samples = parts.get(part, parts.get("all"))
+    if samples is None:
+        raise EndopatError(f"{data}: no {part}/ folder")
+    return samples

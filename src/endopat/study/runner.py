@@ -31,7 +31,7 @@ from endopat.data.readers import open_labeled
 from endopat.data.splits import Split, make_split
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text, output_folder, remove_leftovers
-from endopat.study.config import LabeledSource, StudyConfig
+from endopat.study.config import LabeledSource, StudyConfig, study_from_dict
 from endopat.study.grid import Cell, Stage, all_stages, cells, init_stage, shard
 from endopat.study.sources import Overlap, prepare_source, pretraining_source
 
@@ -105,6 +105,21 @@ def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
                                                           out, src.every)
         log(f"pretraining source '{name}': {overlap.sentence()}")
     return data
+
+
+def reopen(run: str | Path, log: Log = print) -> tuple[StudyConfig, StudyData]:
+    """A study's config and data from its run folder (``study.json``), e.g. to write its report
+    again after sharded runs."""
+    run = Path(run)
+    meta = run / "study.json"
+    if not meta.is_file():
+        raise EndopatError(f"{run}: not a study run folder (no study.json)")
+    try:
+        saved = json.loads(meta.read_text())
+    except ValueError as err:
+        raise EndopatError(f"{meta}: unreadable ({err})") from None
+    cfg = study_from_dict(saved, str(meta))
+    return cfg, prepare(cfg, run, log)
 
 
 def stage_dir(out: Path, stage: Stage) -> Path:

@@ -1,0 +1,105 @@
+"""Commands that use a model: evaluate, predict, suggest, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from endopat.cli.app import (ClassMapOpt, MaskThresholdOpt, ProgressOpt,
+                             echo, mask_format_of, app)
+from endopat.errors import EndopatError
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="segmenter checkpoint (best.pt)"),
+    data: Path = typer.Option(..., "--data", "-d", help="labeled folder (images/ + masks/, or with test/)"),
+    out: Path = typer.Option(..., "--out", "-o", help="per-image metrics CSV"),
+    split: str = typer.Option("test", "--split-name", help="which split: a folder of DATA, or a part of --split"),
+    split_file: Optional[Path] = typer.Option(None, "--split", help="split JSON from `endopat split`"),
+    layout: Optional[str] = typer.Option(None),
+    mask_threshold: float = MaskThresholdOpt,
+    class_map: Optional[str] = ClassMapOpt,
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Per-image Dice and IoU, with mean, median and IQR."""
+    from endopat.data.splits import part_to_score
+    from endopat.evaluate import evaluate as run
+    from endopat.evaluate import summarize, write_metrics_csv
+    from endopat.io import output_file
+
+    output_file(out)
+    samples = part_to_score(data, split, split_file, model, layout, mask_format_of(mask_threshold, class_map), echo)
+    rows = run(model, samples, device=device)
+    write_metrics_csv(rows, out)
+    for metric, s in summarize(rows).items():
+        echo(f"{metric}: mean {s['mean']:.3f}  median {s['median']:.3f}  "
+              f"IQR [{s['q1']:.3f} {s['q3']:.3f}]  n={s['n']}")
+    echo(f"per-image metrics: {out}")
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="segmenter checkpoint (.pt) or exported model (.onnx)"),
+    source: Path = typer.Argument(..., help="an image, a folder of images, or a video"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder"),
+    threshold: Optional[float] = typer.Option(None, help="foreground probability threshold (default: the model's)"),
+    batch_size: int = typer.Option(8),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ... (PyTorch models)"),
+    save_masks: bool = typer.Option(False, "--save-masks", help="videos: also write every frame's mask"),
+    backend: str = typer.Option("auto", help="auto (onnxruntime on CPU when installed, else PyTorch), "
+                                "onnx or torch"),
+    progress: bool = ProgressOpt,
+) -> None:
+    """Segment instruments: masks for images; overlay video + per-frame CSV for a video."""
+    from endopat.predict import predict as run
+
+    result = run(model, source, out, batch_size, threshold, device, save_masks, progress, backend, echo)
+    if "overlay" in result:
+        echo(f"{result['frames']} frames -> {result['overlay']} and {result['csv']}")
+    else:
+        echo(f"{len(result['masks'])} masks -> {out / 'masks'}")
+
+
+@app.command()
+def suggest(
+    source: Path = typer.Argument(..., help="a video, a folder of videos or images, or a frame store"),
+    n: int = typer.Option(..., "-n", help="how many frames to choose"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder"),
+    model: Optional[Path] = typer.Option(None, help="checkpoint whose encoder embeds the frames (any "
+                                         "pretrained one or a segmenter; a segmenter also gives uncertainty "
+                                         "and pre-annotations)"),
+    labeled: Optional[Path] = typer.Option(None, help="frames already labeled: excluded, and the start of "
+                                           "the diversity search"),
+    strategy: str = typer.Option("diverse", help="random, diverse (k-center), uncertain or hybrid"),
+    seed: int = typer.Option(0),
+    fps: float = typer.Option(1.0, help="video frames sampled per second"),
+    min_gap: float = typer.Option(2.0, help="seconds between two chosen frames of one video"),
+    device: str = typer.Option("cpu"),
+    progress: bool = ProgressOpt,
+) -> None:
+    """Choose the frames to label next (diversity, uncertainty); write them with CVAT and Label Studio imports."""
+    from endopat.suggest import suggest as run
+
+    result = run(source, n, out, model, labeled, strategy, seed, fps, min_gap, device=device,
+                 progress=progress, log=echo)
+    echo(f"chose {result['chosen']} of {result['candidates']} frames ({strategy}): {result['ranking']}; "
+          f"imports in {out / 'cvat'} and {out / 'label_studio'}")
+
+
+@app.command()
+def export(
+    model: Path = typer.Argument(..., help="segmenter checkpoint (.pt)"),
+    onnx_out: Path = typer.Option(..., "--onnx", help="output .onnx file"),
+    opset: int = typer.Option(17),
+) -> None:
+    """Export a segmenter to ONNX (dynamic batch and image size; metadata for preprocessing)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise EndopatError("ONNX export needs the 'export' extra: pip install 'endopat[export]'") from None
+    from endopat.export import export_onnx
+
+    echo(f"exported: {export_onnx(model, onnx_out, opset)}")
