@@ -11,7 +11,8 @@ from endopat.config import ModelConfig
 from endopat.data.video import write_video
 from endopat.errors import EndopatError
 from endopat.networks import build_unet
-from endopat.suggest import Candidate, choose, k_center, suggest
+from endopat.choose import Candidate, choose, k_center
+from endopat.suggest import suggest
 
 CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
 

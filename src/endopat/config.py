@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from endopat.data.geometry import Fit
 from endopat.errors import EndopatError
 
 
@@ -40,7 +41,7 @@ class ModelConfig(_Strict):
     decoder_channels: tuple[int, int, int, int, int] = (256, 128, 64, 32, 16)
     input: Literal["L", "Lab"] = "Lab"
     image_size: tuple[int, int] = (128, 128)
-    fit: Literal["letterbox", "stretch"] = Field(
+    fit: Fit = Field(
         "letterbox", description="how frames of another aspect ratio enter image_size "
         "(endopat.data.geometry): letterbox keeps the aspect and pads; stretch squashes")
 

@@ -39,36 +39,17 @@ pre-annotations when ``model`` is a segmenter (:mod:`endopat.annotation`).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from endopat.choose import STRATEGIES, Candidate, choose
+from endopat.embedding import Embedder
 from endopat.errors import EndopatError
-
-STRATEGIES = ("random", "diverse", "uncertain", "hybrid")
 RANK_FIELDS = ["rank", "file", "video", "frame", "time_s", "strategy", "score", "distance", "uncertainty"]
 THUMB = 96  # contact-sheet thumbnail height
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An unlabeled frame: where it comes from (``path``: the video or image file; ``index``: the
-    frame's index in the video, or in a store) and when (``time_s``; None for images)."""
-
-    path: str
-    video: str
-    index: int
-    time_s: float | None
-
-    @property
-    def stem(self) -> str:
-        """The output file's stem: ``<video>_f<index>_t<seconds>s`` (an image keeps its own stem)."""
-        if self.time_s is None:
-            return self.video if self.index < 0 else f"{self.video}_f{self.index:06d}"
-        return f"{self.video}_f{self.index:06d}_t{self.time_s:.2f}s"
 
 
 # ---------------------------------------------------------------------------------------- sources
@@ -130,162 +111,6 @@ def read_frames(cands: Sequence[Candidate]) -> list[np.ndarray]:
     if missing:
         raise EndopatError(f"{missing[0].path}: frame {missing[0].index} could not be read again")
     return [got[c] for c in cands]
-
-
-# ------------------------------------------------------------------------------------- embeddings
-
-class Embedder:
-    """Pooled multi-level encoder features of a checkpoint (see the module docstring), and for a
-    segmenter the uncertainty of its prediction."""
-
-    def __init__(self, path: str | Path | None, device: str = "cpu"):
-        from endopat.checkpoints import load_checkpoint, model_config
-        from endopat.networks import arch_of, build_unet
-
-        self.device = torch.device(device)
-        self.net, self.kind = None, None
-        if path is None:
-            return
-        ckpt = load_checkpoint(path)
-        self.kind, self.cfg = ckpt["kind"], model_config(ckpt)
-        self.in_channels = int(ckpt.get("in_channels", self.cfg.in_channels))
-        last = arch_of(self.cfg).groups["last"][0] + "."
-        out = next(v for k, v in ckpt["state_dict"].items() if k.startswith(last) and k.endswith("weight")).shape[0]
-        self.net = build_unet(self.cfg, in_channels=self.in_channels, out_channels=out)
-        self.net.load_state_dict(ckpt["state_dict"])
-        self.net.to(self.device).eval()
-
-    @property
-    def segmenter(self) -> bool:
-        return self.kind == "segmenter"
-
-    def _input(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        """The network input as evaluation makes it, in the channels this network was built for (a
-        generator sees L even when its config's segmenter input is Lab)."""
-        from endopat.evaluate import network_input
-
-        cfg = self.cfg.model_copy(update={"input": "L" if self.in_channels == 1 else "Lab"})
-        return network_input(cfg, frames).to(self.device)
-
-    @torch.no_grad()
-    def embed(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        if self.net is None:
-            return thumbnail_embedding(frames)
-        levels = encoder_levels(self.net, self._input(frames))
-        parts = [torch.nn.functional.normalize(f.float().mean(dim=(2, 3)), dim=1) for f in levels]
-        return torch.nn.functional.normalize(torch.cat(parts, 1), dim=1).cpu().numpy()
-
-    @torch.no_grad()
-    def uncertainty(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(uncertainty score, foreground probability maps at network size) per frame."""
-        x = self._input(frames)
-        views = []
-        for dims in ((), (3,), (2,), (2, 3)):  # identity, horizontal, vertical, both flips
-            xv = x.flip(dims) if dims else x
-            p = torch.softmax(self.net(xv).float(), 1)[:, 1]
-            views.append(p.flip([d - 1 for d in dims]) if dims else p)
-        p = torch.stack(views)  # (4, B, H, W)
-        mean = p.mean(0).clamp(1e-6, 1 - 1e-6)
-        entropy = -(mean * mean.log2() + (1 - mean) * (1 - mean).log2())  # bits, in [0, 1]
-        score = entropy.mean(dim=(1, 2)) + p.var(0, unbiased=False).mean(dim=(1, 2))
-        return score.cpu().numpy(), mean.cpu().numpy()
-
-
-def encoder_levels(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """Every encoder level's output (5 for each architecture of :mod:`endopat.networks`)."""
-    if hasattr(net, "encoder"):
-        return list(net.encoder(x))
-    out = []
-    for name in ("conv_0", "down_1", "down_2", "down_3", "down_4"):
-        x = getattr(net, name)(x)
-        out.append(x)
-    return out
-
-
-def thumbnail_embedding(frames: Sequence[np.ndarray]) -> np.ndarray:
-    """No model: the 8x8 normalised-Lab thumbnail of each frame, flattened (colour layout only)."""
-    from endopat.colour import rgb_uint8_to_lab_n
-    from endopat.data.geometry import fit_image
-
-    small = np.stack([fit_image(f, (8, 8), "stretch") for f in frames])
-    return rgb_uint8_to_lab_n(torch.from_numpy(small)).flatten(1).numpy()
-
-
-# -------------------------------------------------------------------------------------- selection
-
-def k_center(emb: np.ndarray, n: int, centers: np.ndarray | None = None, blocked: Callable[[int], np.ndarray] | None = None,
-             weight: np.ndarray | None = None, available: np.ndarray | None = None) -> tuple[list[int], list[float]]:
-    """Greedy k-center: ``n`` indices of ``emb`` (rows), each the farthest from everything chosen
-    (and from ``centers``) at its turn; with ``weight`` the argmax of (distance / max distance) *
-    weight (the hybrid rule). ``blocked(i)`` returns the indices that choosing ``i`` makes
-    unavailable (neighbouring frames); ``available`` masks candidates from the start. Returns the
-    indices and the distance each had when chosen."""
-    emb = emb.astype(np.float32, copy=False)
-    ok = np.ones(len(emb), bool) if available is None else available.copy()
-    if centers is not None and len(centers):
-        dist = np.full(len(emb), np.inf, np.float32)
-        for c in centers.astype(np.float32):
-            dist = np.minimum(dist, np.linalg.norm(emb - c, axis=1))
-    else:  # start from the frame farthest from the mean (deterministic)
-        dist = np.linalg.norm(emb - emb.mean(0), axis=1)
-    chosen, at = [], []
-    for _ in range(n):
-        if not ok.any():
-            break
-        d = np.where(ok, dist, -np.inf)
-        score = d if weight is None else np.where(ok, d / max(float(d.max()), 1e-12) * weight, -np.inf)
-        i = int(np.argmax(score))
-        chosen.append(i)
-        at.append(float(dist[i]))
-        ok[i] = False
-        if blocked is not None:
-            ok[blocked(i)] = False
-        dist = np.minimum(dist, np.linalg.norm(emb - emb[i], axis=1))
-    return chosen, at
-
-
-def rank01(values: np.ndarray) -> np.ndarray:
-    """Ranks scaled to (0, 1]: the largest value gets 1."""
-    order = np.argsort(np.argsort(values, kind="stable"), kind="stable")
-    return (order + 1) / len(values)
-
-
-def neighbours(cands: Sequence[Candidate], min_gap: float) -> Callable[[int], np.ndarray]:
-    """``blocked(i)``: candidates of i's video within ``min_gap`` seconds of it (itself included)."""
-    video = np.array([c.path for c in cands])
-    time = np.array([np.nan if c.time_s is None else c.time_s for c in cands])
-
-    def blocked(i: int) -> np.ndarray:
-        if np.isnan(time[i]):
-            return np.array([i])
-        return np.nonzero((video == video[i]) & (np.abs(time - time[i]) < min_gap))[0]
-
-    return blocked
-
-
-def choose(strategy: str, n: int, emb: np.ndarray, cands: Sequence[Candidate], seed: int = 0,
-           uncertainty: np.ndarray | None = None, centers: np.ndarray | None = None,
-           available: np.ndarray | None = None, min_gap: float = 2.0) -> list[tuple[int, float, float]]:
-    """``(index, distance, uncertainty)`` of the ``n`` chosen candidates, in order of choice."""
-    if strategy not in STRATEGIES:
-        raise EndopatError(f"strategy '{strategy}': choose one of {', '.join(STRATEGIES)}")
-    blocked = neighbours(cands, min_gap)
-    ok = np.ones(len(cands), bool) if available is None else available.copy()
-    u = np.zeros(len(cands)) if uncertainty is None else uncertainty
-    if strategy in ("random", "uncertain"):  # an order of preference, neighbours of a pick skipped
-        order = (np.random.default_rng(seed).permutation(len(cands)) if strategy == "random"
-                 else np.argsort(-u, kind="stable"))
-        out = []
-        for i in order:
-            if len(out) == n:
-                break
-            if ok[i]:
-                out.append((int(i), float("nan"), float(u[i])))
-                ok[blocked(int(i))] = False
-        return out
-    weight = rank01(u) if strategy == "hybrid" else None
-    idx, dist = k_center(emb, n, centers, blocked, weight, ok)
-    return [(i, d, float(u[i])) for i, d in zip(idx, dist)]
 
 
 # ------------------------------------------------------------------------------------------- run

@@ -9,6 +9,7 @@ import typer
 
 from endopat.cli.app import (ClassMapOpt, MaskThresholdOpt, ProgressOpt,
                              aspect_hint, echo, mask_format_of, parse_hw, app)
+from endopat.data.geometry import FITS
 from endopat.errors import EndopatError
 
 
@@ -49,7 +50,8 @@ def frames(
     out: Path = typer.Option(..., "--out", "-o", help="frame store folder"),
     size: str = typer.Option("auto", help="frame size HxW, or auto: short side 256 with the source's "
                              "aspect ratio (1920x1080 -> 256x448); set model.image_size to match"),
-    fit: str = typer.Option("letterbox", help="letterbox (keep the aspect ratio, pad) or stretch"),
+    fit: str = typer.Option(FITS[0], help=f"{' or '.join(FITS)} (endopat.data.geometry: letterbox keeps the aspect "
+                            "ratio and pads)"),
     every: int = typer.Option(1, help="keep every n-th frame"),
     fps: Optional[float] = typer.Option(None, help="sample at this many frames per second instead"),
     crop_fov: bool = typer.Option(False, "--crop-fov", help="cut the black border around the field of view"),
@@ -62,8 +64,8 @@ def frames(
     from endopat.data.geometry import aspect_size
     from endopat.runtime import progress_bar
 
-    if fit not in ("letterbox", "stretch"):
-        raise EndopatError(f"--fit '{fit}': choose letterbox or stretch")
+    if fit not in FITS:
+        raise EndopatError(f"--fit '{fit}': choose {' or '.join(FITS)}")
     hw = aspect_size(source_shape(src)) if size.lower() == "auto" else parse_hw(size)
     with progress_bar("decoding frames", None, progress) as advance:
         store = build_store(src, out, hw, stride=every, max_frames=max_frames, fps=fps,

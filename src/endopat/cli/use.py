@@ -9,6 +9,7 @@ import typer
 
 from endopat.cli.app import (ClassMapOpt, MaskThresholdOpt, ProgressOpt,
                              echo, mask_format_of, app)
+from endopat.choose import STRATEGIES
 from endopat.errors import EndopatError
 
 
@@ -73,7 +74,7 @@ def suggest(
                                          "and pre-annotations)"),
     labeled: Optional[Path] = typer.Option(None, help="frames already labeled: excluded, and the start of "
                                            "the diversity search"),
-    strategy: str = typer.Option("diverse", help="random, diverse (k-center), uncertain or hybrid"),
+    strategy: str = typer.Option("diverse", help=f"{', '.join(STRATEGIES)} (endopat.choose; diverse: k-center)"),
     seed: int = typer.Option(0),
     fps: float = typer.Option(1.0, help="video frames sampled per second"),
     min_gap: float = typer.Option(2.0, help="seconds between two chosen frames of one video"),

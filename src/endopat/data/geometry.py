@@ -23,7 +23,8 @@ from typing import Literal
 
 import numpy as np
 
-Fit = Literal["letterbox", "stretch"]
+FITS = ("letterbox", "stretch")  # every fit rule: the one list config, CLI and docs read
+Fit = Literal[FITS]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from endopat.config import FinetuneConfig, FinetuneSettings, ModelConfig, RuntimeConfig, _Strict, load_yaml, validate
+from endopat.choose import STRATEGIES
 from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
 from endopat.errors import EndopatError
 from endopat.data.synth import SynthSpec
@@ -72,7 +73,7 @@ class Selection(_Strict):
     """How a method's labeled frames are drawn (endopat.study.selection). A plain name in the config
     means ``{strategy: name}``."""
 
-    strategy: Literal["random", "diverse", "uncertain", "hybrid"] = Field(
+    strategy: Literal[STRATEGIES] = Field(
         "random", description="random is the paper's; the others choose with endopat.suggest's rules")
     rounds: list[int] = Field([], description="labeling rounds, as cumulative label counts (e.g. [5, 10, 20]): "
                               "each round fine-tunes on what is labeled, then its model chooses the next frames "

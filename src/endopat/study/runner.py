@@ -2,7 +2,7 @@
 
 Run folder::
 
-    split.json                         the split every cell uses (made once, then only read)
+    study.json, split.json, sources/   the config, the split, the pretraining sources (endopat.study.prepare)
     stages/pretrain/<source>[+<task>][_p<rep>]/ pretraining runs (pretrained.pt, losses.csv, samples/, ...)
     stages/supervised/<set>[+pat-<source>][_p<rep>]/   supervised pretraining runs (best.pt)
     cells/<method>/f<fraction>_s<subset>[_p<rep>][_r<repeat>]/metrics.csv   per-test-image Dice/IoU of one cell
@@ -16,110 +16,25 @@ stage or cell it was in (the training loops resume from their ``last.pt``).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from endopat.data.labeled import Sample, chunked
-from endopat.data.readers import open_labeled
-from endopat.data.splits import Split, make_split
+from endopat.data.labeled import Sample
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text, output_folder, remove_leftovers
-from endopat.study.config import LabeledSource, StudyConfig, study_from_dict
+from endopat.study.config import StudyConfig
 from endopat.study.grid import Cell, Stage, all_stages, cells, init_stage, shard
-from endopat.study.sources import Overlap, prepare_source, pretraining_source
+from endopat.study.prepare import (StudyData, all_samples, check_same_study, check_weights, file_lock, prepare,
+                                   reopen)
+from endopat.study.sources import pretraining_source
 
 Log = Callable[[str], None]
 
-
-@dataclass
-class StudyData:
-    samples: list[Sample]
-    split: Split
-    sources: dict[str, Overlap] = field(default_factory=dict)  # pretraining sources and the test split
-
-    def ids(self, ids: list[str]) -> list[Sample]:
-        return self.split.resolve(self.samples, ids)
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock, so that shards running at once do not run one stage twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
-    from endopat.data.synth import SynthSpec, generate
-
-    for d in cfg.synth:
-        target = cfg.resolve(d.out, out)
-        spec = SynthSpec.model_validate(d.model_dump(exclude={"out"}))
-        manifest = target / "synth.json"
-        with file_lock(out / "locks" / f"synth-{target.name}.lock"):
-            if manifest.is_file() and json.loads(manifest.read_text())["spec"] == spec.model_dump():
-                continue
-            log(f"generating synthetic '{d.site}' data in {target}")
-            generate(target, spec)
-
-
-def _all_samples(src: LabeledSource, root: Path, cfg: StudyConfig) -> tuple[list[Sample], dict]:
-    parts = open_labeled(cfg.resolve(src.path, root), src.layout, src.mask_format(), skip_bad=src.skip_bad)
-    if src.chunk:
-        parts = {k: chunked(v, src.chunk) for k, v in parts.items()}
-    return [s for v in parts.values() for s in v], parts
-
-
-def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
-    """Synthetic data (if configured), the target samples, and the split (made once, then reused)."""
-    generate_synthetic(cfg, out, log)
-    samples, parts = _all_samples(cfg.labeled, out, cfg)
-    split_path = cfg.resolve(cfg.split, out) if cfg.split else out / "split.json"
-    with file_lock(out / "locks" / "split.lock"):
-        if split_path.is_file():
-            split = Split.load(split_path)
-        else:
-            split = make_split(samples, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.fractions,
-                               cfg.subsets, source=cfg.labeled.path, layout=cfg.labeled.layout,
-                               predefined=None if "all" in parts else parts,
-                               test_groups=cfg.test_groups, val_groups=cfg.val_groups)
-            split.save(split_path)
-            log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {split_path}")
-    data = StudyData(samples, split)
-    test = data.ids(split.test)
-    for name in dict.fromkeys(s.source for s in all_stages(cfg) if s.kind == "pretrain"):
-        src = cfg.unlabeled[name]
-        with file_lock(out / "locks" / f"source-{name}.lock"):
-            data.sources[name] = overlap = prepare_source(name, cfg.resolve(src.path, out), test, src.test_frames,
-                                                          out, src.every)
-        log(f"pretraining source '{name}': {overlap.sentence()}")
-    return data
-
-
-def reopen(run: str | Path, log: Log = print) -> tuple[StudyConfig, StudyData]:
-    """A study's config and data from its run folder (``study.json``), e.g. to write its report
-    again after sharded runs."""
-    run = Path(run)
-    meta = run / "study.json"
-    if not meta.is_file():
-        raise EndopatError(f"{run}: not a study run folder (no study.json)")
-    try:
-        saved = json.loads(meta.read_text())
-    except ValueError as err:
-        raise EndopatError(f"{meta}: unreadable ({err})") from None
-    cfg = study_from_dict(saved, str(meta))
-    return cfg, prepare(cfg, run, log)
+__all__ = ["StudyData", "check_same_study", "prepare", "reopen", "run_cell", "run_stage", "run_study"]
 
 
 def stage_dir(out: Path, stage: Stage) -> Path:
@@ -165,7 +80,7 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
                                     weights=stage.weights, steps=stage.steps), cfg, out, progress, log)
                     if stage.pretrain else None)
             log(f"stage {stage.key}: supervised pretraining")
-            samples, parts = _all_samples(cfg.extra_labeled[stage.source], out, cfg)
+            samples, parts = all_samples(cfg.extra_labeled[stage.source], out, cfg)
             train, val = _extra_train_val(samples, parts, cfg.seed)
             finetune(train, val, folder, cfg.finetune_config(cfg.supervised, stage.seed(cfg.seed),
                                                              None if init else weights),
@@ -250,44 +165,6 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
     return folder / "metrics.csv"
 
 
-def _changed_keys(old, new, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [k for key in sorted(set(old) | set(new))
-                for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [prefix.rstrip(".")]
-
-
-def check_same_study(cfg: StudyConfig, out: Path) -> None:
-    """Refuse to resume a run folder whose finished work came from another config (a changed
-    setting, or a changed default of a newer endopat), which would mix old and new results.
-
-    The saved config is read through today's ``StudyConfig`` first, so a setting that only moved
-    (re-colorization's keys into ``pretrain.recolor``) or a key added since, whose default keeps
-    the old behaviour (a method's ``task``), is not a change; an old default that differs from
-    today's is, since every saved config lists every value."""
-    from pydantic import ValidationError
-
-    path = out / "study.json"
-    if not path.is_file():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise EndopatError(f"{path}: unreadable ({exc}); move it away to start this run folder again")
-    if isinstance(old.get("unlabeled"), dict):  # before test_frames existed, every frame was pretrained on
-        old["unlabeled"] = {k: {"path": v, "test_frames": "keep"} if isinstance(v, str) else v
-                            for k, v in old["unlabeled"].items()}
-    try:
-        old = json.loads(StudyConfig.model_validate(old).model_dump_json())
-    except ValidationError:
-        pass  # compared as written: every key it does not share with this config is named
-    changed = _changed_keys(old, json.loads(cfg.model_dump_json()))
-    if changed:
-        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
-        raise EndopatError(f"{out}: holds a study run with another config (changed: {shown}); "
-                           "resume it with the same config, or give a new --out")
-
-
 def _worker_init(threads: int) -> None:
     """A study worker: its share of the CPU threads (``make_fabric`` keeps an OMP_NUM_THREADS it finds)."""
     import os
@@ -338,15 +215,6 @@ def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: Stu
                 if task is _stage_task:
                     log(f"stage {key}: done in {seconds:.0f} s")
                 advance(1, info=key)
-
-
-def check_weights(cfg: StudyConfig, out: Path) -> None:
-    """Every encoder weights file the methods name loads onto the study's network (a wrong or
-    truncated file fails here, before any stage runs)."""
-    from endopat.encoder_weights import check_weights_file
-
-    for name in dict.fromkeys(m.encoder_weights for m in cfg.methods if m.encoder_weights):
-        check_weights_file(cfg.model, cfg.weights_file(name, out))
 
 
 def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",

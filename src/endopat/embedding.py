@@ -1,0 +1,90 @@
+"""What a frame looks like to a checkpoint: pooled multi-level encoder features (every encoder
+level averaged over space and L2-normalised, the levels concatenated and normalised again), a
+segmenter's uncertainty (entropy and variance over flipped views), and the 8x8 Lab thumbnail used
+without a checkpoint. ``endopat suggest`` and a study's ``selection`` embed with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+
+class Embedder:
+    """Pooled multi-level encoder features of a checkpoint (see the module docstring), and for a
+    segmenter the uncertainty of its prediction."""
+
+    def __init__(self, path: str | Path | None, device: str = "cpu"):
+        from endopat.checkpoints import load_checkpoint, model_config
+        from endopat.networks import arch_of, build_unet
+
+        self.device = torch.device(device)
+        self.net, self.kind = None, None
+        if path is None:
+            return
+        ckpt = load_checkpoint(path)
+        self.kind, self.cfg = ckpt["kind"], model_config(ckpt)
+        self.in_channels = int(ckpt.get("in_channels", self.cfg.in_channels))
+        last = arch_of(self.cfg).groups["last"][0] + "."
+        out = next(v for k, v in ckpt["state_dict"].items() if k.startswith(last) and k.endswith("weight")).shape[0]
+        self.net = build_unet(self.cfg, in_channels=self.in_channels, out_channels=out)
+        self.net.load_state_dict(ckpt["state_dict"])
+        self.net.to(self.device).eval()
+
+    @property
+    def segmenter(self) -> bool:
+        return self.kind == "segmenter"
+
+    def _input(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """The network input as evaluation makes it, in the channels this network was built for (a
+        generator sees L even when its config's segmenter input is Lab)."""
+        from endopat.evaluate import network_input
+
+        cfg = self.cfg.model_copy(update={"input": "L" if self.in_channels == 1 else "Lab"})
+        return network_input(cfg, frames).to(self.device)
+
+    @torch.no_grad()
+    def embed(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        if self.net is None:
+            return thumbnail_embedding(frames)
+        levels = encoder_levels(self.net, self._input(frames))
+        parts = [torch.nn.functional.normalize(f.float().mean(dim=(2, 3)), dim=1) for f in levels]
+        return torch.nn.functional.normalize(torch.cat(parts, 1), dim=1).cpu().numpy()
+
+    @torch.no_grad()
+    def uncertainty(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(uncertainty score, foreground probability maps at network size) per frame."""
+        x = self._input(frames)
+        views = []
+        for dims in ((), (3,), (2,), (2, 3)):  # identity, horizontal, vertical, both flips
+            xv = x.flip(dims) if dims else x
+            p = torch.softmax(self.net(xv).float(), 1)[:, 1]
+            views.append(p.flip([d - 1 for d in dims]) if dims else p)
+        p = torch.stack(views)  # (4, B, H, W)
+        mean = p.mean(0).clamp(1e-6, 1 - 1e-6)
+        entropy = -(mean * mean.log2() + (1 - mean) * (1 - mean).log2())  # bits, in [0, 1]
+        score = entropy.mean(dim=(1, 2)) + p.var(0, unbiased=False).mean(dim=(1, 2))
+        return score.cpu().numpy(), mean.cpu().numpy()
+
+
+def encoder_levels(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Every encoder level's output (5 for each architecture of :mod:`endopat.networks`)."""
+    if hasattr(net, "encoder"):
+        return list(net.encoder(x))
+    out = []
+    for name in ("conv_0", "down_1", "down_2", "down_3", "down_4"):
+        x = getattr(net, name)(x)
+        out.append(x)
+    return out
+
+
+def thumbnail_embedding(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """No model: the 8x8 normalised-Lab thumbnail of each frame, flattened (colour layout only)."""
+    from endopat.colour import rgb_uint8_to_lab_n
+    from endopat.data.geometry import fit_image
+
+    small = np.stack([fit_image(f, (8, 8), "stretch") for f in frames])
+    return rgb_uint8_to_lab_n(torch.from_numpy(small)).flatten(1).numpy()
