@@ -71,3 +71,26 @@ def test_the_import_graph_has_no_circle():
 def test_the_circle_finder_finds_a_planted_circle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == [["a", "b", "c"]]
+
+
+MAX_LINES, MAX_FUNCTION = 300, 60
+
+
+def too_long(path: Path) -> list[str]:
+    """A module over MAX_LINES lines, and every function over MAX_FUNCTION lines, of ``path``."""
+    text = path.read_text()
+    out = [f"{path.name}: {len(text.splitlines())} lines"] if len(text.splitlines()) > MAX_LINES else []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION:
+            out.append(f"{path.name}: {node.name} has {node.end_lineno - node.lineno + 1} lines")
+    return out
+
+
+def test_no_module_is_over_300_lines_and_no_function_over_60():
+    assert [t for p in sorted((SRC / "endopat").rglob("*.py")) for t in too_long(p)] == []
+
+
+def test_the_length_check_finds_a_long_function(tmp_path):
+    long = tmp_path / "m.py"
+    long.write_text("def f():\n" + "    x = 1\n" * 61)
+    assert too_long(long) == ["m.py: f has 62 lines"]

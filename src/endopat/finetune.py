@@ -141,6 +141,36 @@ def _validate(model: torch.nn.Module, loader, run: TrainingRun) -> tuple[float, 
     return float(run.total(vloss) / vn), float(run.total(vdice) / vn)
 
 
+def _loaders(run: TrainingRun, cfg: FinetuneConfig, x_train, y_train, x_val, y_val):
+    """The training loader (shuffled by a generator the run saves) and the validation loader."""
+    # few labels: an "epoch" of one batch would make the plateau rule meaningless, so a small set is
+    # repeated; each repeat is a sample index of its own (its own augmentation)
+    as_input = lambda x: prepare_input(torch.from_numpy(x), cfg.model.input)  # noqa: E731
+    train_ds = _Repeated(as_input(x_train), torch.from_numpy(y_train), -(-cfg.min_samples_per_epoch // len(x_train)))
+    shuffle = run.track("shuffle", GeneratorState(torch.Generator().manual_seed(cfg.seed))).generator
+    train_loader = run.loader(train_ds, batch_size=min(cfg.batch_size, len(train_ds)), shuffle=True,
+                              generator=shuffle, num_workers=cfg.num_workers)
+    val_loader = run.loader(torch.utils.data.TensorDataset(as_input(x_val), torch.from_numpy(y_val)),
+                            batch_size=max(cfg.batch_size, 16), shuffle=False, num_workers=cfg.num_workers)
+    return train_loader, val_loader
+
+
+def _provenance(cfg: FinetuneConfig, n_train: int, n_val: int, init, init_ckpt: dict | None,
+                reinit_last: bool | None, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """What the segmenter checkpoint records about its run: data, start, settings, weights file."""
+    meta = {"train_images": n_train, "val_images": n_val, "init": str(init) if init else None,
+            "reinit_last": reinit_last, "finetune": cfg.model_dump(mode="json"), **(extra or {})}
+    if cfg.encoder_weights:  # the file's digest and the input normalisation its first layer was folded from
+        from endopat.encoder_weights import IMAGENET_MEAN, IMAGENET_STD
+        from endopat.io import file_digest
+
+        meta["encoder_weights"] = {"file": cfg.encoder_weights, "sha256": file_digest(cfg.encoder_weights),
+                                   "rgb_normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
+    elif init_ckpt is not None and "encoder_weights" in init_ckpt.get("provenance", {}):
+        meta["encoder_weights"] = init_ckpt["provenance"]["encoder_weights"]  # via pretraining
+    return meta
+
+
 def finetune(
     train: Sequence[Sample],
     val: Sequence[Sample],
@@ -165,25 +195,8 @@ def finetune(
     sched = run.track("sched", torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr))
 
-    # few labels: an "epoch" of one batch would make the plateau rule meaningless, so a small set is
-    # repeated; each repeat is a sample index of its own (its own augmentation)
-    as_input = lambda x: prepare_input(torch.from_numpy(x), cfg.model.input)  # noqa: E731
-    train_ds = _Repeated(as_input(x_train), torch.from_numpy(y_train), -(-cfg.min_samples_per_epoch // len(x_train)))
-    shuffle = run.track("shuffle", GeneratorState(torch.Generator().manual_seed(cfg.seed))).generator
-    train_loader = run.loader(train_ds, batch_size=min(cfg.batch_size, len(train_ds)), shuffle=True,
-                              generator=shuffle, num_workers=cfg.num_workers)
-    val_loader = run.loader(torch.utils.data.TensorDataset(as_input(x_val), torch.from_numpy(y_val)),
-                            batch_size=max(cfg.batch_size, 16), shuffle=False, num_workers=cfg.num_workers)
-    meta = {"train_images": len(train), "val_images": len(val), "init": str(init) if init else None,
-            "reinit_last": reinit_last, "finetune": cfg.model_dump(mode="json"), **(provenance or {})}
-    if cfg.encoder_weights:  # the file's digest and the input normalisation its first layer was folded from
-        from endopat.encoder_weights import IMAGENET_MEAN, IMAGENET_STD
-        from endopat.io import file_digest
-
-        meta["encoder_weights"] = {"file": cfg.encoder_weights, "sha256": file_digest(cfg.encoder_weights),
-                                   "rgb_normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
-    elif init_ckpt is not None and "encoder_weights" in init_ckpt.get("provenance", {}):
-        meta["encoder_weights"] = init_ckpt["provenance"]["encoder_weights"]  # via pretraining
+    train_loader, val_loader = _loaders(run, cfg, x_train, y_train, x_val, y_val)
+    meta = _provenance(cfg, len(train), len(val), init, init_ckpt, reinit_last, provenance)
 
     epoch, best_val, bad_epochs = run.position, run.extra.get("best_val", float("inf")), run.extra.get("bad_epochs", 0)
     run.restore_rng()  # a resumed run: every generator as at its last save

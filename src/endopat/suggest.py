@@ -132,25 +132,11 @@ def _labeled_images(labeled: str | Path) -> list[Path]:
     return images
 
 
-def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | None = None,
-            labeled: str | Path | None = None, strategy: str = "diverse", seed: int = 0, fps: float = 1.0,
-            min_gap: float = 2.0, duplicate_distance: float = 1e-3, batch_size: int = 16, device: str = "cpu",
-            progress: bool = True, log=print) -> dict:
-    """Choose ``n`` frames of ``source`` to label next and write them with the ranking, a contact
-    sheet and annotation-tool imports to ``out`` (see the module docstring)."""
-    from endopat.annotation import write_cvat, write_label_studio
-    from endopat.io import atomic_write_csv, output_folder, read_image, write_png
+def _embed_all(embedder: Embedder, source, fps: float, batch_size: int, progress: bool
+               ) -> tuple[list[Candidate], np.ndarray | None, np.ndarray | None]:
+    """Every candidate frame of ``source``, streamed: its embedding and (a segmenter's) uncertainty."""
     from endopat.runtime import progress_bar
 
-    if strategy not in STRATEGIES:
-        raise EndopatError(f"--strategy '{strategy}': choose one of {', '.join(STRATEGIES)}")
-    if n < 1:
-        raise EndopatError(f"-n {n}: choose at least one frame")
-    output_folder(out)
-    embedder = Embedder(model, device)
-    if strategy in ("uncertain", "hybrid") and not embedder.segmenter:
-        raise EndopatError(f"--strategy {strategy} needs a segmenter (--model: a fine-tuned checkpoint"
-                           + (f"; {model} is a '{embedder.kind}' one)" if model else ")"))
     cands: list[Candidate] = []
     embs, unc = [], []
 
@@ -171,10 +157,30 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
         if batch:
             flush(batch)
             advance(len(batch))
+    return cands, np.concatenate(embs) if embs else None, np.concatenate(unc) if unc else None
+
+
+def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | None = None,
+            labeled: str | Path | None = None, strategy: str = "diverse", seed: int = 0, fps: float = 1.0,
+            min_gap: float = 2.0, duplicate_distance: float = 1e-3, batch_size: int = 16, device: str = "cpu",
+            progress: bool = True, log=print) -> dict:
+    """Choose ``n`` frames of ``source`` to label next and write them with the ranking, a contact
+    sheet and annotation-tool imports to ``out`` (see the module docstring)."""
+    from endopat.annotation import write_cvat, write_label_studio
+    from endopat.io import atomic_write_csv, output_folder, read_image, write_png
+
+    if strategy not in STRATEGIES:
+        raise EndopatError(f"--strategy '{strategy}': choose one of {', '.join(STRATEGIES)}")
+    if n < 1:
+        raise EndopatError(f"-n {n}: choose at least one frame")
+    output_folder(out)
+    embedder = Embedder(model, device)
+    if strategy in ("uncertain", "hybrid") and not embedder.segmenter:
+        raise EndopatError(f"--strategy {strategy} needs a segmenter (--model: a fine-tuned checkpoint"
+                           + (f"; {model} is a '{embedder.kind}' one)" if model else ")"))
+    cands, emb, uncertainty = _embed_all(embedder, source, fps, batch_size, progress)
     if not cands:
         raise EndopatError(f"{source}: no frames to suggest from")
-    emb = np.concatenate(embs)
-    uncertainty = np.concatenate(unc) if unc else None
     available, centers = np.ones(len(cands), bool), None
     if labeled is not None:
         paths = _labeled_images(labeled)
@@ -202,7 +208,7 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
         score = {"random": float(rank), "diverse": dist, "uncertain": u}.get(strategy, dist)
         rows.append({"rank": rank, "file": file, "video": c.video, "frame": c.index,
                      "time_s": "" if c.time_s is None else c.time_s, "strategy": strategy,
-                     "score": _num(score), "distance": _num(dist), "uncertainty": _num(u if unc else float("nan"))})
+                     "score": _num(score), "distance": _num(dist), "uncertainty": _num(u if uncertainty is not None else float("nan"))})
     atomic_write_csv(out / "ranking.csv", RANK_FIELDS, rows)
     write_png(out / "contact_sheet.png", contact_sheet(thumbs))
     write_cvat(out / "cvat", chosen, masks or None)

@@ -162,6 +162,22 @@ def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: in
             yield path, fit_image(image, size, fit)
 
 
+def _append_frames(path: Path, frames: Iterator[tuple[Path, np.ndarray]], max_frames: int | None,
+                   progress: Callable[[int], None] | None) -> tuple[int, dict[str, int]]:
+    """Stream ``frames`` into the raw file ``path``; returns the count and the frames per source file."""
+    count, per_source = 0, {}
+    with open(path, "wb") as fh:
+        for source, frame in frames:
+            if max_frames is not None and count >= max_frames:
+                break
+            fh.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+            per_source[str(source)] = per_source.get(str(source), 0) + 1
+            count += 1
+            if progress:
+                progress(count)
+    return count, per_source
+
+
 def source_shape(src: str | Path) -> tuple[int, int]:
     """(height, width) of the first video or image of a source (or a store's frame size)."""
     from endopat.data.video import video_info
@@ -234,10 +250,8 @@ def build_store(
     kind, files = source_files(src)
     wanted = {"source": str(src.resolve()), "stride": stride, "fps": fps, "crop_fov": crop_fov,
               "max_frames": max_frames, "height": size[0], "width": size[1], "fit": fit}
-    if is_store(out):
-        meta = json.loads((out / STORE_META).read_text())
-        if all(meta.get(k) == v for k, v in wanted.items()):
-            return FrameStore(out)
+    if is_store(out) and all(json.loads((out / STORE_META).read_text()).get(k) == v for k, v in wanted.items()):
+        return FrameStore(out)  # built before with the same parameters (a resumed pretraining)
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)
     (out / STORE_META).unlink(missing_ok=True)
@@ -249,16 +263,8 @@ def build_store(
         skipped.append(str(err))
         log(f"skipped: {err}")
 
-    count, per_source = 0, {}
-    with open(out / STORE_DATA, "wb") as fh:
-        for path, frame in _iter_source(kind, files, size, stride, fps, crop_fov, fit, on_bad):
-            if max_frames is not None and count >= max_frames:
-                break
-            fh.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
-            per_source[str(path)] = per_source.get(str(path), 0) + 1
-            count += 1
-            if progress:
-                progress(count)
+    frames = _iter_source(kind, files, size, stride, fps, crop_fov, fit, on_bad)
+    count, per_source = _append_frames(out / STORE_DATA, frames, max_frames, progress)
     if count == 0:
         raise EndopatError(f"{src}: no frames could be read")
     if skipped:

@@ -189,6 +189,42 @@ SAVINGS_FIELDS = ["method", "baseline_labels", "baseline_dice", "labels_needed",
                   "labels_high", "low_below", "high_above", "saved_pct", "saved_low", "saved_high"]
 
 
+def _html(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
+          tasks: list[tuple[Path, str]], curves: Path | None, hist_png: Path | None, overlays: Path | None) -> str:
+    """report.html: the tables of report.md (rounded alike) and the figures, embedded."""
+    cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
+            ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
+            ("dice_q1", "DSC Q1"), ("dice_q3", "DSC Q3"), ("iou_mean", "IoU mean"),
+            ("iou_change_pct", "IoU % vs baseline"), ("iou_median", "IoU median"), ("iou_q1", "IoU Q1"),
+            ("iou_q3", "IoU Q3")]
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(cfg.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}img{{max-width:100%}}
+figure{{margin:1em 0}}figcaption{{color:#555;font-size:90%}}</style></head><body>
+<h1>Study report: {html.escape(cfg.name)}</h1>
+<p id="progress">{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos disjoint
+from training and validation.</p>
+<h2>Table 1</h2>{_html_table(table, cols)}
+<h2>DSC against labeled-set size</h2>{_img_tag(curves, "mean test DSC against labeled images")}
+<h2>Label savings</h2><p>{html.escape(SAVINGS_TEXT)}</p>{_html_table(sav, [("method", "method"),
+    ("baseline_labels", "baseline labels"), ("baseline_dice", "baseline DSC"),
+    ("labels_text", "labels needed [95% CI]"), ("saved_text", "saved [95% CI]")])}
+<h2>Differences from the baseline</h2><p>{html.escape(DIFF_TEXT)}</p>{_html_table(pst, [("method", "method"),
+    ("fraction", "fraction"), ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"),
+    ("dice_diff", "mean DSC diff"), ("run_ci_low", "CI low"), ("run_ci_high", "CI high"), ("verdict", "verdict"),
+    *[(k, f"share: {t}") for k, t in SHARES], ("runs_to_resolve", "runs to resolve"),
+    ("runs_to_resolve_note", "(why not)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
+    ("wilcoxon_p", "Wilcoxon p")])}
+<h2>Pretraining sources and the test split</h2><p>{html.escape(SOURCES_TEXT)}</p>
+<ul id="sources">{"".join(f"<li><b>{html.escape(o.name)}</b> ({html.escape(o.source)}): {html.escape(o.sentence())}</li>"
+                         for o in data.sources.values())}</ul>
+<h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
+<h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
+<h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}
+</body></html>"""
+    return page
+
+
 def write_study_report(out: str | Path, cfg, data) -> Path:
     from endopat import colour
     from endopat.report.compare import Comparison, fmt_labels, fmt_saved
@@ -240,35 +276,6 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks,
                                                    sel_diff, sel_sav))
 
-    cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
-            ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
-            ("dice_q1", "DSC Q1"), ("dice_q3", "DSC Q3"), ("iou_mean", "IoU mean"),
-            ("iou_change_pct", "IoU % vs baseline"), ("iou_median", "IoU median"), ("iou_q1", "IoU Q1"),
-            ("iou_q3", "IoU Q3")]
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(cfg.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}img{{max-width:100%}}
-figure{{margin:1em 0}}figcaption{{color:#555;font-size:90%}}</style></head><body>
-<h1>Study report: {html.escape(cfg.name)}</h1>
-<p id="progress">{len(cells)} of {total} cells finished. Test set: {len(data.split.test)} images from videos disjoint
-from training and validation.</p>
-<h2>Table 1</h2>{_html_table(table, cols)}
-<h2>DSC against labeled-set size</h2>{_img_tag(curves, "mean test DSC against labeled images")}
-<h2>Label savings</h2><p>{html.escape(SAVINGS_TEXT)}</p>{_html_table(sav, [("method", "method"),
-    ("baseline_labels", "baseline labels"), ("baseline_dice", "baseline DSC"),
-    ("labels_text", "labels needed [95% CI]"), ("saved_text", "saved [95% CI]")])}
-<h2>Differences from the baseline</h2><p>{html.escape(DIFF_TEXT)}</p>{_html_table(pst, [("method", "method"),
-    ("fraction", "fraction"), ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"),
-    ("dice_diff", "mean DSC diff"), ("run_ci_low", "CI low"), ("run_ci_high", "CI high"), ("verdict", "verdict"),
-    *[(k, f"share: {t}") for k, t in SHARES], ("runs_to_resolve", "runs to resolve"),
-    ("runs_to_resolve_note", "(why not)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
-    ("wilcoxon_p", "Wilcoxon p")])}
-<h2>Pretraining sources and the test split</h2><p>{html.escape(SOURCES_TEXT)}</p>
-<ul id="sources">{"".join(f"<li><b>{html.escape(o.name)}</b> ({html.escape(o.source)}): {html.escape(o.sentence())}</li>"
-                         for o in data.sources.values())}</ul>
-<h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
-<h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
-<h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}
-</body></html>"""
-    atomic_write_text(rep / "report.html", page)
+    atomic_write_text(rep / "report.html", _html(cfg, data, len(cells), total, table, sav, pst, tasks,
+                                                 curves, hist_png, overlays))
     return rep / "report.md"
