@@ -49,7 +49,7 @@ def test_the_arch_names_its_first_layer_and_its_groups_cover_the_network(arch):
     net, spec = build_unet(cfg), ARCHS[arch]
     assert spec.first_layer in net.state_dict() and spec.stem_norm + ".running_mean" in net.state_dict()
     assert set(spec.modules(["encoder", "decoder"])) == {n for n, _ in net.named_children()}
-    assert encode(net, torch.randn(1, 3, 64, 64)).shape[1] == bottleneck_channels(cfg)
+    assert encode(net, torch.randn(1, 3, 64, 64), ARCHS[cfg.arch]).shape[1] == bottleneck_channels(cfg)
 
 
 def test_a_resnet_encoder_has_torchvision_s_convolution_shortcuts():

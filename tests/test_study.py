@@ -398,7 +398,7 @@ def test_a_study_compares_scratch_imagenet_and_recolorization_from_imagenet_as_m
 
 
 def test_encoder_weights_with_the_paper_s_unet_are_refused_at_the_config():
-    with pytest.raises(EndopatError, match="encoder_weights need an encoder model.arch"):
+    with pytest.raises(EndopatError, match="encoder_weights need a model.arch with published encoder weights"):
         study_from_dict({**TINY, "weights": {"w": "x.pth"},
                          "methods": [{"name": "baseline"}, {"name": "ImageNet", "encoder_weights": "w"}]})
 

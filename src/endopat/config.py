@@ -13,15 +13,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from endopat.archs import ARCHS, DEFAULT_ARCH, arch_list
 from endopat.data.geometry import Fit
 from endopat.errors import EndopatError
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
-
-
-ARCH_NAMES = ("basic_unet", "resnet18", "resnet34", "resnet50", *(f"efficientnet-b{i}" for i in range(5)))
 
 
 class ModelConfig(_Strict):
@@ -35,8 +33,8 @@ class ModelConfig(_Strict):
     a colour cue.
     """
 
-    arch: str = Field("basic_unet", description="basic_unet (the paper's U-Net, widths `features`) or an "
-                      "encoder U-Net: resnet18/34/50, efficientnet-b0..b4 (decoder widths `decoder_channels`)")
+    arch: str = Field(DEFAULT_ARCH, description=f"endopat.archs: {arch_list()} (basic_unet: the paper's U-Net, "
+                      "widths `features`; the encoder U-Nets: decoder widths `decoder_channels`)")
     features: tuple[int, int, int, int, int, int] = (16, 16, 32, 64, 128, 16)
     decoder_channels: tuple[int, int, int, int, int] = (256, 128, 64, 32, 16)
     input: Literal["L", "Lab"] = "Lab"
@@ -55,15 +53,16 @@ class ModelConfig(_Strict):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        if v not in ARCH_NAMES:
-            raise ValueError(f"arch '{v}': choose one of {', '.join(ARCH_NAMES)}")
+        if v not in ARCHS:
+            raise ValueError(f"arch '{v}': choose one of {arch_list()}")
         return v
 
     @model_validator(mode="after")
     def _encoder_stride(self) -> "ModelConfig":
-        if self.arch != "basic_unet" and any(s % 32 for s in self.image_size):
-            raise ValueError(f"image_size {tuple(self.image_size)} must be multiples of 32 for {self.arch} "
-                             "(5 stride-2 stages)")
+        multiple = ARCHS[self.arch].multiple
+        if any(s % multiple for s in self.image_size):
+            raise ValueError(f"image_size {tuple(self.image_size)} must be multiples of {multiple} for {self.arch} "
+                             "(its encoder's total stride)")
         return self
 
     @property

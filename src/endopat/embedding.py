@@ -11,6 +11,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from endopat.checkpoints import load_checkpoint, model_config
+from endopat.colour import rgb_uint8_to_lab_n
+from endopat.data.geometry import fit_image
+from endopat.evaluate import network_input
+from endopat.networks import arch_of, build_unet
+
 
 
 class Embedder:
@@ -18,8 +24,6 @@ class Embedder:
     segmenter the uncertainty of its prediction."""
 
     def __init__(self, path: str | Path | None, device: str = "cpu"):
-        from endopat.checkpoints import load_checkpoint, model_config
-        from endopat.networks import arch_of, build_unet
 
         self.device = torch.device(device)
         self.net, self.kind = None, None
@@ -41,7 +45,6 @@ class Embedder:
     def _input(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """The network input as evaluation makes it, in the channels this network was built for (a
         generator sees L even when its config's segmenter input is Lab)."""
-        from endopat.evaluate import network_input
 
         cfg = self.cfg.model_copy(update={"input": "L" if self.in_channels == 1 else "Lab"})
         return network_input(cfg, frames).to(self.device)
@@ -50,7 +53,7 @@ class Embedder:
     def embed(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         if self.net is None:
             return thumbnail_embedding(frames)
-        levels = encoder_levels(self.net, self._input(frames))
+        levels = arch_of(self.cfg).levels(self.net, self._input(frames))
         parts = [torch.nn.functional.normalize(f.float().mean(dim=(2, 3)), dim=1) for f in levels]
         return torch.nn.functional.normalize(torch.cat(parts, 1), dim=1).cpu().numpy()
 
@@ -70,21 +73,8 @@ class Embedder:
         return score.cpu().numpy(), mean.cpu().numpy()
 
 
-def encoder_levels(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """Every encoder level's output (5 for each architecture of :mod:`endopat.networks`)."""
-    if hasattr(net, "encoder"):
-        return list(net.encoder(x))
-    out = []
-    for name in ("conv_0", "down_1", "down_2", "down_3", "down_4"):
-        x = getattr(net, name)(x)
-        out.append(x)
-    return out
-
-
 def thumbnail_embedding(frames: Sequence[np.ndarray]) -> np.ndarray:
     """No model: the 8x8 normalised-Lab thumbnail of each frame, flattened (colour layout only)."""
-    from endopat.colour import rgb_uint8_to_lab_n
-    from endopat.data.geometry import fit_image
 
     small = np.stack([fit_image(f, (8, 8), "stretch") for f in frames])
     return rgb_uint8_to_lab_n(torch.from_numpy(small)).flatten(1).numpy()

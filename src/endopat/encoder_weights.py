@@ -36,7 +36,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from endopat.archs import ARCHS, arch_list
 from endopat.config import ModelConfig
+from endopat.networks import build_unet
 from endopat.errors import EndopatError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -126,12 +128,10 @@ def rgb_stem_to_lab(weight: torch.Tensor, in_channels: int, mean=IMAGENET_MEAN, 
 
 def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -> WeightsReport:
     """Copy the encoder weights of ``path`` into ``model`` (a U-Net of ``cfg.arch``), in place."""
-    from endopat.networks import arch_of
-
-    arch = arch_of(cfg)
+    arch = ARCHS[cfg.arch]
     if arch.weights_layout is None:
         raise EndopatError(f"{path}: model.arch {cfg.arch} has no published encoder weights; "
-                           "choose an encoder U-Net (resnet18/34/50, efficientnet-b0..b4)")
+                           f"choose one that has ({arch_list(with_weights=True)})")
     source = read_weights_file(path)
     report = WeightsReport(str(path), cfg.arch, arch.weights_layout)
     target = {k[len("encoder."):]: v for k, v in model.state_dict().items() if k.startswith("encoder.")}
@@ -177,8 +177,6 @@ def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
 
 def check_weights_file(cfg: ModelConfig, path: str | Path) -> None:
     """Fail now, naming ``path``, if it does not load onto a ``cfg`` network (before any work)."""
-    from endopat.networks import build_unet
-
     load_encoder_weights(build_unet(cfg), cfg, path)
 
 
@@ -186,8 +184,6 @@ def random_published(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """A randomly initialised encoder's weights in the layout ``arch``'s weights are published in
     (with running statistics drawn away from 0/1 and a 1000-class classifier): a stand-in file for
     testing the plumbing offline. It is not ImageNet: results with it say nothing about ImageNet."""
-    from endopat.networks import ARCHS, build_unet
-
     torch.manual_seed(seed)
     cfg = ModelConfig(arch=arch, image_size=(64, 64))
     encoder = build_unet(cfg, in_channels=3).encoder

@@ -16,48 +16,14 @@ encoder alone (:func:`encode`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from endopat.config import ARCH_NAMES, DiscriminatorConfig, ModelConfig
+from endopat.archs import ARCHS, Arch
+from endopat.config import DiscriminatorConfig, ModelConfig
 
-
-@dataclass(frozen=True)
-class Arch:
-    """What the rest of endopat needs to know about an architecture."""
-
-    name: str
-    first_layer: str  # the first convolution's weight (no bias; a batch norm follows)
-    stem_norm: str  # that batch norm's module name
-    groups: dict[str, tuple[str, ...]]  # encoder / decoder / last: top-level module names
-    multiple: int  # image sides must be multiples of this (the encoder's total stride)
-    weights_layout: str | None  # the published key layout its encoder weights come in
-
-    def modules(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-        """Module names with the group names (``encoder``, ``decoder``, ``last``) expanded."""
-        out: list[str] = []
-        for n in names:
-            out += self.groups.get(n, (n,))
-        return tuple(dict.fromkeys(out))
-
-
-_BASIC_ENCODER = ("conv_0", "down_1", "down_2", "down_3", "down_4")
-_BASIC_DECODER = ("upcat_4", "upcat_3", "upcat_2", "upcat_1", "final_conv")
-ARCHS: dict[str, Arch] = {
-    "basic_unet": Arch("basic_unet", "conv_0.conv_0.conv.weight", "conv_0.conv_0.adn.N",
-                       {"encoder": _BASIC_ENCODER, "decoder": _BASIC_DECODER, "last": ("final_conv",)},
-                       16, None),
-}
-for _name in ARCH_NAMES[1:]:
-    _resnet = _name.startswith("resnet")
-    ARCHS[_name] = Arch(
-        _name, "encoder.conv1.weight" if _resnet else "encoder._conv_stem.weight",
-        "encoder.bn1" if _resnet else "encoder._bn0",
-        {"encoder": ("encoder",), "decoder": ("decoder", "segmentation_head"), "last": ("segmentation_head",)},
-        32, "torchvision-resnet" if _resnet else "efficientnet-pytorch")
-
+__all__ = ["ARCHS", "Arch", "arch_of", "build_unet", "encode", "bottleneck_channels", "prepare_input", "Colorizer",
+           "Discriminator", "output_conv", "one_logit_head", "reset_modules", "count_parameters"]
 
 
 def arch_of(cfg: ModelConfig) -> Arch:
@@ -65,47 +31,18 @@ def arch_of(cfg: ModelConfig) -> Arch:
 
 
 def build_unet(cfg: ModelConfig, in_channels: int | None = None, out_channels: int = 2) -> nn.Module:
-    """The configured U-Net (2-D), two output channels unless told otherwise.
+    """The configured U-Net (2-D; :mod:`endopat.archs`), two output channels unless told otherwise.
 
     ``in_channels`` defaults to the segmenter's input (``cfg.in_channels``); the generator is
     always built with 1 (the L channel). Nothing is downloaded: encoder weights come from a local
     file (:mod:`endopat.encoder_weights`).
     """
-    c = cfg.in_channels if in_channels is None else in_channels
-    if cfg.arch == "basic_unet":
-        from monai.networks.nets import BasicUNet
-
-        return BasicUNet(spatial_dims=2, in_channels=c, out_channels=out_channels, features=tuple(cfg.features))
-    from monai.networks.nets import FlexibleUNet
-
-    net = FlexibleUNet(in_channels=c, out_channels=out_channels, backbone=cfg.arch, pretrained=False,
-                       decoder_channels=tuple(cfg.decoder_channels), spatial_dims=2)
-    if cfg.arch.startswith("resnet"):
-        net.encoder = _torchvision_resnet_encoder(cfg.arch, c)
-    return net
-
-
-def _torchvision_resnet_encoder(name: str, in_channels: int) -> nn.Module:
-    """MONAI's ResNet encoder built as torchvision's ResNet: 1x1-convolution shortcuts without bias
-    (MONAI's resnet18/34 default to MedicalNet's parameter-free shortcut "A"), so that torchvision's
-    ImageNet weights mean what they meant there."""
-    from monai.networks.nets.resnet import ResNet, ResNetEncoder, get_inplanes, resnet_params
-
-    block, layers = resnet_params[name][:2]
-    encoder = ResNetEncoder.__new__(ResNetEncoder)
-    ResNet.__init__(encoder, block=block, layers=layers, block_inplanes=get_inplanes(), spatial_dims=2,
-                    n_input_channels=in_channels, conv1_t_stride=2, shortcut_type="B", feed_forward=False,
-                    bias_downsample=False)
-    return encoder
+    return arch_of(cfg).build(cfg, cfg.in_channels if in_channels is None else in_channels, out_channels)
 
 
 def bottleneck_channels(cfg: ModelConfig) -> int:
     """Channels of :func:`encode`'s output."""
-    if cfg.arch == "basic_unet":
-        return cfg.features[4]
-    from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE
-
-    return FLEXUNET_BACKBONE.register_dict[cfg.arch]["feature_channel"][-1]
+    return arch_of(cfg).bottleneck(cfg)
 
 
 class Colorizer(nn.Module):
@@ -155,14 +92,10 @@ def _replace_batch_norm(module: nn.Module, kind: str) -> None:
             _replace_batch_norm(child, kind)
 
 
-def encode(unet: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def encode(unet: nn.Module, x: torch.Tensor, arch: Arch) -> torch.Tensor:
     """The U-Net's bottleneck features ``(B, C, H/s, W/s)``: its encoder path alone (s = 16 for
     ``basic_unet``, 32 for the encoder U-Nets)."""
-    if hasattr(unet, "encoder"):  # FlexibleUNet: the encoder returns every level
-        return unet.encoder(x)[-1]
-    for name in _BASIC_ENCODER:
-        x = getattr(unet, name)(x)
-    return x
+    return arch.levels(unet, x)[-1]
 
 
 def reset_modules(unet: nn.Module, names: tuple[str, ...] = ("final_conv",)) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Optional
 
 import typer
 
+from endopat.archs import arch_list
 from endopat.errors import EndopatError
 
 app = typer.Typer(
@@ -28,7 +29,7 @@ app = typer.Typer(
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (keys as in endopat.config)")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="show progress bars")
-ArchOpt = typer.Option(None, help="U-Net: basic_unet (the paper's), resnet18/34/50, efficientnet-b0..b4")
+ArchOpt = typer.Option(None, help=f"U-Net architecture (endopat.archs): {arch_list()}")
 EncoderWeightsOpt = typer.Option(None, "--encoder-weights", help="local .pth/.safetensors encoder weights "
                                  "(e.g. torchvision's ImageNet ResNet) for an encoder --arch")
 MaskThresholdOpt = typer.Option(0.5, "--mask-threshold", help="grey masks (JPEG, 16-bit): instrument from this "

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from endopat.config import FinetuneConfig, FinetuneSettings, ModelConfig, RuntimeConfig, _Strict, load_yaml, validate
+from endopat.archs import ARCHS, arch_list
 from endopat.choose import STRATEGIES
 from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
 from endopat.errors import EndopatError
@@ -172,9 +173,9 @@ class StudyConfig(_Strict):
                 raise ValueError(f"method '{m.name}': task '{m.task}' needs a pretrain source")
             if m.supervised is not None and m.supervised not in self.extra_labeled:
                 raise ValueError(f"method '{m.name}': supervised set '{m.supervised}' is not in extra_labeled")
-            if m.encoder_weights is not None and self.model.arch == "basic_unet":
-                raise ValueError(f"method '{m.name}': encoder_weights need an encoder model.arch "
-                                 "(resnet18/34/50, efficientnet-b0..b4), not basic_unet")
+            if m.encoder_weights is not None and ARCHS[self.model.arch].weights_layout is None:
+                raise ValueError(f"method '{m.name}': encoder_weights need a model.arch with published encoder "
+                                 f"weights ({arch_list(with_weights=True)}), not {self.model.arch}")
         for f in self.fractions:
             parse_fraction(f)
         return self

@@ -125,12 +125,12 @@ class Projector(nn.Module):
 class Contrastive(nn.Module):
     """The U-Net's encoder and the projector: input -> embedding ``(B, projection_dim)``."""
 
-    def __init__(self, unet: nn.Module, projector: nn.Module):
+    def __init__(self, unet: nn.Module, projector: nn.Module, arch):
         super().__init__()
-        self.unet, self.projector = unet, projector
+        self.unet, self.projector, self.arch = unet, projector, arch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(encode(self.unet, x))
+        return self.projector(encode(self.unet, x, self.arch))
 
 
 class ContrastiveTask(Task):
@@ -147,7 +147,8 @@ class ContrastiveTask(Task):
         self.unet_net = self.build_unet()
         for name in arch_of(cfg.model).modules(["decoder"]):  # takes no part in the loss (DDP
             self.unet_net.get_submodule(name).requires_grad_(False)  # insists every trained weight does)
-        self.net = Contrastive(self.unet_net, Projector(bottleneck_channels(cfg.model), s.projection_dim))
+        self.net = Contrastive(self.unet_net, Projector(bottleneck_channels(cfg.model), s.projection_dim),
+                               arch_of(cfg.model))
         self.model, self.opt = run.setup("contrastive", self.net, torch.optim.Adam(
             [p for p in self.net.parameters() if p.requires_grad], lr=s.lr))
         if s.temporal_window and store.meta.get("kind") != "videos":

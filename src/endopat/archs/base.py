@@ -1,0 +1,40 @@
+"""What the rest of endopat needs to know about an architecture (:class:`Arch`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Arch:
+    """An architecture of the U-Net that re-colorization trains and fine-tuning segments with.
+
+    ``build(cfg, in_channels, out_channels)`` makes it (``cfg``: :class:`endopat.config.ModelConfig`);
+    ``levels(net, x)`` runs its encoder alone and returns every level's output, deepest last;
+    ``bottleneck(cfg)`` is the channels of that deepest level. ``first_layer`` (the first
+    convolution's weight, inflated from L to Lab and made from RGB weights) and ``stem_norm`` (the
+    batch norm after it) are state-dict names; ``groups`` name its top-level modules ``encoder``,
+    ``decoder`` and ``last`` (what fine-tuning re-initialises after a pretext task); image sides must
+    be multiples of ``multiple``; ``weights_layout`` is the published key layout its encoder weights
+    come in (:mod:`endopat.encoder_weights`), None when there are none."""
+
+    name: str
+    build: Callable[[Any, int, int], nn.Module]
+    levels: Callable[[nn.Module, torch.Tensor], list[torch.Tensor]]
+    bottleneck: Callable[[Any], int]
+    first_layer: str
+    stem_norm: str
+    groups: dict[str, tuple[str, ...]]
+    multiple: int
+    weights_layout: str | None = None
+
+    def modules(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        """Module names with the group names (``encoder``, ``decoder``, ``last``) expanded."""
+        out: list[str] = []
+        for n in names:
+            out += self.groups.get(n, (n,))
+        return tuple(dict.fromkeys(out))
