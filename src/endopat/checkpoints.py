@@ -31,6 +31,7 @@ from endopat import __version__
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError
 from endopat.io import atomic_path
+from endopat.networks import reset_modules
 
 FORMAT = "endopat"
 FORMAT_VERSION = 1
@@ -151,7 +152,6 @@ def init_from(
     Tensors missing from ``source`` or of another shape keep their fresh initialisation and are
     reported.
     """
-    from endopat.networks import reset_modules
 
     report = InitReport()
     prefixes = tuple(name + "." for name in reinit)

@@ -33,19 +33,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from endopat.io import atomic_write_text
+
 N_BINS = 256
 AB_OFFSET = 128
 AB_SCALE = 128.0
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    import kornia.color
+    import kornia.color  # heavy: imported when used
 
     return kornia.color.rgb_to_lab(rgb.clamp(0.0, 1.0))
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    import kornia.color
+    import kornia.color  # heavy: imported when used
 
     return kornia.color.lab_to_rgb(lab, clip=True)
 
@@ -153,7 +155,6 @@ class ABHistogram:
         return cls(np.asarray(d["counts"], dtype=np.int64))
 
     def save(self, path: str | Path) -> None:
-        from endopat.io import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict()))
 

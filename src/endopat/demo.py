@@ -6,10 +6,12 @@ domain with one shorter pretraining, for a look at every stage in about a minute
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 
 from endopat.study.config import StudyConfig, load_study
+from endopat.study.runner import run_study
 from endopat.tasks import DEFAULT_TASK
 
 DEMO_CONFIG = files("endopat") / "configs" / "demo.yaml"
@@ -45,14 +47,12 @@ def demo_config(quick: bool = False, data_seed: int = 0) -> StudyConfig:
 def default_workers() -> int:
     """One study worker per core, at most 8 (docs/design.md: several single-threaded runs of the
     demo's small networks use a CPU better than one multi-threaded run)."""
-    import os
 
     return max(1, min(8, os.cpu_count() or 1))
 
 
 def run_demo(out: str | Path, quick: bool = False, progress: bool = True, log=print, data_seed: int = 0,
              workers: int | None = None) -> Path:
-    from endopat.study.runner import run_study
 
     out = Path(out)
     cfg = demo_config(quick, data_seed)

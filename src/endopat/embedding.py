@@ -18,7 +18,6 @@ from endopat.evaluate import network_input
 from endopat.networks import arch_of, build_unet
 
 
-
 class Embedder:
     """Pooled multi-level encoder features of a checkpoint (see the module docstring), and for a
     segmenter the uncertainty of its prediction."""

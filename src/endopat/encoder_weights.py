@@ -37,9 +37,10 @@ import torch
 from torch import nn
 
 from endopat.archs import ARCHS, arch_list
+from endopat.checkpoints import load_weights_only
 from endopat.config import ModelConfig
-from endopat.networks import build_unet
 from endopat.errors import EndopatError
+from endopat.networks import build_unet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,14 +58,17 @@ PUBLISHED_KEY = {
 
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a ``.pth``/``.pt``/``.bin`` or ``.safetensors`` file, unwrapped (see above)."""
-    from endopat.checkpoints import load_weights_only
 
     path = Path(path)
     if not path.is_file():
         raise EndopatError(f"{path}: encoder weights file not found")
     if path.suffix.lower() == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors import (
+            SafetensorError,  # imported when a .safetensors file is read
+        )
+        from safetensors.torch import (
+            load_file,  # imported when a .safetensors file is read
+        )
 
         try:
             state = load_file(str(path))

@@ -29,7 +29,10 @@ METRIC_FIELDS = ["id", "group", "dice", "iou", "gt_fraction", "pred_fraction"]
 
 def dice_iou(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image Dice and IoU of boolean masks ``(B, H, W)`` (MONAI metrics, empty = see above)."""
-    from monai.metrics import compute_dice, compute_iou
+    from monai.metrics import (  # heavy: imported when a network or metric is needed
+        compute_dice,
+        compute_iou,
+    )
 
     p = pred[:, None].float()
     g = gt[:, None].float()

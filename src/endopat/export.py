@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from endopat.config import ModelConfig
 from endopat.errors import EndopatError
+from endopat.evaluate import Segmenter, probabilities
 from endopat.io import atomic_path, file_digest, output_file
 
 
@@ -40,9 +43,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     """Export, then check parity: the ONNX graph run by onnxruntime must give the PyTorch model's
     probabilities within :data:`PARITY_TOLERANCE` on a random batch at the training size, or the
     file is not written. The metadata records the checkpoint's sha256 (see :func:`cached_onnx`)."""
-    import onnx
+    import onnx  # optional (the export extra)
 
-    from endopat.evaluate import Segmenter
 
     output_file(out)
     seg = Segmenter(checkpoint)
@@ -81,7 +83,7 @@ def _check_parity(seg, onnx_path: Path, checkpoint: str | Path) -> None:
 
 
 def _recorded_digest(path: Path) -> str | None:
-    import onnx
+    import onnx  # optional (the export extra)
 
     try:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -94,7 +96,6 @@ def cached_onnx(checkpoint: str | Path, log=None) -> Path:
     """The checkpoint's ONNX export, made once and kept next to it as ``<checkpoint>.onnx``; remade
     when the checkpoint changed (its sha256 is in the export's metadata). A read-only folder gets
     the export in the system's temporary folder instead."""
-    import tempfile
 
     checkpoint = Path(checkpoint)
     digest = file_digest(checkpoint)
@@ -112,9 +113,8 @@ class OnnxSegmenter:
     """Like :class:`endopat.evaluate.Segmenter`, running the exported graph with onnxruntime."""
 
     def __init__(self, path: str | Path, providers: list[str] | None = None):
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional (the export extra)
 
-        from endopat.config import ModelConfig
 
         path = Path(path)
         if not path.is_file():
@@ -142,6 +142,5 @@ class OnnxSegmenter:
 
     def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Foreground probability maps at each image's own size (as the PyTorch segmenter)."""
-        from endopat.evaluate import probabilities
 
         return probabilities(self.forward, self.cfg, images)

@@ -31,14 +31,31 @@ import torch
 
 from endopat import losses
 from endopat.augment import augment_batch, draws
-from endopat.checkpoints import init_from, load_checkpoint, model_config, save_checkpoint
+from endopat.checkpoints import (
+    init_from,
+    load_checkpoint,
+    model_config,
+    save_checkpoint,
+)
 from endopat.config import FinetuneConfig, ModelConfig
 from endopat.data.labeled import Sample, load_pairs
+from endopat.encoder_weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_weights_file,
+    load_encoder_weights,
+)
 from endopat.errors import EndopatError
 from endopat.evaluate import dice_iou
-from endopat.io import atomic_write_text
-from endopat.encoder_weights import check_weights_file, load_encoder_weights
-from endopat.networks import arch_of, build_unet, one_logit_head, output_conv, prepare_input
+from endopat.io import atomic_write_text, file_digest
+from endopat.networks import (
+    arch_of,
+    build_unet,
+    one_logit_head,
+    output_conv,
+    prepare_input,
+)
+from endopat.report.figures import plot_finetune_history
 from endopat.runtime import GeneratorState, TrainingRun
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
@@ -161,8 +178,6 @@ def _provenance(cfg: FinetuneConfig, n_train: int, n_val: int, init, init_ckpt: 
     meta = {"train_images": n_train, "val_images": n_val, "init": str(init) if init else None,
             "reinit_last": reinit_last, "finetune": cfg.model_dump(mode="json"), **(extra or {})}
     if cfg.encoder_weights:  # the file's digest and the input normalisation its first layer was folded from
-        from endopat.encoder_weights import IMAGENET_MEAN, IMAGENET_STD
-        from endopat.io import file_digest
 
         meta["encoder_weights"] = {"file": cfg.encoder_weights, "sha256": file_digest(cfg.encoder_weights),
                                    "rgb_normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
@@ -221,7 +236,6 @@ def finetune(
                             f"lr {opt.param_groups[0]['lr']:.0e}")
     run.save(epoch, best_val=best_val, bad_epochs=bad_epochs)
     if run.is_main:
-        from endopat.report.figures import plot_finetune_history
 
         plot_finetune_history(run.history, run.out / "history.png", title=run.out.name)
     run.fabric.barrier()

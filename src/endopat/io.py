@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from endopat.errors import EndopatError
 
@@ -101,7 +102,6 @@ def atomic_write_csv(path: str | Path, fields: Sequence[str], rows: Iterable[Map
 
 def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
     """Read an image as a uint8 array (``H, W, 3`` for RGB, ``H, W`` for L); clear error if bad."""
-    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -121,7 +121,6 @@ def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
-    from PIL import Image
 
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")

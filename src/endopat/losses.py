@@ -94,7 +94,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
     """SimCLR's NT-Xent (Chen et al. 2020): ``z1[i]`` and ``z2[i]`` are two views of one sample, every
     other embedding of the batch a negative; cosine similarity / temperature, cross-entropy, averaged
     over the 2B anchors. pytorch-metric-learning's ``NTXentLoss``, with each pair its own label."""
-    from pytorch_metric_learning.losses import NTXentLoss
+    from pytorch_metric_learning.losses import (
+        NTXentLoss,  # heavy: imported when the contrastive loss is built
+    )
 
     labels = torch.arange(len(z1), device=z1.device)
     return NTXentLoss(temperature=temperature)(torch.cat([z1, z2]), torch.cat([labels, labels]))

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from endopat.archs import ARCHS, Arch
+from endopat.colour import rgb_uint8_to_lab_n
 from endopat.config import DiscriminatorConfig, ModelConfig
 
 __all__ = ["ARCHS", "Arch", "arch_of", "build_unet", "encode", "bottleneck_channels", "prepare_input", "Colorizer",
@@ -65,7 +66,9 @@ class Discriminator(nn.Module):
 
     def __init__(self, cfg: DiscriminatorConfig | None = None, in_channels: int = 3):
         super().__init__()
-        from monai.networks.nets import resnet18
+        from monai.networks.nets import (
+            resnet18,  # heavy: imported when a network or metric is needed
+        )
 
         cfg = cfg or DiscriminatorConfig()
         self.resnet = resnet18(
@@ -144,7 +147,6 @@ def count_parameters(module: nn.Module) -> int:
 
 def prepare_input(images: torch.Tensor, mode: str) -> torch.Tensor:
     """RGB uint8 ``(B, H, W, 3)`` -> segmenter input: normalised L ``(B, 1, H, W)`` or Lab (3 ch)."""
-    from endopat.colour import rgb_uint8_to_lab_n
 
     lab_n = rgb_uint8_to_lab_n(images)
     return lab_n[:, :1].contiguous() if mode == "L" else lab_n

@@ -11,16 +11,29 @@ queues (they overlap), so memory does not grow with the video's length.
 
 from __future__ import annotations
 
+import importlib.util
 import queue
 import threading
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 
+from endopat.data.video import iter_frames, video_info, write_video
 from endopat.errors import EndopatError
-from endopat.io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_csv, list_images, output_folder, read_image,
-                        write_png)
+from endopat.evaluate import Segmenter, full_resolution, network_input
+from endopat.export import OnnxSegmenter, cached_onnx
+from endopat.io import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    atomic_write_csv,
+    list_images,
+    output_folder,
+    read_image,
+    write_png,
+)
+from endopat.runtime import progress_bar
 
 TINT = np.array([0, 255, 120], dtype=np.float32)  # instrument tint (green-cyan: absent in tissue)
 OUTLINE = np.array([255, 255, 0], dtype=np.uint8)
@@ -31,7 +44,6 @@ BACKENDS = ("auto", "onnx", "torch")
 
 
 def _has_onnxruntime() -> bool:
-    import importlib.util
 
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
@@ -55,12 +67,10 @@ def load_model(path: str | Path, device: str = "cpu", backend: str = "auto", log
     if backend == "auto":
         backend = "onnx" if onnx_file or (device == "cpu" and _has_onnxruntime()) else "torch"
     if backend == "torch":
-        from endopat.evaluate import Segmenter
 
         return Segmenter(path, device)
     if not _has_onnxruntime():
         raise EndopatError("the onnx backend needs onnxruntime: pip install 'endopat[export]'")
-    from endopat.export import OnnxSegmenter, cached_onnx
 
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
     return OnnxSegmenter(path if onnx_file else cached_onnx(path, log), providers)
@@ -143,10 +153,7 @@ def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
 
 def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold: float | None = None,
                   save_masks: bool = False, progress: Callable[[int], None] | None = None) -> dict:
-    import torch
 
-    from endopat.data.video import iter_frames, video_info, write_video
-    from endopat.evaluate import full_resolution, network_input
 
     thr = model.threshold if threshold is None else threshold
     fps = video_info(video)["fps"] or 25.0
@@ -188,7 +195,6 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
             progress: bool = True, backend: str = "auto", log=None) -> dict:
     """Segment an image, a folder of images, or a video (see the module docstring); ``backend``
     as in :func:`load_model`."""
-    from endopat.runtime import progress_bar
 
     source, out = Path(source), Path(out)
     if not source.exists():
@@ -196,7 +202,6 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
     output_folder(out)
     model = load_model(model_path, device, backend, log)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
-        from endopat.data.video import video_info
 
         with progress_bar(f"segmenting {source.name}", video_info(source)["frames"] or None, progress) as adv:
             return predict_video(model, source, out, batch_size, threshold, save_masks, adv)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -24,6 +25,7 @@ from endopat.data.frames import FrameStore, build_store, probe_source
 from endopat.encoder_weights import check_weights_file
 from endopat.io import atomic_write_text
 from endopat.networks import arch_of
+from endopat.report.figures import plot_pretrain_losses
 from endopat.runtime import TrainingRun, progress_bar
 from endopat.tasks import get_task
 from endopat.tasks.config import PretrainConfig
@@ -89,7 +91,6 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                 save(step)
     save(step)
     if run.is_main:
-        from endopat.report.figures import plot_pretrain_losses
 
         task.samples(sample_frames, png := run.out / "samples" / f"step_{step:06d}.png")
         run.image("samples", png, step)

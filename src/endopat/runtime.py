@@ -8,22 +8,25 @@ writes files.
 from __future__ import annotations
 
 import os
+import random
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from PIL import Image
 
+from endopat.checkpoints import load_weights_only, save_atomic
 from endopat.errors import EndopatError
-from endopat.io import output_folder, remove_leftovers
+from endopat.io import atomic_write_csv, output_folder, remove_leftovers
 
 
 def make_fabric(cfg: Any):
     """A launched Fabric from a config with accelerator/devices/num_nodes/strategy/precision/seed."""
-    import warnings
 
-    from lightning_fabric import Fabric
+    from lightning_fabric import Fabric  # heavy: imported when a run starts
 
     precision = "32-true" if cfg.precision == "32" else cfg.precision
     with warnings.catch_warnings():
@@ -59,8 +62,14 @@ def progress_bar(description: str, total: int | None, enabled: bool = True,
     if not enabled:
         yield lambda *a, **k: None
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,  # imported when a progress bar is shown
+        TimeRemainingColumn,
+    )
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
@@ -76,9 +85,7 @@ def progress_bar(description: str, total: int | None, enabled: bool = True,
 def rng_state() -> dict[str, Any]:
     """Every random generator a training step may draw from (torch CPU and CUDA, numpy, Python),
     as tensors and plain values, so that ``torch.load(weights_only=True)`` reads it back."""
-    import random
 
-    import numpy as np
 
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, py_gauss = random.getstate()
@@ -90,9 +97,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    import random
 
-    import numpy as np
 
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
@@ -134,7 +139,6 @@ class TrainingRun:
 
     def __init__(self, cfg: Any, out: Any, fields: list[str], history_file: str = "history.csv",
                  progress: bool = True, log: Callable[[str], None] = print, kind: str = "training"):
-        from endopat.checkpoints import load_weights_only
 
         self.out = output_folder(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -247,7 +251,6 @@ class TrainingRun:
     def image(self, tag: str, png: Path, position: int) -> None:
         """A saved figure (PNG) in TensorBoard's images tab, on rank 0."""
         if tb := self._writer():
-            from PIL import Image
 
             tb.add_image(tag, np.asarray(Image.open(png).convert("RGB")), position, dataformats="HWC")
 
@@ -256,7 +259,9 @@ class TrainingRun:
             self._tb = False
             if self.is_main and getattr(self.cfg, "tensorboard", False):
                 try:
-                    from torch.utils.tensorboard import SummaryWriter
+                    from torch.utils.tensorboard import (
+                        SummaryWriter,  # optional (the tensorboard extra)
+                    )
                 except ImportError:  # the extra is not installed: the CSV logs only
                     pass
                 else:
@@ -270,8 +275,6 @@ class TrainingRun:
 
     def save(self, position: int, **extra: Any) -> None:
         """``last.pt`` (atomically) and the history CSV, on rank 0."""
-        from endopat.checkpoints import save_atomic
-        from endopat.io import atomic_write_csv
 
         self.flush()
         self.position = position

@@ -44,10 +44,25 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
+from endopat.annotation import write_cvat, write_label_studio
 from endopat.choose import STRATEGIES, Candidate, choose
+from endopat.data.frames import STORE_DATA, FrameStore, is_store, source_files
+from endopat.data.geometry import fit_image, restore
+from endopat.data.video import iter_frames, video_info
 from endopat.embedding import Embedder
 from endopat.errors import EndopatError
+from endopat.io import (
+    IMAGE_SUFFIXES,
+    atomic_write_csv,
+    is_hidden,
+    output_folder,
+    read_image,
+    write_png,
+)
+from endopat.runtime import progress_bar
+
 RANK_FIELDS = ["rank", "file", "video", "frame", "time_s", "strategy", "score", "distance", "uncertainty"]
 THUMB = 96  # contact-sheet thumbnail height
 
@@ -58,9 +73,6 @@ def iter_candidates(source: str | Path, fps: float | None = 1.0, stride: int | N
                     ) -> Iterator[tuple[Candidate, np.ndarray]]:
     """Stream ``(candidate, RGB frame at full resolution)`` from a video, a folder of videos or of
     images, or a frame store; videos sampled at ``fps`` (or every ``stride``-th frame)."""
-    from endopat.data.frames import STORE_DATA, FrameStore, source_files, is_store
-    from endopat.data.video import iter_frames, video_info
-    from endopat.io import read_image
 
     source = Path(source)
     if not source.exists():
@@ -87,9 +99,6 @@ def iter_candidates(source: str | Path, fps: float | None = 1.0, stride: int | N
 def read_frames(cands: Sequence[Candidate]) -> list[np.ndarray]:
     """The candidates' frames again, at full resolution (chosen frames are decoded twice rather
     than kept): one decoding pass per video, up to its last wanted frame."""
-    from endopat.data.frames import FrameStore, is_store
-    from endopat.data.video import iter_frames
-    from endopat.io import read_image
 
     got: dict[Candidate, np.ndarray] = {}
     for path in dict.fromkeys(c.path for c in cands):
@@ -117,7 +126,6 @@ def read_frames(cands: Sequence[Candidate]) -> list[np.ndarray]:
 
 def _labeled_images(labeled: str | Path) -> list[Path]:
     """The images of a labeled folder (any depth; folders named like masks or labels skipped)."""
-    from endopat.io import IMAGE_SUFFIXES, is_hidden
 
     labeled = Path(labeled)
     if not labeled.exists():
@@ -135,7 +143,6 @@ def _labeled_images(labeled: str | Path) -> list[Path]:
 def _embed_all(embedder: Embedder, source, fps: float, batch_size: int, progress: bool
                ) -> tuple[list[Candidate], np.ndarray | None, np.ndarray | None]:
     """Every candidate frame of ``source``, streamed: its embedding and (a segmenter's) uncertainty."""
-    from endopat.runtime import progress_bar
 
     cands: list[Candidate] = []
     embs, unc = [], []
@@ -166,8 +173,6 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
             progress: bool = True, log=print) -> dict:
     """Choose ``n`` frames of ``source`` to label next and write them with the ranking, a contact
     sheet and annotation-tool imports to ``out`` (see the module docstring)."""
-    from endopat.annotation import write_cvat, write_label_studio
-    from endopat.io import atomic_write_csv, output_folder, read_image, write_png
 
     if strategy not in STRATEGIES:
         raise EndopatError(f"--strategy '{strategy}': choose one of {', '.join(STRATEGIES)}")
@@ -221,14 +226,12 @@ def _num(v: float) -> str:
 
 
 def _thumbnail(frame: np.ndarray) -> np.ndarray:
-    from endopat.data.geometry import fit_image
 
     h, w = frame.shape[:2]
     return fit_image(frame, (THUMB, max(1, round(w * THUMB / h))), "stretch")
 
 
 def _full_mask(embedder: Embedder, frame: np.ndarray) -> np.ndarray:
-    from endopat.data.geometry import restore
 
     _, prob = embedder.uncertainty([frame])
     return restore(torch.from_numpy(prob), frame.shape[:2], embedder.cfg.fit)[0].numpy() >= 0.5
@@ -236,7 +239,6 @@ def _full_mask(embedder: Embedder, frame: np.ndarray) -> np.ndarray:
 
 def contact_sheet(thumbs: Sequence[np.ndarray], columns: int = 6) -> np.ndarray:
     """Thumbnails in rank order, left to right, with the rank drawn in each corner."""
-    from PIL import Image, ImageDraw
 
     width = max(t.shape[1] for t in thumbs)
     rows = -(-len(thumbs) // columns)

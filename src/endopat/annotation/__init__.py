@@ -4,8 +4,16 @@
 """
 
 from endopat.annotation import coco, cvat, cvat_mask, label_studio
-from endopat.annotation.write import (LABEL, LABEL_STUDIO_CONFIG, brush_rle, cvat_mask_rle, cvat_xml,
-                                      label_studio_tasks, write_cvat, write_label_studio)
+from endopat.annotation.write import (
+                                      LABEL,
+                                      LABEL_STUDIO_CONFIG,
+                                      brush_rle,
+                                      cvat_mask_rle,
+                                      cvat_xml,
+                                      label_studio_tasks,
+                                      write_cvat,
+                                      write_label_studio,
+)
 
 # every export format endopat imports: one module each (NAME, TOOL, detect, read); detection in this order
 FORMATS = {m.NAME: m for m in (cvat, cvat_mask, coco, label_studio)}

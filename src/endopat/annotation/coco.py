@@ -10,7 +10,14 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels, json_export, polygon_mask
+from endopat.annotation.export import (
+    Annotated,
+    ExportFiles,
+    Parsed,
+    choose_labels,
+    json_export,
+    polygon_mask,
+)
 from endopat.errors import EndopatError
 
 NAME = "coco"
@@ -27,7 +34,7 @@ def detect(files: ExportFiles) -> bool:
 
 
 def _segmentation(seg, size: tuple[int, int], here: str) -> np.ndarray:
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # imported when a polygon or RLE is read
 
     h, w = size
     if isinstance(seg, list):  # polygons

@@ -13,7 +13,14 @@ from collections import Counter
 
 import numpy as np
 
-from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels, polygon_mask, runs_mask
+from endopat.annotation.export import (
+    Annotated,
+    ExportFiles,
+    Parsed,
+    choose_labels,
+    polygon_mask,
+    runs_mask,
+)
 from endopat.errors import EndopatError
 
 NAME = "cvat"

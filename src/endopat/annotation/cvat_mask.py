@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels
 from endopat.errors import EndopatError
@@ -29,7 +30,6 @@ def detect(files: ExportFiles) -> bool:
 
 
 def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | None = None) -> Parsed:
-    from PIL import Image
 
     name = _labelmap(files)
     where = files.where(name)

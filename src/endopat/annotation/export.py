@@ -110,7 +110,7 @@ def polygon_mask(points: list[tuple[float, float]], size: tuple[int, int], where
     """A polygon in pixel coordinates filled as COCO's tools (pycocotools) fill it — the rule CVAT
     (through Datumaro) and Roboflow use when they turn polygons into masks: a pixel is inside when
     its centre is."""
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # imported when a polygon or RLE is read
 
     if len(points) < 3:
         raise EndopatError(f"{where}: a polygon with {len(points)} point(s) (at least 3 are needed)")

@@ -23,13 +23,22 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from endopat.annotation import FORMATS
 from endopat.annotation.export import Annotated, ExportFiles, Parsed
 from endopat.annotation.label_studio import UPLOAD_PREFIX
 from endopat.data.labeled import group_of
 from endopat.errors import EndopatError
-from endopat.io import IMAGE_SUFFIXES, atomic_path, atomic_write_text, is_hidden, output_folder, read_image, write_png
+from endopat.io import (
+    IMAGE_SUFFIXES,
+    atomic_path,
+    atomic_write_text,
+    is_hidden,
+    output_folder,
+    read_image,
+    write_png,
+)
 
 MANIFEST = "manifest.json"
 
@@ -80,7 +89,6 @@ class _Images:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:

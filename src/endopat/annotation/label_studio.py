@@ -16,7 +16,14 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
-from endopat.annotation.export import Annotated, ExportFiles, Parsed, choose_labels, json_export, polygon_mask
+from endopat.annotation.export import (
+    Annotated,
+    ExportFiles,
+    Parsed,
+    choose_labels,
+    json_export,
+    polygon_mask,
+)
 from endopat.errors import EndopatError
 
 NAME = "label-studio"
@@ -60,7 +67,9 @@ def _chosen(task: dict, annotator: str | None) -> tuple[dict | None, str]:
 
 def _brush(value: dict, size: tuple[int, int], here: str) -> np.ndarray:
     try:
-        from label_studio_sdk.converter.brush import decode_rle
+        from label_studio_sdk.converter.brush import (
+            decode_rle,  # optional (the annotation extra)
+        )
     except ImportError:
         raise EndopatError("reading Label Studio brush masks needs label-studio-sdk: pip install "
                            "'endopat[annotation]'") from None

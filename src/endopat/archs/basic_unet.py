@@ -13,7 +13,9 @@ DECODER = ("upcat_4", "upcat_3", "upcat_2", "upcat_1", "final_conv")
 
 
 def build(cfg, in_channels: int, out_channels: int) -> nn.Module:
-    from monai.networks.nets import BasicUNet  # imported when a network is built: MONAI takes seconds
+    from monai.networks.nets import (
+        BasicUNet,  # imported when a network is built: MONAI takes seconds
+    )
 
     return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=out_channels, features=tuple(cfg.features))
 

@@ -15,7 +15,12 @@ GROUPS = {"encoder": ("encoder",), "decoder": ("decoder", "segmentation_head"), 
 def _torchvision_resnet_encoder(name: str, in_channels: int) -> nn.Module:
     """MONAI's ResNet encoder built as torchvision's ResNet: 1x1-convolution shortcuts without bias
     (MONAI's resnet18/34 default to MedicalNet's parameter-free shortcut "A")."""
-    from monai.networks.nets.resnet import ResNet, ResNetEncoder, get_inplanes, resnet_params
+    from monai.networks.nets.resnet import (  # heavy: imported when a network or metric is needed
+        ResNet,
+        ResNetEncoder,
+        get_inplanes,
+        resnet_params,
+    )
 
     block, layers = resnet_params[name][:2]
     encoder = ResNetEncoder.__new__(ResNetEncoder)
@@ -27,7 +32,9 @@ def _torchvision_resnet_encoder(name: str, in_channels: int) -> nn.Module:
 
 def _builder(name: str):
     def build(cfg, in_channels: int, out_channels: int) -> nn.Module:
-        from monai.networks.nets import FlexibleUNet  # imported when a network is built: MONAI takes seconds
+        from monai.networks.nets import (
+            FlexibleUNet,  # imported when a network is built: MONAI takes seconds
+        )
 
         net = FlexibleUNet(in_channels=in_channels, out_channels=out_channels, backbone=name, pretrained=False,
                            decoder_channels=tuple(cfg.decoder_channels), spatial_dims=2)
@@ -43,7 +50,9 @@ def levels(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 
 def _bottleneck(name: str):
     def channels(cfg) -> int:
-        from monai.networks.nets.flexible_unet import FLEXUNET_BACKBONE
+        from monai.networks.nets.flexible_unet import (
+            FLEXUNET_BACKBONE,  # heavy: imported when a network or metric is needed
+        )
 
         return FLEXUNET_BACKBONE.register_dict[name]["feature_channel"][-1]
     return channels

@@ -7,8 +7,16 @@ from typing import Optional
 
 import typer
 
-from endopat.cli.app import (ClassMapOpt, MaskThresholdOpt, ProgressOpt,
-                             aspect_hint, echo, mask_format_of, parse_hw, app)
+from endopat.cli.app import (
+    ClassMapOpt,
+    MaskThresholdOpt,
+    ProgressOpt,
+    app,
+    aspect_hint,
+    echo,
+    mask_format_of,
+    parse_hw,
+)
 from endopat.data.geometry import FITS
 from endopat.errors import EndopatError
 
@@ -26,10 +34,9 @@ def synth(
     progress: bool = ProgressOpt,
 ) -> None:
     """Generate synthetic endoscopy: unlabeled mp4 videos and labeled frames with exact masks."""
+    from endopat.config import validate
     from endopat.data.synth import SITES, SynthSpec, generate
     from endopat.runtime import progress_bar
-
-    from endopat.config import validate
 
     if site not in SITES:
         raise EndopatError(f"unknown site '{site}' (choose from {', '.join(SITES)})")

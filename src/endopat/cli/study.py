@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from endopat.cli.app import (ProgressOpt,
-                             echo, app)
+from endopat.cli.app import ProgressOpt, app, echo
 from endopat.errors import EndopatError
 
 

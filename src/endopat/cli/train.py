@@ -7,8 +7,20 @@ from typing import Optional
 
 import typer
 
-from endopat.cli.app import (ArchOpt, ClassMapOpt, ConfigOpt, EncoderWeightsOpt, MaskThresholdOpt, ProgressOpt,
-                             devices_of, echo, mask_format_of, str_or_none, size_of, app)
+from endopat.cli.app import (
+    ArchOpt,
+    ClassMapOpt,
+    ConfigOpt,
+    EncoderWeightsOpt,
+    MaskThresholdOpt,
+    ProgressOpt,
+    app,
+    devices_of,
+    echo,
+    mask_format_of,
+    size_of,
+    str_or_none,
+)
 
 
 @app.command()
@@ -39,8 +51,8 @@ def pretrain(
 ) -> None:
     """Pretrain a U-Net on unlabeled frames with an auxiliary task (default: GAN re-colorization)."""
     from endopat.config import load_config
-    from endopat.tasks.config import PretrainConfig
     from endopat.pretrain import pretrain as run
+    from endopat.tasks.config import PretrainConfig
 
     cfg = load_config(PretrainConfig, config, task=task, steps=steps, batch_size=batch_size,
                       model__image_size=size_of(image_size), model__arch=arch,

@@ -7,9 +7,15 @@ from typing import Optional
 
 import typer
 
-from endopat.cli.app import (ClassMapOpt, MaskThresholdOpt, ProgressOpt,
-                             echo, mask_format_of, app)
 from endopat.choose import STRATEGIES
+from endopat.cli.app import (
+    ClassMapOpt,
+    MaskThresholdOpt,
+    ProgressOpt,
+    app,
+    echo,
+    mask_format_of,
+)
 from endopat.errors import EndopatError
 
 

@@ -23,9 +23,18 @@ import numpy as np
 import torch
 
 from endopat.data.geometry import Fit, content_box, fit_image
+from endopat.data.video import iter_frames, video_info
 from endopat.errors import EndopatError
-from endopat.io import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, atomic_write_text, list_images, list_videos,
-                        output_folder, remove_leftovers)
+from endopat.io import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    atomic_write_text,
+    list_images,
+    list_videos,
+    output_folder,
+    read_image,
+    remove_leftovers,
+)
 
 STORE_META = "store.json"
 STORE_DATA = "frames.u8"
@@ -118,7 +127,6 @@ def detect_fov(frames: list[np.ndarray], threshold: int = 20, min_share: float =
 
 def _video_frames(path: Path, size: tuple[int, int], stride: int, fps: float | None, crop_fov: bool,
                   fit: Fit) -> Iterator[np.ndarray]:
-    from endopat.data.video import iter_frames, video_info
 
     info = video_info(path)
     if fps is not None:
@@ -140,7 +148,6 @@ def _video_frames(path: Path, size: tuple[int, int], stride: int, fps: float | N
 
 def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: int,
                  fps: float | None, crop_fov: bool, fit: Fit, on_bad) -> Iterator[tuple[Path, np.ndarray]]:
-    from endopat.io import read_image
 
     if kind == "videos":
         for path in files:
@@ -180,8 +187,6 @@ def _append_frames(path: Path, frames: Iterator[tuple[Path, np.ndarray]], max_fr
 
 def source_shape(src: str | Path) -> tuple[int, int]:
     """(height, width) of the first video or image of a source (or a store's frame size)."""
-    from endopat.data.video import video_info
-    from endopat.io import read_image
 
     src = Path(src)
     if not src.exists():
@@ -198,8 +203,6 @@ def source_shape(src: str | Path) -> tuple[int, int]:
 def probe_source(src: str | Path) -> None:
     """Cheap checks of a pretraining source, before any heavy import: it exists, holds videos or
     images (or is a store), and its first file opens. Errors name the file."""
-    from endopat.data.video import video_info
-    from endopat.io import read_image
 
     src = Path(src)
     if not src.exists():

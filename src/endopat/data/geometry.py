@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import torch
+from PIL import Image
 
 FITS = ("letterbox", "stretch")  # every fit rule: the one list config, CLI and docs read
 Fit = Literal[FITS]
@@ -49,7 +51,6 @@ def content_box(src_hw: tuple[int, int], dst_hw: tuple[int, int], fit: Fit = "le
 
 
 def _resize(array: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
-    from PIL import Image
 
     if array.shape[:2] == tuple(hw):
         return array
@@ -82,7 +83,6 @@ def fit_mask(mask: np.ndarray, size: tuple[int, int], fit: Fit = "letterbox") ->
 def restore(prob, src_hw: tuple[int, int], fit: Fit = "letterbox"):
     """A network-sized map ``(C, H, W)`` (torch tensor) -> ``(C, h, w)`` at the frame's own size:
     the content box is cut out and resized bilinearly."""
-    import torch
 
     box = content_box(src_hw, tuple(prob.shape[-2:]), fit)
     inner = prob[..., box.top : box.top + box.height, box.left : box.left + box.width]

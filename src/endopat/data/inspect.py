@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from endopat.data.labeled import SPLITS, load_image, load_mask
+from endopat.data.labeled import MASK_ENCODINGS, SPLITS, load_image, load_mask
+from endopat.data.readers import detect_layout, read_labeled
+from endopat.data.video import iter_frames, video_info
 from endopat.errors import EndopatError
-from endopat.io import VIDEO_SUFFIXES, list_images, list_videos
+from endopat.io import VIDEO_SUFFIXES, list_images, list_videos, read_image
 
 
 def inspect_labeled(src: str | Path, layout: str | None = None,
                     progress: Callable[[int, int], None] | None = None, mask_format=None) -> dict:
     """Layout, counts, groups, image sizes, mask encodings, foreground-fraction distribution and
     problems."""
-    from dataclasses import replace
 
-    from endopat.data.labeled import MASK_ENCODINGS
-    from endopat.io import read_image
-    from endopat.data.readers import detect_layout, read_labeled
 
     src = Path(src)
     parts = [s for s in SPLITS if (src / s).is_dir()] if src.is_dir() else []
@@ -60,7 +59,6 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
 
 def inspect_unlabeled(src: str | Path) -> dict:
     """Videos (frame count, size, fps) or images of an unlabeled source, and problems."""
-    from endopat.data.video import iter_frames, video_info
 
     src = Path(src)
     if src.is_file() and src.suffix.lower() not in VIDEO_SUFFIXES:
@@ -83,7 +81,6 @@ def inspect_unlabeled(src: str | Path) -> dict:
 
 
 def inspect_source(src: str | Path, layout: str | None = None, progress=None, mask_format=None) -> dict:
-    from endopat.data.readers import detect_layout
 
     src = Path(src)
     if not src.exists():

@@ -128,7 +128,6 @@ def generic_mask(raw: np.ndarray, path: Path, fmt: MaskFormat = MaskFormat()) ->
 
 
 def _mapped(raw: np.ndarray, path: Path, fmt: MaskFormat) -> np.ndarray:
-    from endopat.io import read_image
 
     triples = any(isinstance(v, tuple) for v, _ in fmt.class_map)
     if triples:  # colours: compare RGB (a palette mask is expanded to its colours)

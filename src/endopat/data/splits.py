@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from endopat.data.labeled import Sample
+from endopat.data.readers import open_labeled
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text, output_file, output_folder
 
@@ -181,7 +182,6 @@ def train_val(data: str | Path, out: str | Path, split_file: str | Path | None =
     """The training and validation samples of a labeled source for a run in ``out``: from
     ``split_file`` (with ``fraction``/``subset``, one label subset of it), the source's train/ and
     val/ folders, or a group-disjoint split made in ``out`` (:func:`split_in`; reused on resume)."""
-    from endopat.data.readers import open_labeled
 
     output_folder(out)
     parts = open_labeled(data, layout, mask_format)
@@ -207,7 +207,6 @@ def part_to_score(data: str | Path, part: str = "test", split_file: str | Path |
     """The samples to score: ``part`` (train, val or test) of ``split_file``, or of the split
     ``finetune`` made beside ``model`` for a folder without parts, else the source's ``part``
     folder (or the whole source when it has none)."""
-    from endopat.data.readers import open_labeled
 
     parts = open_labeled(data, layout, mask_format)
     beside = Path(model).parent / "split.json" if model is not None else None

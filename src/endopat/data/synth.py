@@ -31,6 +31,7 @@ from pydantic import Field
 
 from endopat.config import _Strict
 from endopat.data.scene import SITES, SceneGenerator
+from endopat.data.video import write_video
 from endopat.io import atomic_write_text, output_folder, remove_leftovers, write_png
 
 __all__ = ["SITES", "SceneGenerator", "SynthSpec", "generate", "video_roles"]  # the scenes: endopat.data.scene
@@ -60,7 +61,6 @@ def video_roles(n_labeled_videos: int) -> list[str]:
 
 def generate(out: str | Path, spec: SynthSpec, progress=None) -> dict:
     """Write a synthetic dataset (layout in the module docstring); returns the manifest."""
-    from endopat.data.video import write_video
 
     if spec.site not in SITES:
         raise ValueError(f"unknown site '{spec.site}' (choose from {', '.join(SITES)})")

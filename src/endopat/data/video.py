@@ -12,7 +12,7 @@ from endopat.io import atomic_path
 
 
 def _open(path: Path):
-    import av
+    import av  # heavy: imported when a video is read or written
 
     if not path.is_file():
         raise EndopatError(f"{path}: video not found")
@@ -44,7 +44,7 @@ def iter_frames(
     decodes no frame at all, or breaks before its first frame, is an error naming the file; a video
     that breaks later (truncated) yields what it could and then raises.
     """
-    import av
+    import av  # heavy: imported when a video is read or written
 
     path = Path(path)
     n = -1
@@ -68,7 +68,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: int = 25, c
                 preset: str = "medium") -> int:
     """Encode RGB uint8 frames to H.264 (mp4, x264 ``preset``) atomically; returns the number of
     frames written."""
-    import av
+    import av  # heavy: imported when a video is read or written
 
     path = Path(path)
     count = 0

@@ -8,19 +8,25 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import torch
+
+from endopat.data.labeled import load_image, load_mask
+from endopat.data.splits import parse_fraction
+from endopat.evaluate import Segmenter, dice_iou
+from endopat.io import atomic_path
+from endopat.predict import overlay
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # heavy: imported when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: imported when a figure is drawn
 
     return plt
 
 
 def _save(fig, path: str | Path) -> Path:
-    from endopat.io import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
@@ -144,12 +150,7 @@ def plot_curves(summ: list[dict], path: Path) -> Path:
 
 def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: list[str]) -> Path | None:
     """Test images with ground truth and each method's prediction at the smallest fraction, subset 0."""
-    import torch
 
-    from endopat.data.labeled import load_image, load_mask
-    from endopat.data.splits import parse_fraction
-    from endopat.evaluate import Segmenter, dice_iou
-    from endopat.predict import overlay
     if n == 0 or not cells:
         return None
     smallest = min((c["fraction"] for c in cells), key=parse_fraction)

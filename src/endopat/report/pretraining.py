@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from endopat.study.grid import all_stages
+from endopat.tasks import TASKS
+
 
 def task_figures(out: Path, cfg, rep: Path) -> list[tuple[Path, str]]:
     """Copy the last sample figure of every finished pretraining stage into ``rep``; returns
     ``(figure, caption)`` pairs in the order of the config's methods."""
-    from endopat.study.grid import all_stages
-    from endopat.tasks import TASKS
 
     figures = []
     for stage in all_stages(cfg):

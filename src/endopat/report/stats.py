@@ -23,7 +23,7 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n_boot: int = 20
 
 def wilcoxon_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired values (1.0 when all differences are 0)."""
-    from scipy.stats import wilcoxon
+    from scipy.stats import wilcoxon  # heavy: imported when used
 
     d = np.asarray(a, float) - np.asarray(b, float)
     if not np.any(d != 0):
@@ -53,7 +53,7 @@ def monotone(labels: Sequence[float], scores: Sequence[float]) -> np.ndarray:
     """The non-decreasing curve closest to ``scores`` (least squares; pool-adjacent-violators, via
     scipy) at ``labels`` in increasing order: more labels never score less, so a dip between two
     label counts is read as noise, not as a curve the savings could be read off."""
-    from scipy.optimize import isotonic_regression
+    from scipy.optimize import isotonic_regression  # heavy: imported when used
 
     y = np.asarray(scores, float)[np.argsort(labels)]
     return isotonic_regression(y, increasing=True).x

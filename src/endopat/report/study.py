@@ -23,9 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from endopat import colour
 from endopat.data.splits import parse_fraction
+from endopat.evaluate import summarize
 from endopat.io import atomic_write_text
+from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
+from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
+from endopat.report.pretraining import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
+from endopat.study.grid import cells as grid_cells
 
 
 def collect(out: Path) -> list[dict]:
@@ -40,8 +46,6 @@ def collect(out: Path) -> list[dict]:
 
 
 def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
-    from endopat.evaluate import summarize
-    from endopat.report.compare import by_method_fraction
 
     groups = by_method_fraction(cells)
     out = []
@@ -119,7 +123,6 @@ def _diff_cells(r: dict) -> str:
 def _selection_rows(cells: list[dict], cfg, summ: list[dict], labels: list[int]) -> tuple[list[dict], list[dict]]:
     """Each method that chooses its labels (``selection``) against its random twin: the DSC
     differences and the labels saved by the choice alone, with the same intervals as above."""
-    from endopat.report.compare import Comparison, fmt_labels, fmt_saved
 
     diffs, savings = [], []
     for m in cfg.methods:
@@ -226,11 +229,6 @@ from training and validation.</p>
 
 
 def write_study_report(out: str | Path, cfg, data) -> Path:
-    from endopat import colour
-    from endopat.report.compare import Comparison, fmt_labels, fmt_saved
-    from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
-    from endopat.report.pretraining import task_figures
-    from endopat.study.grid import cells as grid_cells
 
     out = Path(out)
     rep = out / "report"

@@ -14,12 +14,21 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from endopat.config import FinetuneConfig, FinetuneSettings, ModelConfig, RuntimeConfig, _Strict, load_yaml, validate
 from endopat.archs import ARCHS, arch_list
 from endopat.choose import STRATEGIES
+from endopat.config import (
+    FinetuneConfig,
+    FinetuneSettings,
+    ModelConfig,
+    RuntimeConfig,
+    _Strict,
+    load_yaml,
+    validate,
+)
+from endopat.data.labeled import MaskFormat
 from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
-from endopat.errors import EndopatError
 from endopat.data.synth import SynthSpec
+from endopat.errors import EndopatError
 from endopat.tasks import known_task
 from endopat.tasks.config import PretrainConfig, PretrainSettings
 
@@ -52,7 +61,6 @@ class LabeledSource(_Strict):
         return self
 
     def mask_format(self):
-        from endopat.data.labeled import MaskFormat
 
         return MaskFormat.parse(self.mask_threshold, self.class_map, f"labeled source {self.path}")
 

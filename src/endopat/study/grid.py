@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from endopat.data.splits import Split, fraction_label
+from endopat.errors import EndopatError
 from endopat.study.config import Method, StudyConfig
 from endopat.tasks import DEFAULT_TASK
 
@@ -114,7 +115,6 @@ def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
     for m in cfg.methods:
         if m.selection.rounds:  # labeling rounds: a chain per (subset, pretraining run, fine-tuning seed)
             if m.selection.rounds[-1] > len(split.train):
-                from endopat.errors import EndopatError
 
                 raise EndopatError(f"method '{m.name}': rounds up to {m.selection.rounds[-1]} labels, the "
                                    f"training pool has {len(split.train)} frames")
@@ -135,7 +135,6 @@ def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
-    from endopat.errors import EndopatError
 
     if not text:
         return 0, 1

@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from pydantic import ValidationError
+
 from endopat.data.labeled import Sample, chunked
 from endopat.data.readers import open_labeled
 from endopat.data.splits import Split, make_split
+from endopat.data.synth import SynthSpec, generate
+from endopat.encoder_weights import check_weights_file
 from endopat.errors import EndopatError
 from endopat.study.config import LabeledSource, StudyConfig, study_from_dict
 from endopat.study.grid import all_stages
@@ -51,7 +55,6 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
-    from endopat.data.synth import SynthSpec, generate
 
     for d in cfg.synth:
         target = cfg.resolve(d.out, out)
@@ -127,7 +130,6 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
     (re-colorization's keys into ``pretrain.recolor``) or a key added since, whose default keeps
     the old behaviour (a method's ``task``), is not a change; an old default that differs from
     today's is, since every saved config lists every value."""
-    from pydantic import ValidationError
 
     path = out / "study.json"
     if not path.is_file():
@@ -153,7 +155,6 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
 def check_weights(cfg: StudyConfig, out: Path) -> None:
     """Every encoder weights file the methods name loads onto the study's network (a wrong or
     truncated file fails here, before any stage runs)."""
-    from endopat.encoder_weights import check_weights_file
 
     for name in dict.fromkeys(m.encoder_weights for m in cfg.methods if m.encoder_weights):
         check_weights_file(cfg.model, cfg.weights_file(name, out))

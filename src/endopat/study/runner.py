@@ -17,19 +17,43 @@ stage or cell it was in (the training loops resume from their ``last.pt``).
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from endopat.data.labeled import Sample
 from endopat.errors import EndopatError
+from endopat.evaluate import evaluate, write_metrics_csv
+from endopat.finetune import finetune
 from endopat.io import atomic_write_text, output_folder, remove_leftovers
+from endopat.pretrain import pretrain
+from endopat.report.study import write_study_report
+from endopat.runtime import progress_bar
 from endopat.study.config import StudyConfig
-from endopat.study.grid import Cell, Stage, all_stages, cells, init_stage, shard
-from endopat.study.prepare import (StudyData, all_samples, check_same_study, check_weights, file_lock, prepare,
-                                   reopen)
+from endopat.study.grid import (
+    Cell,
+    Stage,
+    all_stages,
+    cells,
+    init_stage,
+    round_cells,
+    shard,
+)
+from endopat.study.prepare import (
+    StudyData,
+    all_samples,
+    check_same_study,
+    check_weights,
+    file_lock,
+    prepare,
+    reopen,
+)
+from endopat.study.selection import select, select_round
 from endopat.study.sources import pretraining_source
 
 Log = Callable[[str], None]
@@ -60,8 +84,6 @@ def _extra_train_val(samples: list[Sample], parts: dict, seed: int) -> tuple[lis
 
 def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Log) -> Path:
     """Run (or resume, or skip when finished) one shared stage; returns its checkpoint."""
-    from endopat.finetune import finetune
-    from endopat.pretrain import pretrain
 
     ckpt, folder = stage_checkpoint(out, stage), stage_dir(out, stage)
     done = folder / "done.json"
@@ -101,8 +123,6 @@ def _round_ids(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, init: P
                log: Log) -> list[str]:
     """A labeling round's training ids: the previous round (run first when it is not finished)
     and the frames its model chooses (endopat.study.selection.select_round)."""
-    from endopat.study.grid import round_cells
-    from endopat.study.selection import select_round
 
     chain = round_cells(cell, len(data.split.train))
     labeled, model = [], init
@@ -127,10 +147,7 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
 
 
 def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress: bool, log: Log) -> Path:
-    from endopat.evaluate import evaluate, write_metrics_csv
-    from endopat.finetune import finetune
 
-    from endopat.study.selection import select
 
     folder = cell_dir(out, cell)
     stage = init_stage(cell.method, cfg.pretrain.task, cell.pretrain_rep)
@@ -167,9 +184,7 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
 
 def _worker_init(threads: int) -> None:
     """A study worker: its share of the CPU threads (``make_fabric`` keeps an OMP_NUM_THREADS it finds)."""
-    import os
 
-    import torch
 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
@@ -196,10 +211,7 @@ def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: Stu
     multi-threaded one: docs/design.md). A phase with fewer tasks than workers gets fewer, wider
     workers. Pretraining stages go first, so that a supervised stage that starts from one rarely
     waits for it; the file locks make any wait safe."""
-    import multiprocessing as mp
-    import os
 
-    from endopat.runtime import progress_bar
 
     stages = sorted(stages, key=lambda s: s.kind != "pretrain")
     phases = [("study stages", _stage_task, [(s, cfg, out) for s in stages]),
@@ -224,7 +236,6 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
 
     Returns counts of cells run, skipped (already finished) and in this shard.
     """
-    from endopat.runtime import progress_bar
 
     out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -252,7 +263,6 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
                     run_cell(c, cfg, data, out, progress=False, log=log)
                 advance(1, info=c.key)
     if report:
-        from endopat.report.study import write_study_report
 
         write_study_report(out, cfg, data)
     return counts

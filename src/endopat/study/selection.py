@@ -34,10 +34,13 @@ from typing import Callable
 
 import numpy as np
 
+from endopat.choose import Candidate, choose
+from endopat.data.labeled import load_image
+from endopat.embedding import Embedder
 from endopat.io import atomic_write_text
 
+
 def _images(data, ids: list[str]) -> list[np.ndarray]:
-    from endopat.data.labeled import load_image
 
     return [load_image(s) for s in data.ids(ids)]
 
@@ -51,8 +54,6 @@ def select_round(strategy: str, data, n: int, labeled: list[str], seed: int, mod
     """A round's training ids: ``labeled`` (the previous round's; none in round 1) and as many more
     from the rest of the pool as make ``n``, chosen with ``model`` (the previous round's segmenter;
     in round 1 the method's start checkpoint, or None)."""
-    from endopat.choose import Candidate, choose
-    from endopat.embedding import Embedder
 
     saved = folder / "selection.json"
     if saved.is_file():
@@ -91,8 +92,6 @@ def select(strategy: str, data, fraction: str, subset: int, seed: int, init: Pat
            round_one: Callable[[list[str], Path], Path]) -> list[str]:
     """The training ids of a cell (see the module docstring). ``round_one(ids, folder)`` fine-tunes
     on ``ids`` and returns the best checkpoint (used by ``uncertain`` and ``hybrid``)."""
-    from endopat.choose import Candidate, choose
-    from endopat.embedding import Embedder
 
     random_ids = data.split.subset(fraction, subset)
     if strategy == "random":

@@ -13,8 +13,9 @@ A file of an unlabeled source (an image, or a whole video) belongs to the test s
 A file counts once, under the first reason that holds. With ``test_frames: exclude`` (the default,
 docs/method.md) the study pretrains on a view of the source without those files: a folder of links
 to the others, ``RUN/sources/<name>/view/``. ``test_frames: keep`` pretrains on all of them, the
-paper's transductive setting. ``every: n`` thins a folder of images to every n-th file (in name
-order) before anything else: a smaller pretraining set from the same source, for volume ablations (its unlabeled videos include the test images' videos). Either way
+paper's transductive setting (its unlabeled videos include the test images' videos). ``every: n``
+thins a folder of images to every n-th file (in name order) before anything else: a smaller
+pretraining set from the same source, for volume ablations. Either way
 ``RUN/sources/<name>/overlap.json`` records the counts, and the report prints them beside the
 pretraining.
 """
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from endopat.data.frames import FrameStore, is_store, source_files
 from endopat.data.labeled import Sample, group_of
@@ -74,7 +76,6 @@ def _pixels_key(image: np.ndarray) -> str:
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
-    from PIL import Image
 
     try:
         with Image.open(path) as im:

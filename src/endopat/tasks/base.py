@@ -10,6 +10,11 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from endopat.data.frames import FrameDataset
+from endopat.encoder_weights import load_encoder_weights
+from endopat.io import file_digest
+from endopat.networks import build_unet
+
 
 class Task(ABC):
     """One auxiliary task. A subclass owns everything specific to it:
@@ -42,7 +47,6 @@ class Task(ABC):
 
     def dataset(self, store: Any) -> torch.utils.data.Dataset:
         """What the loader draws from the frame store: single frames ``(H, W, 3)`` by default."""
-        from endopat.data.frames import FrameDataset
 
         return FrameDataset(store)
 
@@ -62,12 +66,9 @@ class Task(ABC):
     def build_unet(self, in_channels: int | None = None, out_channels: int = 2) -> nn.Module:
         """A fresh U-Net of ``cfg.model``, its encoder loaded from ``cfg.encoder_weights`` when set
         (re-colorization from ImageNet); what loaded is logged and kept for the provenance."""
-        from endopat.networks import build_unet
 
         net = build_unet(self.cfg.model, in_channels, out_channels)
         if self.cfg.encoder_weights:
-            from endopat.encoder_weights import load_encoder_weights
-            from endopat.io import file_digest
 
             report = load_encoder_weights(net, self.cfg.model, self.cfg.encoder_weights)
             self._weights = report.provenance(file_digest(self.cfg.encoder_weights))

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from endopat.config import ENCODER_WEIGHTS_HELP, ModelConfig, RuntimeConfig, _Strict
 from endopat.tasks import DEFAULT_TASK, TASKS, known_task
-
 
 # re-colorization's keys, once written at the top of ``pretrain:`` (before tasks had sections)
 _RECOLOR_KEYS = {"discriminator", "loss", "lr_g", "lr_d", "betas", "histogram_frames"}

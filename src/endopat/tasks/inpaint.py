@@ -29,6 +29,7 @@ from pydantic import Field, field_validator
 
 from endopat import colour, losses
 from endopat.config import DiscriminatorConfig, _Strict
+from endopat.errors import EndopatError
 from endopat.io import write_png
 from endopat.networks import Discriminator, prepare_input
 from endopat.tasks.base import Task
@@ -86,7 +87,6 @@ class InpaintTask(Task):
         super().__init__(cfg, run, store)
         s, c = self.settings, cfg.model.in_channels
         if any(side % s.patch for side in cfg.model.image_size):
-            from endopat.errors import EndopatError
 
             raise EndopatError(f"inpaint: patch {s.patch} does not divide image_size {tuple(cfg.model.image_size)}")
         self.net = self.build_unet(in_channels=c, out_channels=c)

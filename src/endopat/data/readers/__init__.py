@@ -7,9 +7,8 @@ most specific layouts are tried first).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from endopat.data.labeled import SPLITS, MaskFormat, Sample
 from endopat.data.readers import cholecseg8k, endovis17, generic, kvasir, robustmis19
