@@ -67,18 +67,17 @@ def frames(
     progress: bool = ProgressOpt,
 ) -> None:
     """Decode videos once into a frame store that pretraining reads fast."""
-    from endopat.data.frames import build_store, source_shape
-    from endopat.data.geometry import aspect_size
+    from endopat.data.frames import build_store
     from endopat.runtime import progress_bar
 
     if fit not in FITS:
         raise EndopatError(f"--fit '{fit}': choose {' or '.join(FITS)}")
-    hw = aspect_size(source_shape(src)) if size.lower() == "auto" else parse_hw(size)
     with progress_bar("decoding frames", None, progress) as advance:
-        store = build_store(src, out, hw, stride=every, max_frames=max_frames, fps=fps,
-                            crop_fov=crop_fov, skip_bad=skip_bad, log=echo,
+        store = build_store(src, out, None if size.lower() == "auto" else parse_hw(size), stride=every,
+                            max_frames=max_frames, fps=fps, crop_fov=crop_fov, skip_bad=skip_bad, log=echo,
                             progress=lambda n: advance(1), fit=fit)
-    echo(f"{len(store)} frames of {hw[0]}x{hw[1]} in {out}")
+    h, w = store.size
+    echo(f"{len(store)} frames of {h}x{w} in {out}")
 
 
 @app.command()
@@ -138,17 +137,10 @@ def split(
     val_group: list[str] = typer.Option([], help="a group (video) for the validation set; repeatable"),
 ) -> None:
     """Group-disjoint train/val/test split and label-fraction subsets, written to a JSON file."""
-    from endopat.data.readers import open_labeled
-    from endopat.data.splits import make_split
-    from endopat.io import output_file
+    from endopat.data.splits import split_source
 
-    output_file(out)
-    parts = open_labeled(src, layout)
-    samples = [s for v in parts.values() for s in v]
-    sp = make_split(samples, seed, val_fraction, test_fraction, fractions.split(","), subsets,
-                    source=str(src), layout=layout, predefined=None if "all" in parts else parts,
-                    test_groups=test_group, val_groups=val_group)
-    sp.save(out)
+    sp = split_source(src, out, layout, seed, fractions.split(","), subsets, val_fraction, test_fraction,
+                      test_group, val_group)
     echo(f"train {len(sp.train)}, val {len(sp.val)}, test {len(sp.test)}; subsets: "
           + ", ".join(f"{k}: {len(v)}x{len(v[0])}" for k, v in sp.subsets.items()))
     echo(f"split: {out}")

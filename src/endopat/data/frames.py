@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from endopat.data.geometry import Fit, content_box, fit_image
+from endopat.data.geometry import Fit, aspect_size, content_box, fit_image
 from endopat.data.video import iter_frames, video_info
 from endopat.errors import EndopatError
 from endopat.io import (
@@ -219,7 +219,7 @@ def probe_source(src: str | Path) -> None:
 def build_store(
     src: str | Path,
     out: str | Path,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     stride: int = 1,
     max_frames: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -232,17 +232,17 @@ def build_store(
     """Decode ``src`` (a video, a folder of videos, a folder of images, or a store) into ``out``.
 
     Frames are sampled every ``stride``-th (or at ``fps`` frames per second for videos), optionally
-    cropped to the circular field of view (``crop_fov``), and placed into ``size`` (H, W) by the
-``fit`` rule (:mod:`endopat.data.geometry`: letterbox keeps the aspect ratio). A bad
+    cropped to the circular field of view (``crop_fov``), and placed into ``size`` (H, W; None: the
+    source's own aspect, short side 256) by the ``fit`` rule (:mod:`endopat.data.geometry`:
+    letterbox keeps the aspect ratio). A bad
     file is an error naming it, or with ``skip_bad`` a logged skip counted at the end.
 
-    An existing complete store at ``out`` built with the same parameters is reused, so a killed
-    pretraining resumes without decoding again. ``src`` that already is a store of the right size
-    is used in place.
-    """
+    A complete store at ``out`` with the same parameters is reused (a killed pretraining resumes
+    without decoding again); ``src`` that is a store of the right size is used in place."""
     src, out = Path(src), output_folder(out)
     if not src.exists():
         raise EndopatError(f"{src}: not found")
+    size = aspect_size(source_shape(src)) if size is None else tuple(size)
     if src.is_dir() and is_store(src):
         store = FrameStore(src)
         if store.size != tuple(size):

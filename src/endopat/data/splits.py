@@ -176,6 +176,22 @@ def split_in(folder: str | Path, samples: Sequence[Sample], seed: int = 0, sourc
     return split
 
 
+def split_source(src: str | Path, out: str | Path, layout: str | None = None, seed: int = 0,
+                 fractions: Sequence[str] = DEFAULT_FRACTIONS, subsets: int = 5, val_fraction: float = 0.15,
+                 test_fraction: float = 0.25, test_groups: Sequence[str] = (), val_groups: Sequence[str] = ()
+                 ) -> Split:
+    """``endopat split``: a group-disjoint split of a labeled source (its own train/ val/ test/
+    folders kept when it has them) with label-fraction subsets, saved to the JSON file ``out``."""
+    output_file(out)
+    parts = open_labeled(src, layout)
+    samples = [s for v in parts.values() for s in v]
+    sp = make_split(samples, seed, val_fraction, test_fraction, list(fractions), subsets, source=str(src),
+                    layout=layout, predefined=None if "all" in parts else parts, test_groups=list(test_groups),
+                    val_groups=list(val_groups))
+    sp.save(out)
+    return sp
+
+
 def train_val(data: str | Path, out: str | Path, split_file: str | Path | None = None, fraction: str | None = None,
               subset: int = 0, layout: str | None = None, seed: int = 0, mask_format=None,
               log=print) -> tuple[list[Sample], list[Sample]]:
