@@ -272,3 +272,35 @@ def test_a_polygon_at_frame_size_is_within_2_percent_iou_of_other_tools_fill_rul
         ref = np.asarray(im)
     ref = ref > 0
     assert (ours & ref).sum() / (ours | ref).sum() > 0.98
+
+
+def test_exports_written_by_datumaro_import_pixel_true(tmp_path):
+    """Datumaro (CVAT's dataset library) writes a mask and a polygon as CVAT for images and as COCO;
+    both come back as what the file holds (COCO: as pycocotools decodes the file's own segmentations;
+    Datumaro stores polygon points as float32, so they are the file's, not the original's)."""
+    pytest.importorskip("datumaro")
+    from datumaro.components.annotation import Mask, Polygon
+    from datumaro.components.dataset import Dataset
+    from datumaro.components.dataset_base import DatasetItem
+    from datumaro.components.media import Image as DmImage
+    from pycocotools import mask as mask_utils
+
+    from endopat.annotation.export import polygon_mask
+
+    img = np.random.default_rng(0).integers(0, 255, (H, W, 3), np.uint8)
+    poly = [v for xy in POLY for v in xy]
+    ds = Dataset.from_iterable([DatasetItem(id=NAMES[0][:-4], media=DmImage.from_numpy(data=img), annotations=[
+        Mask(image=MASKS[0].astype(np.uint8), label=0), Polygon(points=poly, label=0)])], categories=["instrument"])
+    ds.export(str(tmp_path / "cvat"), "cvat", save_media=True)
+    ds.export(str(tmp_path / "coco"), "coco_instances", save_media=True)
+    import_export(tmp_path / "cvat", tmp_path / "cvat" / "images", tmp_path / "from-cvat")
+    assert np.array_equal(_masks_one(tmp_path / "from-cvat"), MASKS[0] | polygon_mask(POLY, (H, W), "test"))
+    import_export(tmp_path / "coco", tmp_path / "coco" / "images", tmp_path / "from-coco")
+    coco = json.loads(next((tmp_path / "coco" / "annotations").glob("*.json")).read_text())
+    want = np.zeros((H, W), bool)
+    for a in coco["annotations"]:
+        seg = a["segmentation"]
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, H, W)) if isinstance(seg, list) else (
+            mask_utils.frPyObjects(seg, H, W) if isinstance(seg["counts"], list) else dict(seg, counts=seg["counts"].encode()))
+        want |= mask_utils.decode(rle).astype(bool)
+    assert np.array_equal(_masks_one(tmp_path / "from-coco"), want) and want.sum() > MASKS[0].sum()

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
 FITS = ("letterbox", "stretch")  # every fit rule: the one list config, CLI and docs read
@@ -83,6 +82,7 @@ def fit_mask(mask: np.ndarray, size: tuple[int, int], fit: Fit = "letterbox") ->
 def restore(prob, src_hw: tuple[int, int], fit: Fit = "letterbox"):
     """A network-sized map ``(C, H, W)`` (torch tensor) -> ``(C, h, w)`` at the frame's own size:
     the content box is cut out and resized bilinearly."""
+    import torch  # only here: the rest of the geometry (frame stores, readers, import) is numpy alone
 
     box = content_box(src_hw, tuple(prob.shape[-2:]), fit)
     inner = prob[..., box.top : box.top + box.height, box.left : box.left + box.width]
