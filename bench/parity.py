@@ -106,6 +106,8 @@ def main() -> None:
     ap.add_argument("--inputs", default="L,Lab", help="inputs compared, comma-separated (L, Lab)")
     ap.add_argument("--image-size", default="128x128", help="HxW both loops letterbox into")
     ap.add_argument("--only", choices=("yardstick", "endopat"), help="run one side only")
+    ap.add_argument("--reverse", action="store_true", help="run the jobs last first (a second process beside "
+                    "a first one, each with its own --csv, meets it in the middle)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="endopat setting a.b=value")
     ap.add_argument("--csv", type=Path, help="write every run's row here (after each run: a killed run keeps them)")
     ap.add_argument("--with", dest="reuse", type=Path, action="append", default=[],
@@ -126,6 +128,7 @@ def main() -> None:
     have = {(r["method"], r["input"], r["rotation"], r["seed"]) for r in reused}
     jobs = [(m, str(args.data), r, s, i, size, sets) for i in inputs for r in range(args.rotations)
             for s in range(args.seeds) for m in methods if (m, i, r, s) not in have]
+    jobs = jobs[::-1] if args.reverse else jobs
     print(f"{len(jobs)} runs to do, {len(have)} reused from {', '.join(map(str, args.reuse)) or '-'}", flush=True)
     t0 = time.perf_counter()
     import multiprocessing as mp
