@@ -118,3 +118,11 @@ def test_purely_additive_runs_and_images_have_no_interaction():
 def test_label_counts_and_savings_outside_the_measured_range_read_as_bounds(result, labels, saved):
     assert fmt_labels(result, 4, 18) == labels
     assert fmt_saved(result, 4, 18) == saved
+
+
+def test_identical_runs_say_there_is_nothing_to_resolve():
+    cells = _cells("baseline", "1", 16, 0.6, image_effect=IMAGE_EFFECT) + _cells("PAT", "1", 16, 0.6,
+                                                                                image_effect=IMAGE_EFFECT)
+    (r,) = Comparison(cells, "baseline").differences()
+    assert (r["dice_diff"], r["run_ci_low"], r["run_ci_high"]) == (0, 0, 0)
+    assert r["runs_to_resolve"] is None and r["runs_to_resolve_note"].startswith("nothing to resolve")

@@ -57,6 +57,8 @@ class Comparison:
             total = sum(v for v in comps.values() if v)
             resolved = lo > 0 or hi < 0
             needed, how = bootstrap.runs_to_resolve(diff, comps, len(cs), self._interaction((method, fraction), base))
+            if lo == hi == diff == 0:  # the same scores on every image (e.g. a first labeling round, same frames)
+                needed, how = None, "nothing to resolve: the runs score alike on every image"
             a, b = _per_image_mean(cs), _per_image_mean(self.groups[base])
             ids = sorted(set(a) & set(b))
             va, vb = [a[i] for i in ids], [b[i] for i in ids]
