@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from endopat.config import ModelConfig
-from endopat.encoder_weights import (IMAGENET_MEAN, IMAGENET_STD, PUBLISHED_KEY, load_encoder_weights,
+from endopat.weight_layouts import LAYOUTS
+from endopat.encoder_weights import (IMAGENET_MEAN, IMAGENET_STD, load_encoder_weights,
                                      random_published, read_weights_file)
 from endopat.errors import EndopatError
 from endopat.networks import ARCHS, build_unet
@@ -28,10 +29,10 @@ def test_weights_in_the_published_layout_load_into_every_encoder_tensor(tmp_path
     net = build_unet(cfg_of(arch))
     report = load_encoder_weights(net, cfg_of(arch), tmp_path / "w.pth")
     loaded = net.state_dict()
-    layout = ARCHS[arch].weights_layout
+    layout = LAYOUTS[ARCHS[arch].weights_layouts[0]]
     same = [k for k in loaded if k.startswith("encoder.") and "running_mean" not in k and "stem" not in k
             and not k.endswith(("num_batches_tracked", ARCHS[arch].first_layer[len("encoder."):]))]
-    assert all(torch.equal(loaded[k], state[PUBLISHED_KEY[layout](k[len("encoder."):])]) for k in same)
+    assert all(torch.equal(loaded[k], state[layout.published(k[len("encoder."):])]) for k in same)
     assert len(report.loaded) == len(state) - len(report.unused)
 
 

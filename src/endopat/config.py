@@ -52,9 +52,9 @@ class ModelConfig(_Strict):
 
     @field_validator("image_size")
     @classmethod
-    def _divisible_by_16(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if any(s <= 0 or s % 16 for s in v):
-            raise ValueError(f"image_size {v} must be positive multiples of 16 (4 U-Net poolings)")
+    def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if any(s <= 0 for s in v):
+            raise ValueError(f"image_size {v} must be positive (multiples of the architecture's stride)")
         return v
 
     @field_validator("arch")
@@ -69,7 +69,7 @@ class ModelConfig(_Strict):
         multiple = ARCHS[self.arch].multiple
         if any(s % multiple for s in self.image_size):
             raise ValueError(f"image_size {tuple(self.image_size)} must be multiples of {multiple} for {self.arch} "
-                             "(its encoder's total stride)")
+                             "(its encoder's total stride{'' if ARCHS[self.arch].patch is None else ' or patch'})")
         return self
 
     @property

@@ -29,7 +29,6 @@ normalisation used is stored in the checkpoint's provenance (``encoder_weights``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,19 +40,10 @@ from endopat.checkpoints import load_weights_only
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError
 from endopat.networks import build_unet
+from endopat.weight_layouts import LAYOUTS, NORMALISATIONS
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-OPTIONAL = ("num_batches_tracked",)  # not in every published file; a fresh counter is fine
+IMAGENET_MEAN, IMAGENET_STD = NORMALISATIONS["imagenet"]
 WRAPPERS = ("state_dict", "model", "model_state_dict")
-CLASSIFIER = {"torchvision-resnet": ("fc.",), "efficientnet-pytorch": ("_fc.",)}  # unused, expected
-# MONAI encoder key -> the published file's key: torchvision's ResNet has the same names; MONAI's
-# EfficientNet groups blocks by stage (``_blocks.<stage>.<block>.``), EfficientNet-PyTorch numbers
-# them straight through (``_blocks.<block>.``), the mapping MONAI's own loader applies
-PUBLISHED_KEY = {
-    "torchvision-resnet": lambda k: k,
-    "efficientnet-pytorch": lambda k: re.sub(r"^_blocks\.\d+\.(\d+\.)", r"_blocks.\1", k),
-}
 
 
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -96,16 +86,21 @@ class WeightsReport:
     file: str
     arch: str
     layout: str
+    norm: str = "imagenet"
     loaded: list[str] = field(default_factory=list)
     stem: str = ""
     unused: list[str] = field(default_factory=list)
     fresh: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"encoder weights: {self.file} ({self.layout} layout, {self.arch}): "
                f"loaded {len(self.loaded)} tensors", f"first convolution: {self.stem}"]
+        if self.adapted:
+            out.append(f"adapted to this network: {', '.join(self.adapted[:4])}"
+                       + (" (interpolated to the training grid)" if "pos_embed" in self.adapted else ""))
         if self.fresh:
-            out.append(f"kept fresh (not in the file, optional): {len(self.fresh)} counters")
+            out.append(f"kept fresh (not in the file, optional): {len(self.fresh)} (e.g. {self.fresh[0]})")
         if self.unused:
             shown = ", ".join(self.unused[:6]) + (" ..." if len(self.unused) > 6 else "")
             out.append(f"not used ({len(self.unused)}): {shown}")
@@ -113,8 +108,14 @@ class WeightsReport:
 
     def provenance(self, digest: str) -> dict:
         return {"file": self.file, "sha256": digest, "arch": self.arch, "layout": self.layout,
-                "rgb_normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+                "rgb_normalisation": normalisation(self.norm),
                 "first_layer": "RGB kernels folded to L (endopat.encoder_weights)"}
+
+
+def normalisation(name: str) -> dict:
+    """The RGB normalisation ``name`` (:data:`NORMALISATIONS`), as the provenance records it."""
+    mean, std = NORMALISATIONS[name]
+    return {"name": name, "mean": mean, "std": std}
 
 
 def rgb_stem_to_lab(weight: torch.Tensor, in_channels: int, mean=IMAGENET_MEAN, std=IMAGENET_STD
@@ -130,34 +131,71 @@ def rgb_stem_to_lab(weight: torch.Tensor, in_channels: int, mean=IMAGENET_MEAN, 
     return out, const
 
 
-def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -> WeightsReport:
-    """Copy the encoder weights of ``path`` into ``model`` (a U-Net of ``cfg.arch``), in place."""
+def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path, norm: str = "imagenet"
+                         ) -> WeightsReport:
+    """Copy the encoder weights of ``path`` into ``model`` (a U-Net of ``cfg.arch``), in place;
+    ``norm`` is the RGB normalisation the file was trained with (:data:`NORMALISATIONS`)."""
     arch = ARCHS[cfg.arch]
-    if arch.weights_layout is None:
+    if not arch.weights_layouts:
         raise EndopatError(f"{path}: model.arch {cfg.arch} has no published encoder weights; "
                            f"choose one that has ({arch_list(with_weights=True)})")
     source = read_weights_file(path)
-    report = WeightsReport(str(path), cfg.arch, arch.weights_layout)
-    target = {k[len("encoder."):]: v for k, v in model.state_dict().items() if k.startswith("encoder.")}
-    published = PUBLISHED_KEY[arch.weights_layout]
-    stem = arch.first_layer[len("encoder."):]
-    norm = arch.stem_norm[len("encoder."):]
-    missing, mismatched, new = [], [], {}
+    encoder = model.get_submodule("encoder")
+    target = encoder.state_dict()
+    name = max(arch.weights_layouts, key=lambda n: sum(LAYOUTS[n].published(k) in source for k in target))
+    layout = LAYOUTS[name]
+    report = WeightsReport(str(path), cfg.arch, name, norm)
+    new, used, const = _match(source, target, layout, encoder, arch.first_layer[len("encoder."):], norm, report, path)
+    report.unused = sorted(set(source) - used)
+    foreign = [k for k in report.unused if not k.startswith(layout.unused)]
+    if foreign:
+        raise EndopatError(f"{path}: not {cfg.arch} encoder weights: {len(foreign)} of its tensors have no "
+                           f"place in {cfg.arch} (e.g. {foreign[0]}): weights of a deeper network?")
+    if arch.stem_norm:  # a convolution without bias, then a batch norm: lower its running mean
+        key = f"{arch.stem_norm[len('encoder.'):]}.running_mean"
+        new[key] = new[key] - const
+        where = f"{arch.stem_norm}.running_mean lowered by"
+    else:  # a convolution with bias: raise the bias
+        key = arch.stem_bias[len("encoder."):]
+        new[key] = new[key].float() + const
+        where = f"{arch.stem_bias} raised by"
+    encoder.load_state_dict(new, strict=False)
+    report.loaded = sorted(new)
+    report.stem = (f"RGB kernels -> L (k_L = sum_c w_c/(2 s_c)), {where} the {norm} offset"
+                   + (", a/b kernels zero" if target[arch.first_layer[len('encoder.'):]].shape[1] == 3 else ""))
+    return report
+
+
+def _match(source: dict, target: dict, layout, encoder: nn.Module, stem: str, norm: str, report: WeightsReport,
+           path) -> tuple[dict, set, torch.Tensor]:
+    """The file's tensors for each encoder key (the first layer folded from RGB), the file keys
+    used and the first layer's constant; a file that does not fit is refused naming what."""
+    missing, mismatched, new, used, const = [], [], {}, set(), None
     for key, tensor in target.items():
-        src = source.get(published(key))
+        fkey = layout.published(key)
+        src = source.get(fkey)
         if src is None:
-            (report.fresh if key.endswith(OPTIONAL) else missing).append(key)
+            (report.fresh if key.endswith(layout.optional) else missing).append(key)
         elif key == stem:
             if src.dim() != 4 or src.shape[1] != 3 or src.shape[0] != tensor.shape[0] or src.shape[2:] != tensor.shape[2:]:
                 mismatched.append(f"{key} {tuple(src.shape)} vs RGB {(tensor.shape[0], 3, *tensor.shape[2:])}")
             else:
-                new[key], const = rgb_stem_to_lab(src.float(), tensor.shape[1])
+                new[key], const = rgb_stem_to_lab(src.float(), tensor.shape[1], *NORMALISATIONS[norm])
+                used.add(fkey)
         elif src.shape != tensor.shape:
-            mismatched.append(f"{key} {tuple(src.shape)} vs {tuple(tensor.shape)}")
+            adapted = layout.adapt(key, src, tensor, encoder)
+            if adapted is not None:
+                new[key], _ = adapted, used.add(fkey)
+                report.adapted.append(key)
+            elif key.endswith(layout.optional):  # e.g. the MAE decoder's mask token: not this one
+                report.fresh.append(key)
+            else:
+                mismatched.append(f"{key} {tuple(src.shape)} vs {tuple(tensor.shape)}")
         else:
             new[key] = src
-    if not new:
-        raise EndopatError(f"{path}: no tensor matches the {arch.weights_layout} layout of {cfg.arch} "
+            used.add(fkey)
+    if not new and not mismatched:
+        raise EndopatError(f"{path}: no tensor matches the {layout.name} layout of {report.arch} "
                            f"(the file's keys look like {', '.join(list(source)[:3])})")
     if mismatched or missing:
         what = []
@@ -165,18 +203,8 @@ def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
             what.append(f"{len(mismatched)} of another shape (e.g. {mismatched[0]})")
         if missing:
             what.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        raise EndopatError(f"{path}: not {cfg.arch} encoder weights: {'; '.join(what)}")
-    report.unused = sorted(set(source) - {published(k) for k in target})
-    foreign = [k for k in report.unused if not k.startswith(CLASSIFIER[arch.weights_layout])]
-    if foreign:
-        raise EndopatError(f"{path}: not {cfg.arch} encoder weights: {len(foreign)} of its tensors have no "
-                           f"place in {cfg.arch} (e.g. {foreign[0]}): weights of a deeper network?")
-    new[f"{norm}.running_mean"] = new[f"{norm}.running_mean"] - const
-    model.load_state_dict({f"encoder.{k}": v for k, v in new.items()}, strict=False)
-    report.loaded = sorted(new)
-    report.stem = (f"RGB kernels -> L (k_L = sum_c w_c/(2 s_c)), {norm}.running_mean lowered by the "
-                   f"ImageNet offset" + (", a/b kernels zero" if target[stem].shape[1] == 3 else ""))
-    return report
+        raise EndopatError(f"{path}: not {report.arch} encoder weights: {'; '.join(what)}")
+    return new, used, const
 
 
 def check_weights_file(cfg: ModelConfig, path: str | Path) -> None:
@@ -184,20 +212,41 @@ def check_weights_file(cfg: ModelConfig, path: str | Path) -> None:
     load_encoder_weights(build_unet(cfg), cfg, path)
 
 
-def random_published(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_published(arch: str, seed: int = 0, layout: str | None = None, mae_decoder: bool = False
+                     ) -> dict[str, torch.Tensor]:
     """A randomly initialised encoder's weights in the layout ``arch``'s weights are published in
-    (with running statistics drawn away from 0/1 and a 1000-class classifier): a stand-in file for
-    testing the plumbing offline. It is not ImageNet: results with it say nothing about ImageNet."""
+    (``layout``, default its first), with what the published files carry beside the encoder
+    (running statistics drawn away from 0/1, a 1000-class classifier, ViT position embeddings for
+    518 px (patch 14) or 224 px (patch 16), optionally an MAE decoder): a stand-in file for testing
+    the plumbing offline. It is not ImageNet: results with it say nothing about ImageNet."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(arch=arch, image_size=(64, 64))
-    encoder = build_unet(cfg, in_channels=3).encoder
+    spec = ARCHS[arch]
+    side = {14: 518, 16: 224}.get(spec.patch, 64)
+    encoder = build_unet(ModelConfig(arch=arch, image_size=(side, side)), in_channels=3).encoder
     for m in encoder.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
-    layout = ARCHS[arch].weights_layout
-    state = {PUBLISHED_KEY[layout](k): v for k, v in encoder.state_dict().items()
+    for name, p in encoder.named_parameters():
+        if name.endswith(("gamma", "ls1.gamma", "ls2.gamma", "mask_token")):
+            torch.nn.init.normal_(p, 0.1, 0.05)  # LayerScale, GRN, mask token: away from their 0/1e-5 start
+    layout = LAYOUTS[layout or spec.weights_layouts[0]]
+    state = {layout.published(k): v.clone() for k, v in encoder.state_dict().items()
              if not k.endswith("num_batches_tracked")}
-    if layout == "torchvision-resnet":
-        state |= {"fc.weight": torch.randn(1000, 2048 if arch == "resnet50" else 512), "fc.bias": torch.zeros(1000)}
+    if layout.name == "torchvision-convnext":
+        state = {k: v.reshape(-1, 1, 1) if k.endswith("layer_scale") else v for k, v in state.items()}
+    width = {"resnet50": 2048}.get(arch, 512) if layout.name == "torchvision-resnet" else spec.bottleneck(None)
+    extra = {"torchvision-resnet": {"fc.weight": torch.randn(1000, width), "fc.bias": torch.zeros(1000)},
+             "meta-convnext": {"norm.weight": torch.ones(width), "norm.bias": torch.zeros(width),
+                               "head.weight": torch.randn(1000, width), "head.bias": torch.zeros(1000)},
+             "torchvision-convnext": {"classifier.0.weight": torch.ones(width), "classifier.0.bias": torch.zeros(width),
+                                      "classifier.2.weight": torch.randn(1000, width),
+                                      "classifier.2.bias": torch.zeros(1000)}}
+    state |= extra.get(layout.name, {})
+    if spec.patch == 16:  # MAE, EndoViT and DINO (v1) files carry no encoder mask token
+        state.pop("mask_token")
+    if mae_decoder:  # MAE's decoder: its own mask token, embedding, blocks, prediction
+        state |= {"mask_token": torch.zeros(1, 1, 512), "decoder_embed.weight": torch.randn(512, width),
+                  "decoder_pos_embed": torch.zeros(1, 197, 512), "decoder_norm.weight": torch.ones(512),
+                  "decoder_pred.weight": torch.randn(768, 512), "decoder_blocks.0.attn.qkv.weight": torch.randn(1536, 512)}
     return state

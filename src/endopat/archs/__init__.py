@@ -8,10 +8,10 @@ a toy one and pretrains and fine-tunes it).
 
 from __future__ import annotations
 
-from endopat.archs import basic_unet, flexible
+from endopat.archs import basic_unet, convnext, flexible, vit
 from endopat.archs.base import Arch
 
-ARCHS: dict[str, Arch] = {a.name: a for a in (basic_unet.ARCH, *flexible.ARCHS)}
+ARCHS: dict[str, Arch] = {a.name: a for a in (basic_unet.ARCH, *flexible.ARCHS, *vit.ARCHS, *convnext.ARCHS)}
 DEFAULT_ARCH = "basic_unet"
 
 __all__ = ["ARCHS", "Arch", "DEFAULT_ARCH", "arch_list"]
@@ -19,4 +19,4 @@ __all__ = ["ARCHS", "Arch", "DEFAULT_ARCH", "arch_list"]
 
 def arch_list(with_weights: bool = False) -> str:
     """The registered names, for help texts and errors (``with_weights``: those with encoder weights)."""
-    return ", ".join(n for n, a in ARCHS.items() if a.weights_layout or not with_weights)
+    return ", ".join(n for n, a in ARCHS.items() if a.weights_layouts or not with_weights)

@@ -19,8 +19,11 @@ class Arch:
     convolution's weight, inflated from L to Lab and made from RGB weights) and ``stem_norm`` (the
     batch norm after it) are state-dict names; ``groups`` name its top-level modules ``encoder``,
     ``decoder`` and ``last`` (what fine-tuning re-initialises after a pretext task); image sides must
-    be multiples of ``multiple``; ``weights_layout`` is the published key layout its encoder weights
-    come in (:mod:`endopat.encoder_weights`), None when there are none."""
+    be multiples of ``multiple``; ``weights_layouts`` are the published key layouts its encoder
+    weights come in (:mod:`endopat.encoder_weights`; empty when there are none). The first layer's
+    input offset is folded into ``stem_norm``'s running mean (a convolution without bias before a
+    batch norm) or, when that is empty, into the bias ``stem_bias``. ``patch`` is a transformer's
+    patch side (its token grid), None for a convolutional encoder."""
 
     name: str
     build: Callable[[Any, int, int], nn.Module]
@@ -30,7 +33,9 @@ class Arch:
     stem_norm: str
     groups: dict[str, tuple[str, ...]]
     multiple: int
-    weights_layout: str | None = None
+    weights_layouts: tuple[str, ...] = ()
+    stem_bias: str = ""
+    patch: int | None = None
 
     def modules(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         """Module names with the group names (``encoder``, ``decoder``, ``last``) expanded."""

@@ -63,7 +63,7 @@ def _arch(name: str) -> Arch:
     return Arch(name, _builder(name), levels, _bottleneck(name),
                 "encoder.conv1.weight" if resnet else "encoder._conv_stem.weight",
                 "encoder.bn1" if resnet else "encoder._bn0", GROUPS, 32,
-                "torchvision-resnet" if resnet else "efficientnet-pytorch")
+                ("torchvision-resnet",) if resnet else ("efficientnet-pytorch",))
 
 
 ARCHS = [_arch(n) for n in ("resnet18", "resnet34", "resnet50", *(f"efficientnet-b{i}" for i in range(5)))]

@@ -32,7 +32,7 @@ def pretrain(
     steps: Optional[int] = typer.Option(None, help="training steps"),
     batch_size: Optional[int] = typer.Option(None),
     image_size: Optional[str] = typer.Option(None, help="train at this size: HxW or one number for a "
-                                             "square (multiples of 16)"),
+                                             "square (multiples of 16 for basic_unet, 32 for encoder U-Nets, the patch for ViTs)"),
     arch: Optional[str] = ArchOpt,
     encoder_weights: Optional[Path] = EncoderWeightsOpt,
     frame_stride: Optional[int] = typer.Option(None, help="keep every n-th video frame"),
@@ -80,7 +80,7 @@ def finetune(
     max_labels: Optional[int] = typer.Option(None, help="use at most this many training images"),
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None),
-    image_size: Optional[str] = typer.Option(None, help="HxW or one number (multiples of 16)"),
+    image_size: Optional[str] = typer.Option(None, help="HxW or one number (multiples of 16 for basic_unet, 32 for encoder U-Nets, the patch for ViTs)"),
     input_mode: Optional[str] = typer.Option(None, "--input", help="segmenter input: L or Lab"),
     arch: Optional[str] = ArchOpt,
     encoder_weights: Optional[Path] = EncoderWeightsOpt,

@@ -181,7 +181,7 @@ class StudyConfig(_Strict):
                 raise ValueError(f"method '{m.name}': task '{m.task}' needs a pretrain source")
             if m.supervised is not None and m.supervised not in self.extra_labeled:
                 raise ValueError(f"method '{m.name}': supervised set '{m.supervised}' is not in extra_labeled")
-            if m.encoder_weights is not None and ARCHS[self.model.arch].weights_layout is None:
+            if m.encoder_weights is not None and not ARCHS[self.model.arch].weights_layouts:
                 raise ValueError(f"method '{m.name}': encoder_weights need a model.arch with published encoder "
                                  f"weights ({arch_list(with_weights=True)}), not {self.model.arch}")
         for f in self.fractions:
