@@ -141,19 +141,20 @@ class InitReport:
 
 def init_from(
     model: nn.Module, source: dict[str, torch.Tensor], reinit: tuple[str, ...] = ("final_conv",),
-    first_layer: str = "conv_0.conv_0.conv.weight",
+    first_layer: str | tuple[str, ...] = "conv_0.conv_0.conv.weight",
 ) -> InitReport:
     """Copy every compatible tensor of ``source`` into ``model`` (a U-Net), in place.
 
     The submodules named in ``reinit`` are re-initialised instead: by default the last layer (the
     paper's fine-tuning rule); ``()`` keeps everything (segmenter -> segmenter). A first
-    convolution (``first_layer``) pretrained on L only is inflated to an L/a/b input (L kernel
-    kept, a/b zero).
+    convolution (``first_layer``, or each of several that see the input) pretrained on L only is
+    inflated to an L/a/b input (L kernel kept, a/b zero).
     Tensors missing from ``source`` or of another shape keep their fresh initialisation and are
     reported.
     """
 
     report = InitReport()
+    first_layer = (first_layer,) if isinstance(first_layer, str) else first_layer
     prefixes = tuple(name + "." for name in reinit)
     target = model.state_dict()
     new_state = {}
@@ -166,7 +167,7 @@ def init_from(
         elif src.shape == tensor.shape:
             new_state[key] = src
             report.loaded.append(key)
-        elif key == first_layer and src.shape[1] == 1 and src.shape[0] == tensor.shape[0]:
+        elif key in first_layer and src.shape[1] == 1 and src.shape[0] == tensor.shape[0]:
             inflated = torch.zeros_like(tensor)
             inflated[:, :1] = src
             new_state[key] = inflated

@@ -137,7 +137,11 @@ class RuntimeConfig(_Strict):
 
 
 ENCODER_WEIGHTS_HELP = ("a local .pth/.safetensors file of encoder weights in the published layout "
-                        "(torchvision ResNet, EfficientNet-PyTorch) for model.arch; see endopat.encoder_weights")
+                        "(torchvision ResNet/ConvNeXt, EfficientNet-PyTorch, DINOv2, timm ViT, MAE/EndoViT, "
+                        "Meta ConvNeXt(V2)/SurgeNet) for model.arch; see endopat.encoder_weights")
+EncoderNorm = Literal["imagenet", "endovit"]
+ENCODER_NORM_HELP = ("the RGB normalisation the encoder weights were trained with: imagenet (torchvision, DINOv2, "
+                     "MAE, SurgeNet) or endovit (EndoViT's Endo700k mean and std); the first layer is folded from it")
 
 
 class AugmentConfig(_Strict):
@@ -180,6 +184,7 @@ class FinetuneSettings(_Strict):
 class FinetuneConfig(FinetuneSettings, RuntimeConfig):
     model: ModelConfig = ModelConfig()
     encoder_weights: str | None = Field(None, description=ENCODER_WEIGHTS_HELP)
+    encoder_norm: EncoderNorm = Field("imagenet", description=ENCODER_NORM_HELP)
     max_labels: int | None = Field(None, ge=1, description="use at most this many training images")
     seed: int = 0
 

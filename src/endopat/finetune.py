@@ -39,12 +39,7 @@ from endopat.checkpoints import (
 )
 from endopat.config import FinetuneConfig, ModelConfig
 from endopat.data.labeled import Sample, load_pairs
-from endopat.encoder_weights import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    check_weights_file,
-    load_encoder_weights,
-)
+from endopat.encoder_weights import check_weights_file, load_encoder_weights, normalisation
 from endopat.errors import EndopatError
 from endopat.evaluate import dice_iou
 from endopat.io import atomic_write_text, file_digest
@@ -107,13 +102,13 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
     modules fixed."""
     model, arch, lines = build_unet(cfg.model), arch_of(cfg.model), []
     if cfg.encoder_weights is not None:
-        lines += load_encoder_weights(model, cfg.model, cfg.encoder_weights).lines()
+        lines += load_encoder_weights(model, cfg.model, cfg.encoder_weights, cfg.encoder_norm).lines()
     if ckpt is not None:
         if reinit_last is None:
             reinit_last = ckpt["kind"] != "segmenter"
         # the task's own (its output layer; a decoder it never trained) and the config's
         reinit = arch.modules([*ckpt.get("reinit", []), *cfg.reinit_modules]) if reinit_last else ()
-        report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=arch.first_layer)
+        report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=(arch.first_layer, *arch.input_layers))
         lines += [f"init: {init} (kind {ckpt['kind']}" + (f", task {ckpt['task']})" if "task" in ckpt else ")"),
                   *report.lines()]
     if lines and run.is_main:
@@ -180,7 +175,7 @@ def _provenance(cfg: FinetuneConfig, n_train: int, n_val: int, init, init_ckpt: 
     if cfg.encoder_weights:  # the file's digest and the input normalisation its first layer was folded from
 
         meta["encoder_weights"] = {"file": cfg.encoder_weights, "sha256": file_digest(cfg.encoder_weights),
-                                   "rgb_normalisation": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
+                                   "rgb_normalisation": normalisation(cfg.encoder_norm)}
     elif init_ckpt is not None and "encoder_weights" in init_ckpt.get("provenance", {}):
         meta["encoder_weights"] = init_ckpt["provenance"]["encoder_weights"]  # via pretraining
     return meta

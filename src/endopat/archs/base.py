@@ -23,7 +23,8 @@ class Arch:
     weights come in (:mod:`endopat.encoder_weights`; empty when there are none). The first layer's
     input offset is folded into ``stem_norm``'s running mean (a convolution without bias before a
     batch norm) or, when that is empty, into the bias ``stem_bias``. ``patch`` is a transformer's
-    patch side (its token grid), None for a convolutional encoder."""
+    patch side (its token grid), None for a convolutional encoder. ``input_layers`` are other
+    convolutions that see the image (a decoder's image branch), inflated from L to Lab as the first."""
 
     name: str
     build: Callable[[Any, int, int], nn.Module]
@@ -36,6 +37,7 @@ class Arch:
     weights_layouts: tuple[str, ...] = ()
     stem_bias: str = ""
     patch: int | None = None
+    input_layers: tuple[str, ...] = ()
 
     def modules(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         """Module names with the group names (``encoder``, ``decoder``, ``last``) expanded."""

@@ -121,7 +121,7 @@ def _arch(name: str) -> Arch:
     layouts = ("meta-convnext",) if variant[2] else ("meta-convnext", "torchvision-convnext")
     return Arch(name, build, lambda net, x: net.encoder(x), lambda cfg: variant[1][-1],
                 "encoder.downsample_layers.0.0.weight", "", GROUPS, 32, layouts,
-                stem_bias="encoder.downsample_layers.0.0.bias")
+                stem_bias="encoder.downsample_layers.0.0.bias", input_layers=("skip.0.weight",))
 
 
 ARCHS = [_arch(n) for n in VARIANTS]

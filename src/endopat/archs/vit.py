@@ -208,7 +208,8 @@ def _arch(name: str) -> Arch:
         return ViTUNet(in_channels, out_channels, variant, grid, cfg.decoder_channels[-1])
 
     return Arch(name, build, lambda net, x: net.encoder(x), lambda cfg: variant[0], "encoder.patch_embed.proj.weight",
-                "", GROUPS, patch, ("vit",), stem_bias="encoder.patch_embed.proj.bias", patch=patch)
+                "", GROUPS, patch, ("vit",), stem_bias="encoder.patch_embed.proj.bias", patch=patch,
+                input_layers=("decoder.image.layer.conv1.conv.weight", "decoder.image.layer.conv3.conv.weight"))
 
 
 ARCHS = [_arch(n) for n in VARIANTS]

@@ -32,6 +32,8 @@ ProgressOpt = typer.Option(True, "--progress/--no-progress", help="show progress
 ArchOpt = typer.Option(None, help=f"U-Net architecture (endopat.archs): {arch_list()}")
 EncoderWeightsOpt = typer.Option(None, "--encoder-weights", help="local .pth/.safetensors encoder weights "
                                  "(e.g. torchvision's ImageNet ResNet) for an encoder --arch")
+EncoderNormOpt = typer.Option(None, "--encoder-norm", help="the normalisation the --encoder-weights were "
+                              "trained with: imagenet (default; torchvision, DINOv2, MAE, SurgeNet) or endovit")
 MaskThresholdOpt = typer.Option(0.5, "--mask-threshold", help="grey masks (JPEG, 16-bit): instrument from this "
                                 "share of the value range")
 ClassMapOpt = typer.Option(None, "--class-map", help="colour-coded masks: 'VALUE=instrument;VALUE=background', "

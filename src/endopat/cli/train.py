@@ -11,6 +11,7 @@ from endopat.cli.app import (
     ArchOpt,
     ClassMapOpt,
     ConfigOpt,
+    EncoderNormOpt,
     EncoderWeightsOpt,
     MaskThresholdOpt,
     ProgressOpt,
@@ -35,6 +36,7 @@ def pretrain(
                                              "square (multiples of 16 for basic_unet, 32 for encoder U-Nets, the patch for ViTs)"),
     arch: Optional[str] = ArchOpt,
     encoder_weights: Optional[Path] = EncoderWeightsOpt,
+    encoder_norm: Optional[str] = EncoderNormOpt,
     frame_stride: Optional[int] = typer.Option(None, help="keep every n-th video frame"),
     frame_fps: Optional[float] = typer.Option(None, help="sample videos at this many frames/s"),
     crop_fov: Optional[bool] = typer.Option(None, "--crop-fov/--no-crop-fov",
@@ -56,7 +58,7 @@ def pretrain(
 
     cfg = load_config(PretrainConfig, config, task=task, steps=steps, batch_size=batch_size,
                       model__image_size=size_of(image_size), model__arch=arch,
-                      encoder_weights=str_or_none(encoder_weights), frame_stride=frame_stride,
+                      encoder_weights=str_or_none(encoder_weights), encoder_norm=encoder_norm, frame_stride=frame_stride,
                       frame_fps=frame_fps, crop_fov=crop_fov,
                       devices=devices_of(devices), num_nodes=num_nodes, strategy=strategy,
                       precision=precision, accelerator=accelerator, seed=seed, skip_bad=skip_bad)
@@ -84,6 +86,7 @@ def finetune(
     input_mode: Optional[str] = typer.Option(None, "--input", help="segmenter input: L or Lab"),
     arch: Optional[str] = ArchOpt,
     encoder_weights: Optional[Path] = EncoderWeightsOpt,
+    encoder_norm: Optional[str] = EncoderNormOpt,
     reinit_last: Optional[bool] = typer.Option(None, "--reinit-last/--keep-last",
                                                help="default: re-init after pretraining, keep after a segmenter"),
     devices: Optional[str] = typer.Option(None),
@@ -104,7 +107,7 @@ def finetune(
     cfg = load_config(FinetuneConfig, config, epochs=epochs, max_labels=max_labels,
                       batch_size=batch_size, lr=lr, model__image_size=size_of(image_size),
                       model__input=input_mode, model__arch=arch, encoder_weights=str_or_none(encoder_weights),
-                      devices=devices_of(devices), num_nodes=num_nodes,
+                      encoder_norm=encoder_norm, devices=devices_of(devices), num_nodes=num_nodes,
                       strategy=strategy, precision=precision, accelerator=accelerator, seed=seed,
                       skip_bad=skip_bad)
     check_start(cfg, init)  # a bad --init or --encoder-weights fails before the split is written

@@ -17,6 +17,8 @@ from pydantic import Field, field_validator, model_validator
 from endopat.archs import ARCHS, arch_list
 from endopat.choose import STRATEGIES
 from endopat.config import (
+    ENCODER_NORM_HELP,
+    EncoderNorm,
     FinetuneConfig,
     FinetuneSettings,
     ModelConfig,
@@ -96,6 +98,13 @@ class Selection(_Strict):
         return v
 
 
+class WeightsFile(_Strict):
+    """An entry of the study's ``weights:`` section: a file and the normalisation it was trained with."""
+
+    path: str
+    norm: EncoderNorm = Field("imagenet", description=ENCODER_NORM_HELP)
+
+
 class Method(_Strict):
     """A row of Table 1: optional pretraining on an unlabeled source with an auxiliary ``task``
     (default: the study's ``pretrain.task``, re-colorization), then optional supervised pretraining
@@ -113,6 +122,8 @@ class Method(_Strict):
                                        "study's pretrain.steps); a stage of its own")
     supervised: str | None = None
     encoder_weights: str | None = None
+    arch: str | None = Field(None, description="this method's model.arch (default: the study's): e.g. a ViT "
+                             "beside the paper's U-Net in one study; its stages are its own")
     selection: Selection = Field(Selection(), description="how the cell's labeled frames are drawn from the "
                                  "training pool: a strategy name, or {strategy, rounds}")
 
@@ -149,8 +160,8 @@ class StudyConfig(_Strict):
     unlabeled: dict[str, UnlabeledSource] = Field({}, description="pretraining sources by name: a path, or "
                                                   "{path, test_frames: exclude | keep}")
     extra_labeled: dict[str, LabeledSource] = {}
-    weights: dict[str, str] = Field({}, description="named encoder weight files (endopat.encoder_weights) "
-                                    "that methods name in encoder_weights")
+    weights: dict[str, WeightsFile] = Field({}, description="named encoder weight files (endopat.encoder_weights) "
+                                            "that methods name in encoder_weights: a path, or {path, norm}")
     methods: list[Method]
     baseline: str = "baseline"
     model: ModelConfig = ModelConfig()
@@ -160,7 +171,7 @@ class StudyConfig(_Strict):
     runtime: RuntimeConfig = RuntimeConfig()
     overlays: int = Field(4, ge=0, description="test images shown with each method's prediction")
 
-    @field_validator("unlabeled", mode="before")
+    @field_validator("unlabeled", "weights", mode="before")
     @classmethod
     def _paths_are_sources(cls, v):
         return {k: {"path": s} if isinstance(s, str) else s for k, s in v.items()} if isinstance(v, dict) else v
@@ -181,30 +192,42 @@ class StudyConfig(_Strict):
                 raise ValueError(f"method '{m.name}': task '{m.task}' needs a pretrain source")
             if m.supervised is not None and m.supervised not in self.extra_labeled:
                 raise ValueError(f"method '{m.name}': supervised set '{m.supervised}' is not in extra_labeled")
-            if m.encoder_weights is not None and not ARCHS[self.model.arch].weights_layouts:
+            arch = m.arch or self.model.arch
+            if m.arch is not None:
+                try:
+                    self.model_for(m)
+                except ValueError as err:
+                    raise ValueError(f"method '{m.name}': {str(err).splitlines()[-1].strip()}") from None
+            if m.encoder_weights is not None and not ARCHS[arch].weights_layouts:
                 raise ValueError(f"method '{m.name}': encoder_weights need a model.arch with published encoder "
-                                 f"weights ({arch_list(with_weights=True)}), not {self.model.arch}")
+                                 f"weights ({arch_list(with_weights=True)}), not {arch}")
         for f in self.fractions:
             parse_fraction(f)
         return self
 
-    def pretrain_config(self, task: str | None = None, seed: int | None = None,
-                        encoder_weights: str | None = None, steps: int | None = None) -> PretrainConfig:
+    def model_for(self, method: Method | None = None, arch: str | None = None) -> ModelConfig:
+        """The network of ``method`` (or of ``arch``): the study's, with the method's own arch."""
+        arch = arch or (method.arch if method is not None else None)
+        return self.model if arch is None else ModelConfig.model_validate({**self.model.model_dump(), "arch": arch})
+
+    def pretrain_config(self, task: str | None = None, seed: int | None = None, encoder_weights: str | None = None,
+                        steps: int | None = None, arch: str | None = None, norm: str = "imagenet") -> PretrainConfig:
         data = (self.pretrain.model_dump() | self.runtime.model_dump() | ({"task": task} if task else {})
                 | ({"steps": steps} if steps else {}))
-        return PretrainConfig.model_validate(data | {"model": self.model, "seed": self.seed if seed is None else seed,
-                                                     "encoder_weights": encoder_weights})
+        return PretrainConfig.model_validate(data | {"model": self.model_for(arch=arch),
+                                                     "seed": self.seed if seed is None else seed,
+                                                     "encoder_weights": encoder_weights, "encoder_norm": norm})
 
-    def finetune_config(self, section: FinetuneSettings, seed: int, encoder_weights: str | None = None
-                        ) -> FinetuneConfig:
+    def finetune_config(self, section: FinetuneSettings, seed: int, encoder_weights: str | None = None,
+                        arch: str | None = None, norm: str = "imagenet") -> FinetuneConfig:
         data = section.model_dump() | self.runtime.model_dump()
-        return FinetuneConfig.model_validate(data | {"model": self.model, "seed": seed,
-                                                     "encoder_weights": encoder_weights})
+        return FinetuneConfig.model_validate(data | {"model": self.model_for(arch=arch), "seed": seed,
+                                                     "encoder_weights": encoder_weights, "encoder_norm": norm})
 
     def random_twin(self, method: Method) -> Method | None:
         """The method that differs from ``method`` only in drawing its labels at random (what its
         selection is compared with), if the study has one."""
-        same = lambda m: (m.pretrain, m.task, m.supervised, m.encoder_weights)  # noqa: E731
+        same = lambda m: (m.pretrain, m.task, m.supervised, m.encoder_weights, m.arch)  # noqa: E731
         if method.selection.strategy == "random":
             return None
         return next((m for m in self.methods if m.selection.strategy == "random" and same(m) == same(method)
@@ -212,7 +235,13 @@ class StudyConfig(_Strict):
 
     def weights_file(self, name: str, root: Path) -> str:
         """A method's ``encoder_weights``: a name of ``weights:`` or a path, resolved."""
-        return str(self.resolve(self.weights.get(name, name), root))
+        entry = self.weights.get(name)
+        return str(self.resolve(entry.path if entry else name, root))
+
+    def weights_norm(self, name: str) -> str:
+        """The normalisation a method's ``encoder_weights`` were trained with (default imagenet)."""
+        entry = self.weights.get(name)
+        return entry.norm if entry else "imagenet"
 
     def resolve(self, path: str, root: Path) -> Path:
         """A path of the config: ``$VARS`` and ``~`` expanded; relative ones inside ``root``."""

@@ -33,6 +33,7 @@ class Stage:
     rep: int = 0  # pretraining repeat (``pretrain_seeds``); 0 keeps the key of a single run
     weights: str | None = None  # the encoder weights the first of the stages starts from
     steps: int | None = None  # the pretraining's own step count (a method's pretrain_steps), else the study's
+    arch: str | None = None  # the method's own model.arch, else the study's
 
     @property
     def key(self) -> str:
@@ -41,6 +42,8 @@ class Stage:
             task += "+w-" + re.sub(r"[^A-Za-z0-9]+", "-", self.weights).strip("-").lower()
         if self.steps:
             task += f"+s{self.steps}"
+        if self.arch:
+            task += f"+a-{self.arch}"
         tail = f"_p{self.rep}" if self.rep else ""
         if self.kind == "pretrain":
             return f"pretrain/{self.source}{task}{tail}"
@@ -76,10 +79,10 @@ class Cell:
 def stages_of(method: Method, default_task: str = DEFAULT_TASK, rep: int = 0) -> list[Stage]:
     out, task, w, steps = [], method.task or default_task, method.encoder_weights, method.pretrain_steps
     if method.pretrain:
-        out.append(Stage("pretrain", method.pretrain, task=task, rep=rep, weights=w, steps=steps))
+        out.append(Stage("pretrain", method.pretrain, task=task, rep=rep, weights=w, steps=steps, arch=method.arch))
     if method.supervised:
         out.append(Stage("supervised", method.supervised, method.pretrain, task=task, rep=rep, weights=w,
-                         steps=steps))
+                         steps=steps, arch=method.arch))
     return out
 
 

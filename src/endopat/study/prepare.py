@@ -156,5 +156,5 @@ def check_weights(cfg: StudyConfig, out: Path) -> None:
     """Every encoder weights file the methods name loads onto the study's network (a wrong or
     truncated file fails here, before any stage runs)."""
 
-    for name in dict.fromkeys(m.encoder_weights for m in cfg.methods if m.encoder_weights):
-        check_weights_file(cfg.model, cfg.weights_file(name, out))
+    for name, arch in dict.fromkeys((m.encoder_weights, m.arch) for m in cfg.methods if m.encoder_weights):
+        check_weights_file(cfg.model_for(arch=arch), cfg.weights_file(name, out))

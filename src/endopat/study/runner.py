@@ -92,20 +92,22 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
             return ckpt
         t = time.time()
         weights = cfg.weights_file(stage.weights, out) if stage.weights else None
+        norm = cfg.weights_norm(stage.weights) if stage.weights else "imagenet"
         if stage.kind == "pretrain":
             log(f"stage {stage.key}: {stage.task} pretraining")
             pretrain(pretraining_source(out, stage.source), folder,
-                     cfg.pretrain_config(stage.task, stage.seed(cfg.seed), weights, stage.steps), progress=progress,
-                     log=log)
+                     cfg.pretrain_config(stage.task, stage.seed(cfg.seed), weights, stage.steps, stage.arch, norm),
+                     progress=progress, log=log)
         else:
             init = (run_stage(Stage("pretrain", stage.pretrain, task=stage.task, rep=stage.rep,
-                                    weights=stage.weights, steps=stage.steps), cfg, out, progress, log)
+                                    weights=stage.weights, steps=stage.steps, arch=stage.arch), cfg, out, progress,
+                                   log)
                     if stage.pretrain else None)
             log(f"stage {stage.key}: supervised pretraining")
             samples, parts = all_samples(cfg.extra_labeled[stage.source], out, cfg)
             train, val = _extra_train_val(samples, parts, cfg.seed)
             finetune(train, val, folder, cfg.finetune_config(cfg.supervised, stage.seed(cfg.seed),
-                                                             None if init else weights),
+                                                             None if init else weights, stage.arch, norm),
                      init=init, progress=progress, log=log, provenance={"stage": stage.key})
         atomic_write_text(done, json.dumps({"stage": stage.key, "seconds": time.time() - t}))
     return ckpt
@@ -156,7 +158,8 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
     # encoder weights go into the first network a method trains: its stage's, or the cell's own
     w = cell.method.encoder_weights
     weights = cfg.weights_file(w, out) if w and init is None else None
-    ft_cfg = cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed), weights)
+    ft_cfg = cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed), weights, cell.method.arch,
+                                 cfg.weights_norm(w) if w else "imagenet")
 
     def round_one(ids: list[str], where: Path) -> Path:  # uncertainty selection's first round
         return finetune(data.ids(ids), data.ids(data.split.val), where, ft_cfg, init=init, progress=progress,

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from endopat.config import ENCODER_WEIGHTS_HELP, ModelConfig, RuntimeConfig, _Strict
+from endopat.config import ENCODER_NORM_HELP, ENCODER_WEIGHTS_HELP, EncoderNorm, ModelConfig, RuntimeConfig, _Strict
 from endopat.tasks import DEFAULT_TASK, TASKS, known_task
 
 # re-colorization's keys, once written at the top of ``pretrain:`` (before tasks had sections)
@@ -95,3 +95,4 @@ class PretrainConfig(PretrainSettings, RuntimeConfig):
     model: ModelConfig = ModelConfig()
     seed: int = 0
     encoder_weights: str | None = Field(None, description=ENCODER_WEIGHTS_HELP)
+    encoder_norm: EncoderNorm = Field("imagenet", description=ENCODER_NORM_HELP)

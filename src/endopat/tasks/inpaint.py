@@ -15,6 +15,12 @@ The U-Net sees the segmenter's own input (L or Lab) with a share ``mask_ratio`` 
   discriminator (weight 0.001 against 0.999 for the reconstruction) for sharper fills; off by
   default, and docs/method.md says what it did here.
 
+On a vision transformer (``model.arch`` with a patch, :mod:`endopat.archs.vit`) the hidden squares
+are the ViT's own patches (``patch`` is the architecture's) and the encoder sees them as its
+``mask_token`` (SimMIM's ViT form; DINOv2's iBOT loss masks the same way): masked image modelling
+of the foundation model's own tokens. The pixels are hidden too, since the decoder's image branch
+sees the image.
+
 The U-Net's last layer (its reconstruction output) is re-initialised by fine-tuning; everything else
 is handed over.
 """
@@ -31,7 +37,7 @@ from endopat import colour, losses
 from endopat.config import DiscriminatorConfig, _Strict
 from endopat.errors import EndopatError
 from endopat.io import write_png
-from endopat.networks import Discriminator, prepare_input
+from endopat.networks import Discriminator, arch_of, prepare_input
 from endopat.tasks.base import Task
 
 
@@ -86,9 +92,11 @@ class InpaintTask(Task):
     def __init__(self, cfg: Any, run: Any, store: Any) -> None:
         super().__init__(cfg, run, store)
         s, c = self.settings, cfg.model.in_channels
-        if any(side % s.patch for side in cfg.model.image_size):
+        self.tokens = arch_of(cfg.model).patch is not None  # a ViT: hide its own patches as mask tokens
+        self.patch = arch_of(cfg.model).patch or s.patch
+        if any(side % self.patch for side in cfg.model.image_size):
 
-            raise EndopatError(f"inpaint: patch {s.patch} does not divide image_size {tuple(cfg.model.image_size)}")
+            raise EndopatError(f"inpaint: patch {self.patch} does not divide image_size {tuple(cfg.model.image_size)}")
         self.net = self.build_unet(in_channels=c, out_channels=c)
         self.model, self.opt = run.setup("unet", self.net, torch.optim.Adam(self.net.parameters(), lr=s.lr, betas=s.betas))
         self.D = None
@@ -99,8 +107,8 @@ class InpaintTask(Task):
     def step(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         s, fabric = self.settings, self.run.fabric
         x = prepare_input(frames, self.cfg.model.input)
-        hidden = hide_patches(x, s.mask_ratio, s.patch)
-        pred = self.model(x * (1 - hidden))
+        hidden = hide_patches(x, s.mask_ratio, self.patch)
+        pred = self._predict(self.model, x, hidden)
         rec = losses.masked_reconstruction(pred, x, hidden, s.loss)
         gan = loss_d = torch.zeros((), device=x.device)
         if self.D is not None:  # Context Encoders: the filled-in image against the real one
@@ -124,11 +132,22 @@ class InpaintTask(Task):
         was_training = net.training
         net.eval()
         x = prepare_input(frames, self.cfg.model.input).to(self.run.device)
-        hidden = hide_patches(x, s.mask_ratio, s.patch, torch.Generator().manual_seed(0))  # same in every figure
-        pred = net(x * (1 - hidden)).float()
+        hidden = hide_patches(x, s.mask_ratio, self.patch, torch.Generator().manual_seed(0))  # same in every figure
+        pred = self._predict(net, x, hidden).float()
         rows = [x * (1 - hidden), x * (1 - hidden) + pred * hidden, x]
         write_png(path, colour.image_grid([_as_lab(r).clamp(-1, 1) for r in rows]))
         net.train(was_training)
+
+    def _predict(self, model: torch.nn.Module, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The network on the image with its hidden pixels zeroed (and, on a ViT, those patches as
+        mask tokens: ``token_mask`` is set for this forward only)."""
+        if not self.tokens:
+            return model(x * (1 - hidden))
+        self.net.encoder.token_mask = hidden[:, 0, ::self.patch, ::self.patch].flatten(1).bool()
+        try:
+            return model(x * (1 - hidden))
+        finally:
+            self.net.encoder.token_mask = None
 
     def unet(self) -> torch.nn.Module:
         return self.net

@@ -1,0 +1,60 @@
+"""Continued pretraining of foundation encoders: every auxiliary task starts from a weights file on a
+ViT and a ConvNeXt, and fine-tuning takes its network over; inpainting on a ViT masks its tokens."""
+
+import pytest
+import torch
+
+from endopat.config import FinetuneConfig, ModelConfig
+from endopat.encoder_weights import random_published
+from endopat.finetune import finetune
+from endopat.pretrain import pretrain
+from endopat.tasks.config import PretrainConfig
+from endopat.tasks.inpaint import InpaintTask
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from endopat.data.readers import open_labeled
+    from endopat.data.synth import SynthSpec, generate
+
+    root = tmp_path_factory.mktemp("d")
+    generate(root, SynthSpec(size=48, videos=3, unlabeled_videos=1, frames=6, label_every=2))
+    return root / "unlabeled", open_labeled(root / "labeled")
+
+
+@pytest.mark.parametrize("arch, size, task", [("vit_s16", 32, "recolor"), ("vit_s16", 32, "inpaint"),
+                                              ("vit_s16", 32, "contrastive"), ("convnextv2_tiny", 32, "inpaint")])
+def test_a_task_continues_a_foundation_encoder_and_fine_tuning_takes_it_over(tmp_path, data, arch, size, task):
+    torch.save(random_published(arch), tmp_path / "w.pth")
+    unlabeled, parts = data
+    model = ModelConfig(arch=arch, image_size=(size, size), decoder_channels=(16, 8, 8, 8, 8))
+    pre = pretrain(unlabeled, tmp_path / "pre", PretrainConfig(task=task, steps=2, batch_size=2, model=model,
+                                                               encoder_weights=str(tmp_path / "w.pth"),
+                                                               encoder_norm="endovit"),
+                   progress=False, log=lambda *a: None)
+    ckpt = torch.load(pre, weights_only=True)
+    assert ckpt["provenance"]["encoder_weights"]["rgb_normalisation"]["name"] == "endovit"
+    best = finetune(parts["train"], parts["val"], tmp_path / "ft",
+                    FinetuneConfig(epochs=1, min_samples_per_epoch=2, batch_size=2, model=model),
+                    init=pre, progress=False, log=lambda *a: None)
+    report = (tmp_path / "ft" / "init_report.txt").read_text()
+    assert "not loaded" not in report
+    state = torch.load(best, weights_only=True)
+    assert state["model"]["arch"] == arch and state["provenance"]["encoder_weights"]["rgb_normalisation"]["name"] == "endovit"
+
+
+def test_inpainting_on_a_vit_hides_its_own_patches_as_mask_tokens(monkeypatch):
+    """The encoder sees the hidden patches as mask tokens during the step, and never after it."""
+    from endopat.networks import build_unet
+
+    cfg = ModelConfig(arch="vit_s16", image_size=(32, 48), decoder_channels=(16, 8, 8, 8, 8))
+    task = InpaintTask.__new__(InpaintTask)
+    task.tokens, task.patch, task.net = True, 16, build_unet(cfg, in_channels=3, out_channels=3)
+    seen = []
+    original = task.net.encoder.forward
+    monkeypatch.setattr(task.net.encoder, "forward", lambda x: seen.append(task.net.encoder.token_mask) or original(x))
+    hidden = torch.zeros(2, 1, 32, 48)
+    hidden[0, :, :16, 16:32] = 1
+    task._predict(task.net, torch.randn(2, 3, 32, 48), hidden)
+    assert seen[0].tolist() == [[False, True, False, False, False, False], [False] * 6]
+    assert task.net.encoder.token_mask is None
