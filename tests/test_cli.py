@@ -3,6 +3,8 @@ import sys
 import pytest
 import torch
 
+from endopat.archs import ARCHS
+
 from endopat.cli import main
 
 TINY_MODEL = "model:\n  features: [4, 4, 8, 8, 16, 4]\n  image_size: [32, 32]\n"
@@ -306,30 +308,33 @@ def test_a_full_hd_labeled_folder_trains_letterboxed_and_predicts_full_resolutio
 
 # one per block type and weights layout (basic and bottleneck ResNets, EfficientNet); every
 # architecture is built and run in test_networks.py, and their weights load in test_encoder_weights.py
-HANDOFF_ARCHS = ["resnet18", "resnet50", "efficientnet-b0"]
+# and the foundation families: a ViT (patch 14: a 28-pixel image) and ConvNeXtV2
+HANDOFF_ARCHS = [("resnet18", 32), ("resnet50", 32), ("efficientnet-b0", 32), ("vit_s14", 28),
+                 ("convnextv2_tiny", 32)]
 
 
-@pytest.mark.parametrize("arch", HANDOFF_ARCHS)
+@pytest.mark.parametrize("arch, size", HANDOFF_ARCHS)
 def test_an_encoder_unet_pretrains_from_a_weights_file_and_hands_off_to_fine_tuning(monkeypatch, capsys, tmp_path,
-                                                                                     tiny_data, arch):
+                                                                                     tiny_data, arch, size):
     from test_encoder_weights import published
 
     torch.save(published(arch), tmp_path / "imagenet.pth")
     cfg = tmp_path / "m.yaml"
-    cfg.write_text(f"model: {{arch: {arch}, image_size: [32, 32], decoder_channels: [16, 8, 8, 8, 8]}}\n"
+    cfg.write_text(f"model: {{arch: {arch}, image_size: [{size}, {size}], decoder_channels: [16, 8, 8, 8, 8]}}\n"
                    "recolor: {discriminator: {width: 0.125}}\n")
     assert run_cli(monkeypatch, "pretrain", "-u", tiny_data / "unlabeled", "-o", tmp_path / "pre", "-c", cfg,
                    "--steps", 1, "--batch-size", 2, "--encoder-weights", tmp_path / "imagenet.pth",
                    "--no-progress") == 0
     assert "imagenet.pth (" in capsys.readouterr().out
     pre = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=True)
-    assert pre["provenance"]["encoder_weights"]["arch"] == arch and pre["reinit"] == ["segmentation_head"]
+    assert pre["provenance"]["encoder_weights"]["arch"] == arch
+    assert pre["reinit"] == list(ARCHS[arch].groups["last"])
     ft = tmp_path / "ft.yaml"
     ft.write_text("min_samples_per_epoch: 2\n")  # the architecture comes from the init checkpoint
     assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "-c", ft,
                    "--init", tmp_path / "pre" / "pretrained.pt", "--epochs", 1, "--no-progress") == 0
     report = (tmp_path / "ft" / "init_report.txt").read_text()
-    assert "not loaded" not in report and "re-initialised" in report and "segmentation_head" in report
+    assert "not loaded" not in report and "re-initialised" in report and ARCHS[arch].groups["last"][0] in report
     best = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)
     assert best["model"]["arch"] == arch and best["provenance"]["encoder_weights"]["arch"] == arch
 

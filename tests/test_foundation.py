@@ -58,3 +58,17 @@ def test_inpainting_on_a_vit_hides_its_own_patches_as_mask_tokens(monkeypatch):
     task._predict(task.net, torch.randn(2, 3, 32, 48), hidden)
     assert seen[0].tolist() == [[False, True, False, False, False, False], [False] * 6]
     assert task.net.encoder.token_mask is None
+
+
+def test_fine_tuning_at_another_size_resizes_the_vit_s_position_embeddings(tmp_path, data):
+    unlabeled, parts = data
+    model = ModelConfig(arch="vit_s16", image_size=(32, 32), decoder_channels=(16, 8, 8, 8, 8))
+    pre = pretrain(unlabeled, tmp_path / "pre", PretrainConfig(task="inpaint", steps=1, batch_size=2, model=model),
+                   progress=False, log=lambda *a: None)
+    other = model.model_copy(update={"image_size": (32, 48)})
+    best = finetune(parts["train"], parts["val"], tmp_path / "ft",
+                    FinetuneConfig(epochs=1, min_samples_per_epoch=2, batch_size=2, model=other),
+                    init=pre, progress=False, log=lambda *a: None)
+    report = (tmp_path / "ft" / "init_report.txt").read_text()
+    assert "resized to this token grid (bicubic): encoder.pos_embed" in report and "not loaded" not in report
+    assert torch.load(best, weights_only=True)["state_dict"]["encoder.pos_embed"].shape == (1, 1 + 2 * 3, 384)

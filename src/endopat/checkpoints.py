@@ -31,6 +31,7 @@ from endopat import __version__
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError
 from endopat.io import atomic_path
+from endopat.archs.vit import resize_pos_embed
 from endopat.networks import reset_modules
 
 FORMAT = "endopat"
@@ -124,6 +125,7 @@ class InitReport:
 
     loaded: list[str] = field(default_factory=list)
     inflated: list[str] = field(default_factory=list)
+    resized: list[str] = field(default_factory=list)
     reinitialised: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -131,6 +133,8 @@ class InitReport:
         out = [f"loaded {len(self.loaded)} tensors from the init checkpoint"]
         if self.inflated:
             out.append("inflated (L kernel copied, a/b kernels zero): " + ", ".join(self.inflated))
+        if self.resized:
+            out.append("position embeddings resized to this token grid (bicubic): " + ", ".join(self.resized))
         if self.reinitialised:
             modules = dict.fromkeys(k.split(".")[0] for k in self.reinitialised)
             out.append(f"re-initialised ({len(self.reinitialised)} tensors): " + ", ".join(modules))
@@ -141,14 +145,15 @@ class InitReport:
 
 def init_from(
     model: nn.Module, source: dict[str, torch.Tensor], reinit: tuple[str, ...] = ("final_conv",),
-    first_layer: str | tuple[str, ...] = "conv_0.conv_0.conv.weight",
+    first_layer: str | tuple[str, ...] = "conv_0.conv_0.conv.weight", source_grid: tuple[int, int] | None = None,
 ) -> InitReport:
     """Copy every compatible tensor of ``source`` into ``model`` (a U-Net), in place.
 
     The submodules named in ``reinit`` are re-initialised instead: by default the last layer (the
     paper's fine-tuning rule); ``()`` keeps everything (segmenter -> segmenter). A first
     convolution (``first_layer``, or each of several that see the input) pretrained on L only is
-    inflated to an L/a/b input (L kernel kept, a/b zero).
+    inflated to an L/a/b input (L kernel kept, a/b zero). A ViT's position embeddings of another
+    token grid (``source_grid``, the checkpoint's) are resized to this network's.
     Tensors missing from ``source`` or of another shape keep their fresh initialisation and are
     reported.
     """
@@ -167,6 +172,9 @@ def init_from(
         elif src.shape == tensor.shape:
             new_state[key] = src
             report.loaded.append(key)
+        elif key.endswith("pos_embed") and src.shape[0::2] == tensor.shape[0::2]:  # a ViT of another grid
+            new_state[key] = resize_pos_embed(src, model.get_submodule(key.rsplit(".", 1)[0]).grid, source_grid)
+            report.resized.append(key)
         elif key in first_layer and src.shape[1] == 1 and src.shape[0] == tensor.shape[0]:
             inflated = torch.zeros_like(tensor)
             inflated[:, :1] = src

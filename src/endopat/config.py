@@ -69,7 +69,7 @@ class ModelConfig(_Strict):
         multiple = ARCHS[self.arch].multiple
         if any(s % multiple for s in self.image_size):
             raise ValueError(f"image_size {tuple(self.image_size)} must be multiples of {multiple} for {self.arch} "
-                             "(its encoder's total stride{'' if ARCHS[self.arch].patch is None else ' or patch'})")
+                             f"(its encoder's {'total stride' if ARCHS[self.arch].patch is None else 'patch'})")
         return self
 
     @property

@@ -44,6 +44,7 @@ from endopat.errors import EndopatError
 from endopat.evaluate import dice_iou
 from endopat.io import atomic_write_text, file_digest
 from endopat.networks import (
+    ARCHS,
     arch_of,
     build_unet,
     one_logit_head,
@@ -76,6 +77,8 @@ def resolve_init(init: str | Path | None, cfg: FinetuneConfig) -> tuple[Finetune
     ckpt = load_checkpoint(init)
     theirs = model_config(ckpt)
     same = {k: getattr(theirs, k) for k in ("arch", "features", "decoder_channels")}
+    if any(side % ARCHS[theirs.arch].multiple for side in cfg.model.image_size):
+        same["image_size"] = theirs.image_size  # the config's size does not suit the checkpoint's architecture
     if any(getattr(cfg.model, k) != v for k, v in same.items()):
         cfg = cfg.model_copy(update={"model": ModelConfig.model_validate({**cfg.model.model_dump(), **same})})
     return cfg, ckpt
@@ -96,6 +99,11 @@ def _at_most(train: list[Sample], n: int | None, seed: int) -> list[Sample]:
     return [train[i] for i in sorted(rng.choice(len(train), n, replace=False))]
 
 
+def _grid(cfg: ModelConfig, arch) -> tuple[int, int] | None:
+    """A ViT checkpoint's token grid (its training size over the patch)."""
+    return None if arch.patch is None else (cfg.image_size[0] // arch.patch, cfg.image_size[1] // arch.patch)
+
+
 def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | None, reinit_last: bool | None,
                    run: TrainingRun) -> tuple[torch.nn.Module, bool | None]:
     """The U-Net: fresh, or loaded from ``init`` (every layer but the re-initialised ones); frozen
@@ -108,7 +116,8 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
             reinit_last = ckpt["kind"] != "segmenter"
         # the task's own (its output layer; a decoder it never trained) and the config's
         reinit = arch.modules([*ckpt.get("reinit", []), *cfg.reinit_modules]) if reinit_last else ()
-        report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=(arch.first_layer, *arch.input_layers))
+        report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=(arch.first_layer, *arch.input_layers),
+                            source_grid=_grid(model_config(ckpt), arch))
         lines += [f"init: {init} (kind {ckpt['kind']}" + (f", task {ckpt['task']})" if "task" in ckpt else ")"),
                   *report.lines()]
     if lines and run.is_main:
