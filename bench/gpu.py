@@ -3,8 +3,10 @@
 1. re-colorization pretraining at 256x256, batch 16: the real loop (``endopat.pretrain``) in
    images/s at 32-bit and at bf16-mixed, each against the bare G+D step on pre-made tensors
    (ratio, goal >= 0.95), and bf16 against 32-bit;
-2. prediction at 512x640: the bare segmenter forward in frames/s, PyTorch and, when onnxruntime has
-   its CUDA provider, the exported graph on it;
+2. prediction at 512x640: the bare segmenter forward in frames/s, and ``Segmenter.probabilities``
+   (fit, Lab, forward, back to full size) with its preprocessing on the host and on the device, for
+   512x640 and full-HD frames, each as a ratio to the bare forward; the exported graph on
+   onnxruntime's CUDA provider when it has one;
 3. with 2 or more GPUs, the same pretraining as 2-GPU DDP (``devices: 2``) against 1 GPU.
 
 ``--device cpu --quick`` runs every code path small on a CPU (the dry run CI can afford).
@@ -89,6 +91,9 @@ def full_recolor(frames: Path, out: Path, model, batch: int, device: str, precis
 
 
 def predict_fps(tmp: Path, device: str, n: int, quick: bool = False) -> dict[str, float]:
+    """frames/s of the bare forward (a prepared input batch on the device) and of
+    ``Segmenter.probabilities`` (fit, Lab, forward, back to full size) with the preprocessing on the
+    host and on the device, for 512x640 frames (the network's size) and full-HD frames."""
     from endopat.checkpoints import save_checkpoint
     from endopat.config import ModelConfig
     from endopat.evaluate import Segmenter
@@ -96,11 +101,9 @@ def predict_fps(tmp: Path, device: str, n: int, quick: bool = False) -> dict[str
 
     cfg = ModelConfig(image_size=(512, 640), **({"features": (4, 4, 8, 8, 16, 4)} if quick else {}))
     ckpt = save_checkpoint(tmp / "seg.pt", kind="segmenter", model_cfg=cfg, state_dict=build_unet(cfg).state_dict())
-    frames = [np.random.default_rng(i).integers(0, 255, (512, 640, 3), dtype=np.uint8) for i in range(n)]
     out = {}
-    seg = Segmenter(ckpt, device=device)
 
-    def timed(fn) -> float:
+    def timed(fn, frames) -> float:
         fn(frames[:8])
         sync(device)
         t = time.perf_counter()
@@ -109,7 +112,13 @@ def predict_fps(tmp: Path, device: str, n: int, quick: bool = False) -> dict[str
         sync(device)
         return n / (time.perf_counter() - t)
 
-    out["pytorch"] = timed(seg.probabilities)
+    host, on_device = Segmenter(ckpt, device=device, preprocess="host"), Segmenter(ckpt, device=device, preprocess="device")
+    x = torch.randn(8, 3, 512, 640, device=device)
+    out["bare forward"] = timed(lambda fr: on_device.forward(x), [None] * n)
+    for hw in ((512, 640), (1080, 1920)):
+        frames = [np.random.default_rng(i).integers(0, 255, (*hw, 3), dtype=np.uint8) for i in range(n)]
+        out[f"pytorch, {hw[0]}x{hw[1]} frames, preprocessing on the host"] = timed(host.probabilities, frames)
+        out[f"pytorch, {hw[0]}x{hw[1]} frames, preprocessing on the device"] = timed(on_device.probabilities, frames)
     try:
         import onnxruntime as ort
 
@@ -119,7 +128,8 @@ def predict_fps(tmp: Path, device: str, n: int, quick: bool = False) -> dict[str
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
     if provider in ort.get_available_providers():
         onnx = OnnxSegmenter(export_onnx(ckpt, tmp / "seg.onnx"), providers=[provider])
-        out[f"onnxruntime ({provider})"] = timed(onnx.probabilities)
+        frames = [np.random.default_rng(i).integers(0, 255, (512, 640, 3), dtype=np.uint8) for i in range(n)]
+        out[f"onnxruntime ({provider}), 512x640 frames"] = timed(onnx.probabilities, frames)
     return out
 
 
@@ -166,8 +176,11 @@ def main() -> None:
         return
     if "bf16-mixed" in full:
         print(f"bf16-mixed vs 32-bit, full loop: {full['bf16-mixed'] / full['32-true']:.2f}x")
-    for backend, fps in predict_fps(tmp, args.device, n_pred, args.quick).items():
-        print(f"predict 512x640, {backend}: {fps:.1f} frames/s (Segmenter.probabilities: resize, Lab, forward, resize back; batch 8)", flush=True)
+    fps = predict_fps(tmp, args.device, n_pred, args.quick)
+    bare = fps.pop("bare forward")
+    print(f"predict, network 512x640, batch 8: bare forward {bare:.1f} frames/s", flush=True)
+    for backend, f in fps.items():  # Segmenter.probabilities: fit, Lab, forward, back to full size
+        print(f"predict, {backend}: {f:.1f} frames/s = {f / bare:.2f} x the bare forward", flush=True)
     if args.device == "cuda" and torch.cuda.device_count() >= 2:
         ddp = full_recolor(frames, tmp, model, batch, "cuda", "32-true", steps, devices=2)
         print(f"2-GPU DDP pretraining: {ddp:.1f} img/s vs 1 GPU {full['32-true']:.1f} "

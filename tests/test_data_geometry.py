@@ -109,3 +109,17 @@ def test_a_full_hd_frame_and_its_mask_keep_their_geometry_from_video_to_predicte
     predicted = np.asarray(Image.open(written)) > 127
     _, iou = dice_iou(torch.from_numpy(predicted)[None], torch.from_numpy(mask)[None])
     assert predicted.shape == (H, W) and float(iou[0]) > 0.95
+
+
+@pytest.mark.parametrize("fit", ["letterbox", "stretch"])
+def test_fitting_on_the_device_matches_pil_within_a_few_grey_levels(fit):
+    from endopat.data.geometry import fit_images_on
+
+    image, _ = scene()
+    rng = np.random.default_rng(0)
+    noisy = np.clip(image.astype(int) + rng.integers(-20, 20, image.shape), 0, 255).astype(np.uint8)
+    want = fit_image(noisy, (96, 128), fit)
+    got = fit_images_on([noisy], (96, 128), fit, torch.device("cpu"))[0].numpy()
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert got.shape == want.shape and diff.mean() < 1.0 and np.percentile(diff, 99) <= 4
+    assert np.array_equal(got.sum(-1) == 0, want.sum(-1) == 0) if fit == "letterbox" else True  # the same bars

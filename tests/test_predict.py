@@ -137,3 +137,11 @@ def test_an_unknown_backend_is_an_error_naming_the_choices(tmp_path, model_path,
 
     with pytest.raises(EndopatError, match="auto, onnx, torch"):
         predict(model_path, tmp_path, tmp_path / "out", progress=False, backend=backend)
+
+
+def test_a_segmenter_preprocessing_on_its_device_predicts_as_on_the_host(model_path):
+    frames = images(3, h=120, w=200)
+    host, device = Segmenter(model_path, preprocess="host"), Segmenter(model_path, preprocess="device")
+    assert not host.on_device and device.on_device
+    for a, b in zip(host.probabilities(frames), device.probabilities(frames)):
+        assert a.shape == b.shape == (120, 200) and np.abs(a - b).max() < 0.02

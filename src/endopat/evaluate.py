@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from endopat.checkpoints import load_checkpoint, model_config
-from endopat.data.geometry import fit_image, restore
+from endopat.data.geometry import fit_image, fit_images_on, restore
 from endopat.data.labeled import Sample, load_image, load_mask
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_csv
@@ -44,7 +44,9 @@ def dice_iou(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.
 class Segmenter:
     """A loaded segmenter checkpoint: ``probabilities(rgb)`` for RGB uint8 images of any size."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    def __init__(self, path: str | Path, device: str = "cpu", preprocess: str = "auto"):
+        """``preprocess``: where frames are fitted and converted to Lab: ``host`` (PIL, numpy),
+        ``device`` (on the network's device) or ``auto`` (device on a GPU, host on a CPU)."""
         ckpt = load_checkpoint(path)
         if ckpt["kind"] != "segmenter":
             raise EndopatError(f"{path}: a '{ckpt['kind']}' checkpoint, not a segmenter; fine-tune it first")
@@ -55,6 +57,11 @@ class Segmenter:
         self.model.load_state_dict(ckpt["state_dict"])
         self.model.to(self.device).eval()
         self.checkpoint = ckpt
+        self.on_device = preprocess == "device" or (preprocess == "auto" and self.device.type == "cuda")
+
+    def network_input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 images of any size -> the network's input batch, where ``preprocess`` says."""
+        return network_input(self.cfg, images, self.device if self.on_device else None)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +71,7 @@ class Segmenter:
     @torch.no_grad()
     def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Foreground probability maps at each image's own size."""
-        return probabilities(self.forward, self.cfg, images)
+        return full_resolution(self.cfg, self.forward(self.network_input(images)), [im.shape[:2] for im in images])
 
 
 def probabilities(forward, cfg, images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -74,9 +81,12 @@ def probabilities(forward, cfg, images: Sequence[np.ndarray]) -> list[np.ndarray
     return full_resolution(cfg, forward(network_input(cfg, images)), [im.shape[:2] for im in images])
 
 
-def network_input(cfg, images: Sequence[np.ndarray]) -> torch.Tensor:
-    """RGB uint8 images of any size -> the network's input batch (fitted, Lab, normalised)."""
+def network_input(cfg, images: Sequence[np.ndarray], device: torch.device | None = None) -> torch.Tensor:
+    """RGB uint8 images of any size -> the network's input batch (fitted, Lab, normalised); on
+    ``device`` when given (fitted there too: :func:`endopat.data.geometry.fit_images_on`)."""
     size = tuple(cfg.image_size)
+    if device is not None:
+        return prepare_input(fit_images_on(images, size, cfg.fit, device), cfg.input)
     return prepare_input(torch.from_numpy(np.stack([fit_image(im, size, cfg.fit) for im in images])), cfg.input)
 
 

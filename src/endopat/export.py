@@ -23,7 +23,7 @@ import torch
 
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError
-from endopat.evaluate import Segmenter, probabilities
+from endopat.evaluate import Segmenter, network_input, probabilities
 from endopat.io import atomic_path, file_digest, output_file
 
 
@@ -139,6 +139,9 @@ class OnnxSegmenter:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (prob,) = self.session.run(["probability"], {"input": x.numpy()})
         return torch.from_numpy(prob)
+
+    def network_input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        return network_input(self.cfg, images)
 
     def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Foreground probability maps at each image's own size (as the PyTorch segmenter)."""

@@ -22,7 +22,7 @@ import torch
 
 from endopat.data.video import iter_frames, video_info, write_video
 from endopat.errors import EndopatError
-from endopat.evaluate import Segmenter, full_resolution, network_input
+from endopat.evaluate import Segmenter, full_resolution
 from endopat.export import OnnxSegmenter, cached_onnx
 from endopat.io import (
     IMAGE_SUFFIXES,
@@ -163,7 +163,7 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
     # overlay + encode, so preprocessing and drawing overlap with the network's own threads
     def prepared() -> Iterator[tuple[list, torch.Tensor]]:
         for chunk in _batches(iter_frames(video), batch_size):
-            yield chunk, network_input(model.cfg, [f for _, f in chunk])
+            yield chunk, model.network_input([f for _, f in chunk])
 
     def inferred() -> Iterator[tuple[list, torch.Tensor]]:
         for chunk, x in threaded(prepared(), 2):

@@ -68,6 +68,24 @@ def fit_image(image: np.ndarray, size: tuple[int, int], fit: Fit = "letterbox") 
     return out
 
 
+def fit_images_on(images, size: tuple[int, int], fit: Fit, device):
+    """RGB uint8 ``(h, w, 3)`` arrays -> ``(B, H, W, 3)`` uint8 on ``device``: :func:`fit_image` done
+    there (bilinear with antialiasing, as PIL's, rounded; within a few grey levels of it), so that
+    a GPU segmenter uploads frames as they are and resizes them itself."""
+    import torch  # only here: the rest of the geometry (frame stores, readers, import) is numpy alone
+
+    out = torch.zeros(len(images), *size, 3, dtype=torch.uint8, device=device)
+    for i, image in enumerate(images):
+        box = content_box(image.shape[:2], size, fit)
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
+        if tuple(x.shape[-2:]) != (box.height, box.width):
+            x = torch.nn.functional.interpolate(x, size=(box.height, box.width), mode="bilinear",
+                                                align_corners=False, antialias=True)
+        out[i, box.top : box.top + box.height, box.left : box.left + box.width] = \
+            x[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+    return out
+
+
 def fit_mask(mask: np.ndarray, size: tuple[int, int], fit: Fit = "letterbox") -> np.ndarray:
     """Boolean ``(h, w)`` -> ``(H, W)`` under ``fit`` (nearest; letterbox pads background)."""
     box = content_box(mask.shape, size, fit)
