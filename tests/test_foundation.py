@@ -72,3 +72,37 @@ def test_fine_tuning_at_another_size_resizes_the_vit_s_position_embeddings(tmp_p
     report = (tmp_path / "ft" / "init_report.txt").read_text()
     assert "resized to this token grid (bicubic): encoder.pos_embed" in report and "not loaded" not in report
     assert torch.load(best, weights_only=True)["state_dict"]["encoder.pos_embed"].shape == (1, 1 + 2 * 3, 384)
+
+
+def test_one_study_puts_the_paper_s_unet_a_foundation_vit_and_its_continued_pretraining_side_by_side(tmp_path):
+    """Methods with their own arch: their stages and cells are their own; the weights' norm is kept."""
+    import json
+
+    from endopat.study.config import study_from_dict
+    from endopat.study.runner import run_study
+    from test_study import TINY
+
+    torch.save({"model": random_published("vit_s16", mae_decoder=True)}, tmp_path / "endovit.pth")
+    vit = {"arch": "vit_s16", "encoder_weights": "endovit"}
+    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1, "overlays": 0,
+           "weights": {"endovit": {"path": str(tmp_path / "endovit.pth"), "norm": "endovit"}},
+           "methods": [{"name": "baseline"}, {"name": "ViT scratch", "arch": "vit_s16"},
+                       {"name": "EndoViT", **vit}, {"name": "EndoViT + MIM", "pretrain": "target", "task": "inpaint", **vit}],
+           "model": {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32], "decoder_channels": [16, 8, 8, 8, 8]}}
+    out = tmp_path / "run"
+    assert run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)["cells"] == 4
+    stage = out / "stages" / "pretrain" / "target+inpaint+w-endovit+a-vit_s16"
+    assert json.loads((stage / "pretrain.json").read_text())["encoder_weights"]["rgb_normalisation"]["name"] == "endovit"
+    arch = lambda m: torch.load(out / "cells" / m / "f1-2_s0" / "run" / "best.pt", weights_only=True)["model"]["arch"]  # noqa: E731
+    assert [arch(m) for m in ("baseline", "vit-scratch", "endovit", "endovit-mim")] == ["basic_unet", *["vit_s16"] * 3]
+    assert "endovit.pth (vit layout, vit_s16): loaded" in (out / "cells" / "endovit" / "f1-2_s0" / "run" /
+                                                          "init_report.txt").read_text()
+
+
+def test_a_method_s_arch_must_suit_the_study_s_image_size():
+    from endopat.errors import EndopatError
+    from endopat.study.config import study_from_dict
+    from test_study import TINY
+
+    with pytest.raises(EndopatError, match="method 'ViT': .*multiples of 14 for vit_s14"):
+        study_from_dict({**TINY, "methods": [{"name": "baseline"}, {"name": "ViT", "arch": "vit_s14"}]})

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from endopat.archs import ARCHS, arch_list
 from endopat.choose import STRATEGIES
@@ -196,8 +196,8 @@ class StudyConfig(_Strict):
             if m.arch is not None:
                 try:
                     self.model_for(m)
-                except ValueError as err:
-                    raise ValueError(f"method '{m.name}': {str(err).splitlines()[-1].strip()}") from None
+                except ValidationError as err:
+                    raise ValueError(f"method '{m.name}': {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
             if m.encoder_weights is not None and not ARCHS[arch].weights_layouts:
                 raise ValueError(f"method '{m.name}': encoder_weights need a model.arch with published encoder "
                                  f"weights ({arch_list(with_weights=True)}), not {arch}")
