@@ -8,10 +8,19 @@ or a ``.safetensors``, in the key layout the weights are published in:
   ``bn1.*``, ``layer1.0.conv1.weight``, ..., ``fc.*`` (``fc`` is not used);
 * ``efficientnet-pytorch`` (``efficientnet-b0..b4``): the EfficientNet-PyTorch release files MONAI's
   encoders use, ``efficientnet-b0-355c32eb.pth`` ... ``efficientnet-b4-6ed6700e.pth``: keys
-  ``_conv_stem.weight``, ``_bn0.*``, ``_blocks.N.*``, ``_conv_head.weight``, ``_bn1.*``, ``_fc.*``.
+  ``_conv_stem.weight``, ``_bn0.*``, ``_blocks.N.*``, ``_conv_head.weight``, ``_bn1.*``, ``_fc.*``;
+* ``vit`` (``vit_s14/b14/s16/b16``): Meta's DINOv2 files, timm's ViT layout (SurgeNet-DINO) and
+  MAE/EndoViT files (:mod:`endopat.archs.vit`; position embeddings interpolated to the training
+  grid, the MAE decoder skipped and listed);
+* ``meta-convnext`` and ``torchvision-convnext`` (``convnext_tiny``, ``convnextv2_tiny``): Meta's
+  ConvNeXt / ConvNeXt-V2 releases and SurgeNet's ConvNeXtV2, torchvision's ``convnext_tiny``
+  (:mod:`endopat.archs.convnext`).
 
-A ``state_dict``/``model`` wrapper, a ``module.`` prefix (DataParallel) and an ``encoder.`` prefix
-(a FlexibleUNet's own state) are unwrapped. Every encoder tensor must be in the file with its
+The layouts are :data:`endopat.weight_layouts.LAYOUTS`; an architecture names the ones its weights
+come in, and the one that matches most of the file's keys is used.
+
+A ``state_dict``/``model`` wrapper, a ``module.`` prefix (DataParallel), a ``backbone.`` prefix (a
+DINO teacher checkpoint) and an ``encoder.`` prefix (a FlexibleUNet's own state) are unwrapped. Every encoder tensor must be in the file with its
 shape, or the file is refused naming what is missing or of another shape; tensors of the file the
 encoder has no use for (the classifier) are listed in the report.
 
@@ -22,8 +31,11 @@ kernels' response to it is ``sum_c w_c (v - m_c)/s_c``, which is the L kernel ``
 (2 s_c)`` applied to L_n plus a constant per output channel ``K = sum_{c, taps} w_c (1/2 - m_c) /
 s_c``. The first convolution gets ``k_L`` (and zero a/b kernels for Lab input: colour enters as
 the network learns it, as when a generator's L kernel is inflated), and the batch norm right after
-it gets its running mean lowered by K, so that on grey input the first block's output equals the
-published network's on the ImageNet-normalised image (up to zero padding at the borders). The
+it gets its running mean lowered by K (ResNet, EfficientNet) or, for a first layer with a bias (a
+ViT's patch embedding, ConvNeXt's stem), the bias is raised by K, so that on grey input the first
+block's output equals the published network's on the normalised image (up to zero padding at the
+borders; exactly for the unpadded ViT and ConvNeXt stems). m and s are ImageNet's unless the file
+was trained with others (``encoder_norm: endovit``: EndoViT's Endo700k statistics). The
 normalisation used is stored in the checkpoint's provenance (``encoder_weights``).
 """
 
@@ -73,7 +85,7 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise EndopatError(f"{path}: not a file of named tensors (a state dict)")
     out = {}
     for k, v in state.items():
-        for prefix in ("module.", "encoder."):
+        for prefix in ("module.", "backbone.", "encoder."):  # DataParallel; a DINO teacher; a FlexibleUNet
             k = k[len(prefix):] if k.startswith(prefix) else k
         out[k] = v
     return out
