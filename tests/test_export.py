@@ -60,3 +60,13 @@ def test_the_export_records_the_checkpoint_it_came_from(exported):
 
     ckpt, onnx_path = exported
     assert OnnxSegmenter(onnx_path).info["checkpoint_sha256"] == file_digest(ckpt)
+
+
+@pytest.mark.parametrize("arch, size", [("vit_s14", (56, 84)), ("convnextv2_tiny", (64, 96))])
+def test_a_foundation_architecture_exports_and_predicts_as_pytorch(tmp_path, arch, size):
+    cfg = ModelConfig(arch=arch, image_size=size, decoder_channels=(16, 8, 8, 8, 8))
+    ckpt = save_checkpoint(tmp_path / "seg.pt", kind="segmenter", model_cfg=cfg, state_dict=build_unet(cfg).state_dict())
+    onnx = OnnxSegmenter(export_onnx(ckpt, tmp_path / "seg.onnx"))
+    images = [np.random.default_rng(i).integers(0, 255, (120, 160, 3), dtype=np.uint8) for i in range(3)]  # batch 3
+    for a, b in zip(Segmenter(ckpt).probabilities(images), onnx.probabilities(images)):
+        assert np.abs(a - b).max() < 1e-4

@@ -2,7 +2,7 @@
 
 The exported graph maps the normalised network input (L, or L/a/b, see :mod:`endopat.colour`) to
 the instrument probability ``(B, 1, H, W)``; batch, height and width are dynamic (height and width
-must stay multiples of 16). Everything needed to preprocess — input mode, training size,
+must stay multiples of 16; a ViT's are fixed at the training size). Everything needed to preprocess — input mode, training size,
 threshold, endopat version — is stored in the model's metadata, so an ``.onnx`` file is as
 self-describing as a checkpoint.
 
@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from endopat.archs import ARCHS
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError
 from endopat.evaluate import Segmenter, network_input, probabilities
@@ -50,13 +51,15 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     seg = Segmenter(checkpoint)
     h, w = seg.cfg.image_size
     example = torch.zeros(1, seg.cfg.in_channels, h, w)
+    # a ViT's position embeddings are traced at the training grid: its height and width stay fixed
+    # (predict always feeds the training size)
+    axes = {0: "batch"} if ARCHS[seg.cfg.arch].patch else {0: "batch", 2: "height", 3: "width"}
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.onnx.export(
             _Probability(seg.model).eval(), (example,), str(tmp), dynamo=False, opset_version=opset,
             input_names=["input"], output_names=["probability"],
-            dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
-                          "probability": {0: "batch", 2: "height", 3: "width"}},
+            dynamic_axes={"input": axes, "probability": axes},
         )
         model = onnx.load(str(tmp))
         meta = {"endopat": json.dumps({"model": seg.cfg.model_dump(mode="json"), "threshold": seg.threshold,

@@ -140,7 +140,7 @@ class VisionTransformer(nn.Module):
         if self.token_mask is not None:
             mask = self.token_mask.to(tokens.device).unsqueeze(-1)
             tokens = torch.where(mask, self.mask_token.to(tokens.dtype).unsqueeze(0), tokens)
-        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], dim=1)
+        tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)  # shape, not len: traced
         tokens = tokens + resize_pos_embed(self.pos_embed, grid, self.grid)
         out = []
         for i, block in enumerate(self.blocks):
@@ -149,7 +149,7 @@ class VisionTransformer(nn.Module):
                 out.append(tokens)
         out.append(self.norm(tokens))
         # drop the class token; (B, N, D) -> (B, D, gh, gw)
-        return [t[:, 1:].transpose(1, 2).reshape(len(x), -1, *grid) for t in out]
+        return [t[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, *grid) for t in out]
 
 
 class UNETRDecoder(nn.Module):
