@@ -90,3 +90,12 @@ def test_two_process_finetuning_equals_one_process_with_the_same_global_batch(da
     endopat([*common, "-o", data / "ft_ddp", "--batch-size", 2, "--devices", 2, "--strategy", "ddp"], nproc=2)
     assert_same_function(data / "ft_single" / "best.pt", data / "ft_ddp" / "best.pt", data)
     assert (data / "ft_ddp" / "history.csv").read_text().count("\n") == 1 + 3
+
+
+def test_two_process_finetuning_of_a_vit_runs_with_its_mask_token_unused(data):
+    """DDP refuses a parameter without a gradient; a ViT's mask token is used by inpainting only."""
+    (data / "vit.yaml").write_text("model: {arch: vit_s16, image_size: [32, 32], decoder_channels: [16, 8, 8, 8, 8]}\n"
+                                   "accelerator: cpu\nmin_samples_per_epoch: 4\n")
+    endopat(["finetune", "-d", data / "labeled", "-c", data / "vit.yaml", "--epochs", 2, "--no-progress",
+             "-o", data / "vit_ddp", "--batch-size", 2, "--devices", 2, "--strategy", "ddp"], nproc=2)
+    assert (data / "vit_ddp" / "history.csv").read_text().count("\n") == 1 + 2

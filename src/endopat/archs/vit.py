@@ -137,9 +137,11 @@ class VisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         grid = (x.shape[-2] // self.patch, x.shape[-1] // self.patch)
         tokens = self.patch_embed(x)
-        if self.token_mask is not None:
-            mask = self.token_mask.to(tokens.device).unsqueeze(-1)
-            tokens = torch.where(mask, self.mask_token.to(tokens.dtype).unsqueeze(0), tokens)
+        # always through the mask (none hidden when no token_mask is set): the mask token then has a
+        # gradient (zero) in every step, which DDP needs of every parameter
+        mask = (torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device) if self.token_mask is None
+                else self.token_mask.to(tokens.device))
+        tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype).unsqueeze(0), tokens)
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)  # shape, not len: traced
         tokens = tokens + resize_pos_embed(self.pos_embed, grid, self.grid)
         out = []
