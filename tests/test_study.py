@@ -480,3 +480,14 @@ def test_labeling_rounds_grow_one_labeled_set_chosen_by_each_round_s_model_and_c
 def test_rounds_must_grow_and_fit_the_pool():
     with pytest.raises(EndopatError, match="increasing"):
         study_from_dict({**TINY, "methods": [{"name": "r", "selection": {"strategy": "random", "rounds": [4, 2]}}]})
+
+
+def test_a_method_with_its_own_fractions_gets_cells_at_those_only():
+    cfg = grid_config(methods=[{"name": "baseline"}, {"name": "PAT", "pretrain": "target", "fractions": ["1/4"]}])
+    got = {(c.method.name, c.fraction) for c in cells(cfg, fake_split())}
+    assert got == {("baseline", "1"), ("baseline", "1/2"), ("baseline", "1/4"), ("PAT", "1/4")}
+
+
+def test_a_method_fraction_the_study_does_not_have_is_an_error():
+    with pytest.raises(EndopatError, match=r"method 'PAT': fractions \['1/8'\] are not among"):
+        grid_config(methods=[{"name": "baseline"}, {"name": "PAT", "pretrain": "target", "fractions": ["1/8"]}])

@@ -28,7 +28,7 @@ from endopat.config import (
     validate,
 )
 from endopat.data.labeled import MaskFormat
-from endopat.data.splits import DEFAULT_FRACTIONS, parse_fraction
+from endopat.data.splits import DEFAULT_FRACTIONS, fraction_label, parse_fraction
 from endopat.data.synth import SynthSpec
 from endopat.errors import EndopatError
 from endopat.tasks import known_task
@@ -122,6 +122,8 @@ class Method(_Strict):
                                        "study's pretrain.steps); a stage of its own")
     supervised: str | None = None
     encoder_weights: str | None = None
+    fractions: list[str] | None = Field(None, description="this method's label fractions, some of the study's "
+                                        "(default: all of them): e.g. an ablation at the small fractions only")
     arch: str | None = Field(None, description="this method's model.arch (default: the study's): e.g. a ViT "
                              "beside the paper's U-Net in one study; its stages are its own")
     selection: Selection = Field(Selection(), description="how the cell's labeled frames are drawn from the "
@@ -203,6 +205,13 @@ class StudyConfig(_Strict):
                                  f"weights ({arch_list(with_weights=True)}), not {arch}")
         for f in self.fractions:
             parse_fraction(f)
+        labels = {fraction_label(f) for f in self.fractions}
+        for m in self.methods:
+            unknown = [f for f in m.fractions or [] if fraction_label(f) not in labels]
+            if unknown:
+                raise ValueError(f"method '{m.name}': fractions {unknown} are not among the study's {self.fractions}")
+            if m.fractions is not None and m.selection.rounds:
+                raise ValueError(f"method '{m.name}': fractions and selection rounds exclude each other")
         return self
 
     def model_for(self, method: Method | None = None, arch: str | None = None) -> ModelConfig:

@@ -127,7 +127,7 @@ def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
                         for c in round_cells(Cell(0, m, "1", j, r, p), len(split.train)):
                             out.append(Cell(len(out), m, c.fraction, j, r, p, c.round, c.labels))
             continue
-        for f in cfg.fractions:
+        for f in m.fractions or cfg.fractions:
             label = fraction_label(f)
             n_subsets = min(cfg.subsets, len(split.subsets.get(label, [])))
             for j in range(n_subsets):
