@@ -375,3 +375,16 @@ def test_suggest_from_an_empty_folder_is_a_one_line_error(monkeypatch, capsys, t
     code = run_cli(monkeypatch, "suggest", tmp_path / "empty", "-n", 3, "-o", tmp_path / "next", "--no-progress")
     err = capsys.readouterr().err
     assert code == 2 and "empty" in err and err.count("\n") == 1
+
+
+def test_the_weights_command_says_what_a_file_is_and_fails_on_a_file_of_no_architecture(monkeypatch, capsys,
+                                                                                          tmp_path):
+    from test_encoder_weights import published
+
+    torch.save({"model": published("vit_s16")}, tmp_path / "dino.pth")
+    assert run_cli(monkeypatch, "weights", tmp_path / "dino.pth", "--arch", "vit_s16") == 0
+    out = capsys.readouterr().out
+    assert "sha256" in out and "(vit layout, vit_s16): loaded" in out and "interpolated" not in out  # 224 = file
+    torch.save({"x": torch.zeros(3)}, tmp_path / "odd.pth")
+    assert run_cli(monkeypatch, "weights", tmp_path / "odd.pth", "--arch", "resnet18") == 1
+    assert "not resnet18: no tensor matches" in capsys.readouterr().out

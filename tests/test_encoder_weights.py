@@ -114,3 +114,12 @@ def test_the_paper_s_unet_takes_no_encoder_weights(tmp_path):
     cfg = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
     with pytest.raises(EndopatError, match="basic_unet has no published encoder weights"):
         load_encoder_weights(build_unet(cfg), cfg, tmp_path / "w.pth")
+
+
+def test_which_arch_names_the_architectures_a_file_loads_onto_and_why_not_the_others(tmp_path):
+    from endopat.encoder_weights import which_arch
+
+    torch.save(random_published("resnet18"), tmp_path / "w.pth")
+    loads, refused = which_arch(tmp_path / "w.pth")
+    assert list(loads) == ["resnet18"] and loads["resnet18"].layout == "torchvision-resnet"
+    assert "resnet34" in refused and "vit_s14" in refused and "basic_unet" not in refused

@@ -143,15 +143,16 @@ def rgb_stem_to_lab(weight: torch.Tensor, in_channels: int, mean=IMAGENET_MEAN, 
     return out, const
 
 
-def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path, norm: str = "imagenet"
-                         ) -> WeightsReport:
+def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path, norm: str = "imagenet",
+                         source: dict[str, torch.Tensor] | None = None) -> WeightsReport:
     """Copy the encoder weights of ``path`` into ``model`` (a U-Net of ``cfg.arch``), in place;
-    ``norm`` is the RGB normalisation the file was trained with (:data:`NORMALISATIONS`)."""
+    ``norm`` is the RGB normalisation the file was trained with (:data:`NORMALISATIONS`);
+    ``source``: the file's tensors when already read."""
     arch = ARCHS[cfg.arch]
     if not arch.weights_layouts:
         raise EndopatError(f"{path}: model.arch {cfg.arch} has no published encoder weights; "
                            f"choose one that has ({arch_list(with_weights=True)})")
-    source = read_weights_file(path)
+    source = read_weights_file(path) if source is None else source
     encoder = model.get_submodule("encoder")
     target = encoder.state_dict()
     name = max(arch.weights_layouts, key=lambda n: sum(LAYOUTS[n].published(k) in source for k in target))
@@ -222,6 +223,24 @@ def _match(source: dict, target: dict, layout, encoder: nn.Module, stem: str, no
 def check_weights_file(cfg: ModelConfig, path: str | Path) -> None:
     """Fail now, naming ``path``, if it does not load onto a ``cfg`` network (before any work)."""
     load_encoder_weights(build_unet(cfg), cfg, path)
+
+
+def which_arch(path: str | Path, arch: str | None = None, norm: str = "imagenet"
+               ) -> tuple[dict[str, WeightsReport], dict[str, str]]:
+    """What a weights file is: the report of every architecture it loads onto (only ``arch`` when
+    given) and, for the others, why not (``endopat weights``)."""
+    if arch is not None and arch not in ARCHS:
+        raise EndopatError(f"--arch {arch}: choose one of {arch_list(with_weights=True)}")
+    source = read_weights_file(path)
+    loads, refused = {}, {}
+    for name in [arch] if arch else [n for n, a in ARCHS.items() if a.weights_layouts]:
+        multiple = ARCHS[name].multiple
+        cfg = ModelConfig(arch=name, image_size=(224 // multiple * multiple,) * 2)
+        try:
+            loads[name] = load_encoder_weights(build_unet(cfg), cfg, path, norm, source)
+        except EndopatError as err:
+            refused[name] = str(err).split(": ", 1)[-1]
+    return loads, refused
 
 
 def random_published(arch: str, seed: int = 0, layout: str | None = None, mae_decoder: bool = False

@@ -1,4 +1,4 @@
-"""Commands that use a model: evaluate, predict, suggest, export."""
+"""Commands that use a model: evaluate, predict, suggest, export, and weights (what a file is)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import typer
 
 from endopat.choose import STRATEGIES
 from endopat.cli.app import (
+    ArchOpt,
     ClassMapOpt,
+    EncoderNormOpt,
     MaskThresholdOpt,
     ProgressOpt,
     app,
@@ -94,6 +96,28 @@ def suggest(
                  progress=progress, log=echo)
     echo(f"chose {result['chosen']} of {result['candidates']} frames ({strategy}): {result['ranking']}; "
           f"imports in {out / 'cvat'} and {out / 'label_studio'}")
+
+
+@app.command()
+def weights(
+    file: Path = typer.Argument(..., help="an encoder weights file (.pth/.pt/.bin/.safetensors)"),
+    arch: Optional[str] = ArchOpt,
+    encoder_norm: Optional[str] = EncoderNormOpt,
+) -> None:
+    """Say what an encoder weights file is: the architectures it loads onto, its layout, what of it
+    is used, adapted, left out or kept fresh (nothing is trained; exit 1 if it loads onto none)."""
+    from endopat.encoder_weights import which_arch
+    from endopat.io import file_digest
+
+    loads, refused = which_arch(file, arch, encoder_norm or "imagenet")
+    echo(f"{file}: sha256 {file_digest(file)}")
+    for report in loads.values():
+        for line in report.lines():
+            echo("  " + line)
+    if not loads:
+        for name, why in refused.items():
+            echo(f"  not {name}: {why}")
+        raise typer.Exit(1)
 
 
 @app.command()
