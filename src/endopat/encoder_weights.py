@@ -259,7 +259,7 @@ def random_published(arch: str, seed: int = 0, layout: str | None = None, mae_de
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     for name, p in encoder.named_parameters():
-        if name.endswith(("gamma", "ls1.gamma", "ls2.gamma", "mask_token")):
+        if name.endswith(("gamma", "mask_token")):
             torch.nn.init.normal_(p, 0.1, 0.05)  # LayerScale, GRN, mask token: away from their 0/1e-5 start
     layout = LAYOUTS[layout or spec.weights_layouts[0]]
     state = {layout.published(k): v.clone() for k, v in encoder.state_dict().items()
