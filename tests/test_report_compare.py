@@ -73,6 +73,24 @@ def test_a_method_that_never_reaches_the_baseline_needs_more_labels_than_were_me
     assert fmt_labels(sav[16], 4, 16).startswith("not reached by 16")
 
 
+def test_a_method_run_at_fewer_label_counts_is_read_over_the_counts_it_shares_with_the_baseline():
+    # PAT measured at 4 and 8 labels only, where it scores what the baseline scores at twice the labels
+    cells = [c for c in _study(0.1) if not (c["method"] == "PAT" and c["fraction"] == "1")]
+    comparison = Comparison(cells, "baseline")
+    sav = {r["baseline_labels"]: r for r in comparison.savings({(c["method"], c["fraction"]): c["labels"] for c in cells})}
+    assert set(sav) == {4, 8} and {(r["smallest"], r["largest"]) for r in sav.values()} == {(4, 8)}
+    assert sav[8]["labels_needed"] == pytest.approx(4, abs=0.5)
+    assert comparison.savings_missing() == []
+
+
+def test_a_method_at_one_label_count_of_the_baselines_has_no_saving_and_says_why():
+    cells = [c for c in _study(0.1) if not (c["method"] == "PAT" and c["fraction"] != "1/4")]
+    comparison = Comparison(cells, "baseline")
+    assert comparison.savings({(c["method"], c["fraction"]): c["labels"] for c in cells}) == []
+    [(method, why)] = comparison.savings_missing()
+    assert method == "PAT" and "one label count" in why and "1/4" in why
+
+
 def _residual_mean_square(m):
     r, i = m.shape
     resid = m - m.mean(1, keepdims=True) - m.mean(0, keepdims=True) + m.mean()

@@ -150,6 +150,16 @@ def test_a_study_runs_every_cell_and_writes_the_report(finished):
     assert (out / "stages" / "pretrain" / "target" / "done.json").is_file()
 
 
+def test_the_report_says_what_each_stage_and_each_methods_cells_cost(finished):
+    import csv
+
+    out, _ = finished
+    with open(out / "report" / "compute.csv") as fh:
+        rows = {r["what"]: r for r in csv.DictReader(fh)}
+    assert rows["total"]["runs"] == str(12 + 3) and float(rows["total"]["seconds"]) > 0
+    assert "stage pretrain/target" in rows and "## Compute" in (out / "report" / "report.md").read_text()
+
+
 def test_the_html_tables_show_the_rounded_values_of_the_markdown_report(finished):
     import re
 

@@ -88,30 +88,44 @@ class Comparison:
     def savings(self, labels: dict[tuple[str, str], int]) -> list[dict]:
         """Per method and baseline label count: the labels the method needs to match the baseline,
         and the share saved, from monotone curves over all runs, with intervals from the same
-        replicates (:func:`stats.savings_interval`)."""
-        fractions = sorted({f for m, f in self.groups if m == self.baseline}, key=parse_fraction)
-        if not fractions:
-            return []
-        xs = [labels[(self.baseline, f)] for f in fractions]
-        order = np.argsort(xs)
-        xs, fractions = [xs[i] for i in order], [fractions[i] for i in order]
-
-        def curve(method: str) -> np.ndarray:  # row 0 observed, then the replicates
-            cols = [np.concatenate([[self.reps.observed[(method, f)]], self.reps.draws[(method, f)]])
-                    for f in fractions]
-            return np.stack(cols, axis=1)
-
-        base = curve(self.baseline)
+        replicates (:func:`stats.savings_interval`). Both curves are read over the label counts the
+        method shares with the baseline (a method run at 10 and 5 labels only is read over 5-10;
+        ``smallest`` / ``largest`` name that range); a method sharing fewer than two is left out
+        (:meth:`savings_missing` says which and why)."""
+        base_fractions = sorted({f for m, f in self.groups if m == self.baseline}, key=parse_fraction)
         out = []
         for method in dict.fromkeys(m for m, _ in self.groups):
-            if method == self.baseline or any((method, f) not in self.groups for f in fractions):
+            fractions = [f for f in base_fractions if (method, f) in self.groups]
+            if method == self.baseline or len(fractions) < 2:
                 continue
-            mine = curve(method)
-            for n_b, f in zip(xs, fractions):
+            xs = [labels[(self.baseline, f)] for f in fractions]
+            order = np.argsort(xs)
+            xs, fractions = [xs[i] for i in order], [fractions[i] for i in order]
+            base, mine = self._curve(self.baseline, fractions), self._curve(method, fractions)
+            for n_b in xs:
                 r = stats.savings_interval(xs, mine, base, n_b)
                 out.append({"method": method, "baseline_labels": n_b,
-                            "baseline_dice": float(stats.monotone(xs, base[0])[xs.index(n_b)]), **r})
+                            "baseline_dice": float(stats.monotone(xs, base[0])[xs.index(n_b)]),
+                            "smallest": xs[0], "largest": xs[-1], **r})
         return out
+
+    def savings_missing(self) -> list[tuple[str, str]]:
+        """The methods :meth:`savings` leaves out, each with the reason."""
+        base_fractions = {f for m, f in self.groups if m == self.baseline}
+        out = []
+        for method in dict.fromkeys(m for m, _ in self.groups):
+            shared = sorted({f for m, f in self.groups if m == method} & base_fractions, key=parse_fraction)
+            if method != self.baseline and len(shared) < 2:
+                why = (f"measured at one label count of the baseline's ({shared[0]})" if shared else
+                       "no label count in common with the baseline")
+                out.append((method, why + "; a saving reads both curves over two or more"))
+        return out
+
+    def _curve(self, method: str, fractions: list[str]) -> np.ndarray:
+        """A method's mean DSC at ``fractions``: row 0 observed, then the bootstrap replicates."""
+        cols = [np.concatenate([[self.reps.observed[(method, f)]], self.reps.draws[(method, f)]])
+                for f in fractions]
+        return np.stack(cols, axis=1)
 
 
 def by_method_fraction(cells: list[dict]) -> dict[tuple[str, str], list[dict]]:

@@ -4,7 +4,8 @@ intervals and variance components, and example overlays.
 It reads whatever cells are finished (``cells/*/*/metrics.csv``), so it can be made at any time,
 also from the merged folders of many shards (``endopat report RUN``). Outputs in ``RUN/report/``:
 ``report.md``, ``report.html`` (self-contained: figures embedded), ``table1.csv``,
-``savings.csv``, ``stats.csv``, ``curves.png``, ``ab_histograms.png``, ``overlays.png``.
+``savings.csv``, ``stats.csv``, ``compute.csv`` (:mod:`endopat.report.compute`), ``curves.png``,
+``ab_histograms.png``, ``overlays.png``.
 
 Aggregation: a method at a fraction pools the per-image scores of all its finished runs (label
 subsets x pretraining repeats x fine-tuning repeats; each is tested on the same test images); the
@@ -27,6 +28,7 @@ from endopat import colour
 from endopat.data.splits import parse_fraction
 from endopat.evaluate import summarize
 from endopat.io import atomic_write_text
+from endopat.report import compute
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
 from endopat.report.pretraining import task_figures
@@ -102,6 +104,8 @@ SAVINGS_TEXT = ("Labels a method needs to reach the baseline's mean DSC at each 
                 "An end outside the measured label counts is a bound, never an extrapolation: "
                 "'<= n' (reached already at the smallest count), '> n' (not reached by the largest).")
 
+NO_SAVINGS_TEXT = "No saving for: "
+
 DIFF_TEXT = ("Mean test DSC difference with a 95 % interval from a hierarchical bootstrap that resamples "
              "pretraining runs, label subsets, fine-tuning seeds and test images (docs/method.md); the "
              "verdict reads that interval. The shares split the variance of the difference by its source "
@@ -120,7 +124,7 @@ def _diff_cells(r: dict) -> str:
             f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |")
 
 
-def _selection_rows(cells: list[dict], cfg, summ: list[dict], labels: list[int]) -> tuple[list[dict], list[dict]]:
+def _selection_rows(cells: list[dict], cfg, summ: list[dict]) -> tuple[list[dict], list[dict]]:
     """Each method that chooses its labels (``selection``) against its random twin: the DSC
     differences and the labels saved by the choice alone, with the same intervals as above."""
 
@@ -133,8 +137,8 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict], labels: list[int])
         diffs += [dict(r, vs=twin.name) for r in comparison.differences() if r["method"] == m.name]
         for r in comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}):
             if r["method"] == m.name:
-                savings.append(dict(r, vs=twin.name, labels_text=fmt_labels(r, labels[0], labels[-1]),
-                                    saved_text=fmt_saved(r, labels[0], labels[-1])))
+                savings.append(dict(r, vs=twin.name, labels_text=fmt_labels(r, r["smallest"], r["largest"]),
+                                    saved_text=fmt_saved(r, r["smallest"], r["largest"])))
     return diffs, savings
 
 
@@ -149,7 +153,8 @@ SOURCES_TEXT = ("Files of each pretraining source that belong to the test split:
 
 
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
-              tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = ()) -> str:
+              tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = (),
+              no_sav: list[tuple[str, str]] = (), cost: list[dict] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
                        f"{r['labels_text']} | {r['saved_text']} |" for r in sav)
@@ -163,6 +168,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "## Label savings", "", SAVINGS_TEXT, "",
           "| method | baseline labels | baseline DSC | labels needed [95% CI] | saved [95% CI] |",
           "|---|---:|---:|---:|---:|", sav_md, "",
+          *([NO_SAVINGS_TEXT + "; ".join(f"{m} ({why})" for m, why in no_sav) + ".", ""] if no_sav else []),
           "## Differences from the baseline", "", DIFF_TEXT, "",
           "| method | fraction | runs (vs baseline) | mean DSC difference | 95% CI | verdict | "
           + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
@@ -181,19 +187,28 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "## What each pretraining learnt (sample figures)", "",
           *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
-          "## Example test images (tinted: instrument; yellow: outline)", "", "![overlays](overlays.png)", ""]
+          "## Example test images (tinted: instrument; yellow: outline)", "", "![overlays](overlays.png)", "",
+          *compute.markdown(list(cost))]
     return "\n".join(md)
 
 
 STATS_FIELDS = ["method", "fraction", "runs", "baseline_runs", "pretrain_runs", "n_images", "dice_diff",
                 "run_ci_low", "run_ci_high", "verdict", *(k for k, _ in SHARES), "runs_to_resolve",
                 "runs_to_resolve_note", "ci_low", "ci_high", "wilcoxon_p"]
-SAVINGS_FIELDS = ["method", "baseline_labels", "baseline_dice", "labels_needed", "how", "labels_low",
+SAVINGS_FIELDS = ["method", "baseline_labels", "baseline_dice", "smallest", "largest", "labels_needed", "how", "labels_low",
                   "labels_high", "low_below", "high_above", "saved_pct", "saved_low", "saved_high"]
 
 
+def _compute_table(cost: list[dict]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(r['what'])}</td><td>{r['runs']}</td><td>{r['hours']:.2f}</td>"
+                   f"<td>{r['minutes_per_run']:.1f}</td></tr>" for r in cost)
+    return ("<table><thead><tr><th>what</th><th>runs</th><th>hours</th><th>minutes per run</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _html(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
-          tasks: list[tuple[Path, str]], curves: Path | None, hist_png: Path | None, overlays: Path | None) -> str:
+          tasks: list[tuple[Path, str]], curves: Path | None, hist_png: Path | None, overlays: Path | None,
+          no_sav: list[tuple[str, str]] = (), cost: list[dict] = ()) -> str:
     """report.html: the tables of report.md (rounded alike) and the figures, embedded."""
     cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
             ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
@@ -212,6 +227,7 @@ from training and validation.</p>
 <h2>Label savings</h2><p>{html.escape(SAVINGS_TEXT)}</p>{_html_table(sav, [("method", "method"),
     ("baseline_labels", "baseline labels"), ("baseline_dice", "baseline DSC"),
     ("labels_text", "labels needed [95% CI]"), ("saved_text", "saved [95% CI]")])}
+{"<p>" + html.escape(NO_SAVINGS_TEXT + "; ".join(f"{m} ({why})" for m, why in no_sav)) + ".</p>" if no_sav else ""}
 <h2>Differences from the baseline</h2><p>{html.escape(DIFF_TEXT)}</p>{_html_table(pst, [("method", "method"),
     ("fraction", "fraction"), ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"),
     ("dice_diff", "mean DSC diff"), ("run_ci_low", "CI low"), ("run_ci_high", "CI high"), ("verdict", "verdict"),
@@ -224,6 +240,7 @@ from training and validation.</p>
 <h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
 <h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
 <h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}
+{"<h2>Compute</h2>" + _compute_table(cost) if cost else ""}
 </body></html>"""
     return page
 
@@ -243,16 +260,16 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     write_csv(table, rep / "table1.csv")
     comparison = Comparison(cells, cfg.baseline, cfg.seed)
     sav = comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}) if cells else []
-    labels = sorted({s["labels"] for s in summ})
     sav.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, r["baseline_labels"]))
     for r in sav:
-        r["labels_text"] = fmt_labels(r, labels[0], labels[-1])
-        r["saved_text"] = fmt_saved(r, labels[0], labels[-1])
+        r["labels_text"] = fmt_labels(r, r["smallest"], r["largest"])
+        r["saved_text"] = fmt_saved(r, r["smallest"], r["largest"])
+    no_sav = comparison.savings_missing() if cells else []
     write_csv(sav, rep / "savings.csv", SAVINGS_FIELDS)
     pst = comparison.differences() if cells else []
     pst.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, -parse_fraction(r["fraction"])))
     write_csv(pst, rep / "stats.csv", STATS_FIELDS)
-    sel_diff, sel_sav = _selection_rows(cells, cfg, summ, labels)
+    sel_diff, sel_sav = _selection_rows(cells, cfg, summ)
     if sel_diff:
         write_csv(sel_diff, rep / "selection.csv", ["vs", *STATS_FIELDS])
         write_csv(sel_sav, rep / "selection_savings.csv", ["vs", *SAVINGS_FIELDS])
@@ -271,9 +288,11 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
     total = len(grid_cells(cfg, data.split))
     tasks = task_figures(out, cfg, rep)
 
+    cost = compute.compute_rows(out, cells, order)
+    write_csv(cost, rep / "compute.csv", ["what", "runs", "seconds", "hours", "minutes_per_run"])
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks,
-                                                   sel_diff, sel_sav))
+                                                   sel_diff, sel_sav, no_sav, cost))
 
     atomic_write_text(rep / "report.html", _html(cfg, data, len(cells), total, table, sav, pst, tasks,
-                                                 curves, hist_png, overlays))
+                                                 curves, hist_png, overlays, no_sav, cost))
     return rep / "report.md"

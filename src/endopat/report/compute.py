@@ -1,0 +1,47 @@
+"""What a study cost: the wall time each pretraining stage and each method's cells took, read from
+the run folder (``stages/*/*/done.json``, ``cells/*/*/cell.json``: every run records its own).
+
+A run's time is that of the process that finished it: a run resumed after a kill counts from its
+resumption, and runs that shared the cores (``--workers``, or other work) ran slower. The total is
+the sum of the workers' busy time, longer than the study's elapsed time by up to the number of
+workers."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+
+def compute_rows(out: Path, cells: list[dict], order: list[str]) -> list[dict]:
+    """One row per finished stage, then one per method (its cells summed), then the total."""
+    rows = []
+    for done in sorted(Path(out).glob("stages/*/*/done.json")):
+        seconds = json.loads(done.read_text()).get("seconds")
+        if seconds is not None:
+            rows.append({"what": f"stage {done.parent.parent.name}/{done.parent.name}", "runs": 1,
+                         "seconds": float(seconds)})
+    per_method: dict[str, list[float]] = defaultdict(list)
+    for c in cells:
+        if c.get("seconds") is not None:
+            per_method[c["method"]].append(float(c["seconds"]))
+    for method in sorted(per_method, key=lambda m: order.index(m) if m in order else len(order)):
+        rows.append({"what": f"cells of {method}", "runs": len(per_method[method]),
+                     "seconds": sum(per_method[method])})
+    if rows:
+        rows.append({"what": "total", "runs": sum(r["runs"] for r in rows), "seconds": sum(r["seconds"] for r in rows)})
+    for r in rows:
+        r["hours"] = r["seconds"] / 3600
+        r["minutes_per_run"] = r["seconds"] / 60 / r["runs"]
+    return rows
+
+
+def markdown(rows: list[dict]) -> list[str]:
+    """The report's section (empty when no run recorded its time)."""
+    if not rows:
+        return []
+    return ["## Compute", "", "Each run's own wall time, summed per pretraining stage and per method "
+            "(the process that finished each run: a run resumed after a kill counts from its resumption; "
+            "runs that shared the cores each count their whole time).", "",
+            "| what | runs | hours | minutes per run |", "|---|---:|---:|---:|",
+            *(f"| {r['what']} | {r['runs']} | {r['hours']:.2f} | {r['minutes_per_run']:.1f} |" for r in rows), ""]

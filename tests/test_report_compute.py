@@ -1,0 +1,29 @@
+import json
+
+import pytest
+
+from endopat.report.compute import compute_rows, markdown
+
+
+def _run_folder(tmp_path, stages: dict[str, float]):
+    for key, seconds in stages.items():
+        folder = tmp_path / "stages" / key
+        folder.mkdir(parents=True)
+        (folder / "done.json").write_text(json.dumps({"stage": key, "seconds": seconds}))
+    return tmp_path
+
+
+def test_the_compute_table_sums_each_stage_and_each_methods_cells_and_the_total(tmp_path):
+    out = _run_folder(tmp_path, {"pretrain/target": 360.0, "pretrain/other": 1800.0})
+    cells = [{"method": "PAT", "seconds": 120.0}, {"method": "baseline", "seconds": 60.0},
+             {"method": "PAT", "seconds": 240.0}]
+    rows = {r["what"]: r for r in compute_rows(out, cells, ["baseline", "PAT"])}
+    assert rows["stage pretrain/other"]["seconds"] == 1800.0
+    assert (rows["cells of PAT"]["runs"], rows["cells of PAT"]["minutes_per_run"]) == (2, pytest.approx(3.0))
+    assert (rows["total"]["runs"], rows["total"]["hours"]) == (5, pytest.approx(2580 / 3600))
+    assert list(rows)[2:4] == ["cells of baseline", "cells of PAT"]  # the config's method order
+
+
+def test_a_run_folder_where_no_run_recorded_its_time_has_no_compute_section(tmp_path):
+    assert compute_rows(tmp_path, [{"method": "PAT"}], ["PAT"]) == []
+    assert markdown([]) == []
