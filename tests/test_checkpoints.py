@@ -50,6 +50,17 @@ def test_lab_segmenter_inflates_the_pretrained_luminance_kernel():
     assert (w[:, 1:] == 0).all()
 
 
+def test_a_fresh_inflation_keeps_the_segmenters_own_a_b_kernels_beside_the_pretrained_l_kernel():
+    g = Colorizer(CFG)
+    seg = build_unet(CFG.model_copy(update={"input": "Lab"}))
+    own = seg.state_dict()["conv_0.conv_0.conv.weight"].clone()
+    report = init_from(seg, g.unet.state_dict(), inflate="fresh")
+    w = seg.state_dict()["conv_0.conv_0.conv.weight"]
+    assert torch.equal(w[:, :1], g.unet.state_dict()["conv_0.conv_0.conv.weight"])
+    assert torch.equal(w[:, 1:], own[:, 1:]) and (w[:, 1:] != 0).any()
+    assert "a/b kernels freshly initialised" in "\n".join(report.lines())
+
+
 def test_mismatched_tensors_are_reported_not_loaded():
     src = build_unet(CFG.model_copy(update={"features": (4, 4, 8, 8, 32, 4)})).state_dict()
     report = init_from(build_unet(CFG), src)

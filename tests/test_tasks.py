@@ -37,6 +37,17 @@ def test_fine_tuning_loads_every_pretrained_layer_but_the_ones_the_task_names(mo
     assert f"re-initialised ({len(reinit)} tensors)" in report
 
 
+@pytest.mark.parametrize("inflate, words", [("zero", "a/b kernels zero"), ("fresh", "a/b kernels freshly initialised")])
+def test_a_recolorization_generator_hands_its_l_kernel_to_a_lab_segmenter_with_the_a_b_kernels_asked_for(
+        monkeypatch, tmp_path, tiny_data, inflate, words):
+    assert run_cli(monkeypatch, *_args(tmp_path, tiny_data, "recolor", 1)) == 0
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(TINY_MODEL + f"min_samples_per_epoch: 2\ninflate: {inflate}\n")
+    assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "-c", cfg,
+                   "--init", tmp_path / "pre" / "pretrained.pt", "--epochs", 1, "--no-progress") == 0
+    assert f"inflated (L kernel copied, {words})" in (tmp_path / "ft" / "init_report.txt").read_text()
+
+
 @pytest.mark.parametrize("task", list(TASKS))
 def test_a_killed_pretraining_resumes_as_the_same_run(monkeypatch, tmp_path, tiny_data, task):
     cls = TASKS[task]

@@ -125,6 +125,7 @@ class InitReport:
 
     loaded: list[str] = field(default_factory=list)
     inflated: list[str] = field(default_factory=list)
+    inflate: str = "zero"
     resized: list[str] = field(default_factory=list)
     reinitialised: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -132,7 +133,8 @@ class InitReport:
     def lines(self) -> list[str]:
         out = [f"loaded {len(self.loaded)} tensors from the init checkpoint"]
         if self.inflated:
-            out.append("inflated (L kernel copied, a/b kernels zero): " + ", ".join(self.inflated))
+            ab = "a/b kernels zero" if self.inflate == "zero" else "a/b kernels freshly initialised"
+            out.append(f"inflated (L kernel copied, {ab}): " + ", ".join(self.inflated))
         if self.resized:
             out.append("position embeddings resized to this token grid (bicubic): " + ", ".join(self.resized))
         if self.reinitialised:
@@ -146,13 +148,15 @@ class InitReport:
 def init_from(
     model: nn.Module, source: dict[str, torch.Tensor], reinit: tuple[str, ...] = ("final_conv",),
     first_layer: str | tuple[str, ...] = "conv_0.conv_0.conv.weight", source_grid: tuple[int, int] | None = None,
+    inflate: str = "zero",
 ) -> InitReport:
     """Copy every compatible tensor of ``source`` into ``model`` (a U-Net), in place.
 
     The submodules named in ``reinit`` are re-initialised instead: by default the last layer (the
     paper's fine-tuning rule); ``()`` keeps everything (segmenter -> segmenter). A first
     convolution (``first_layer``, or each of several that see the input) pretrained on L only is
-    inflated to an L/a/b input (L kernel kept, a/b zero). A ViT's position embeddings of another
+    inflated to an L/a/b input (L kernel kept, a/b zero; ``inflate="fresh"``: a/b keep the model's
+    own initialisation). A ViT's position embeddings of another
     token grid (``source_grid``, the checkpoint's) are resized to this network's.
     Tensors missing from ``source`` or of another shape keep their fresh initialisation and are
     reported.
@@ -176,10 +180,11 @@ def init_from(
             new_state[key] = resize_pos_embed(src, model.get_submodule(key.rsplit(".", 1)[0]).grid, source_grid)
             report.resized.append(key)
         elif key in first_layer and src.shape[1] == 1 and src.shape[0] == tensor.shape[0]:
-            inflated = torch.zeros_like(tensor)
+            inflated = torch.zeros_like(tensor) if inflate == "zero" else tensor.clone()
             inflated[:, :1] = src
             new_state[key] = inflated
             report.inflated.append(key)
+            report.inflate = inflate
         else:
             report.skipped[key] = f"shape {tuple(src.shape)} != {tuple(tensor.shape)}"
     model.load_state_dict(new_state, strict=False)

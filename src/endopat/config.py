@@ -175,6 +175,10 @@ class FinetuneSettings(_Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     num_workers: int = Field(0, ge=0)
     skip_bad: bool = Field(False, description="leave out unreadable samples (logged, counted)")
+    inflate: Literal["zero", "fresh"] = Field(
+        "zero", description="a first layer pretrained on L alone (re-colorization) taking an L/a/b input: "
+        "its a/b kernels start at zero (the pretrained function unchanged at the start) or fresh (this "
+        "network's own random initialisation; docs/results.md: colour under-used after zero)")
     reinit_modules: list[str] = Field(
         ["last"], description="U-Net modules re-initialised after a generator (the paper: the last layer; "
         "`last`, `decoder` and `encoder` name the architecture's groups); e.g. [upcat_1, final_conv] also "

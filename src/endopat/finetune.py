@@ -117,7 +117,7 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
         # the task's own (its output layer; a decoder it never trained) and the config's
         reinit = arch.modules([*ckpt.get("reinit", []), *cfg.reinit_modules]) if reinit_last else ()
         report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=(arch.first_layer, *arch.input_layers),
-                            source_grid=_grid(model_config(ckpt), arch))
+                            source_grid=_grid(model_config(ckpt), arch), inflate=cfg.inflate)
         lines += [f"init: {init} (kind {ckpt['kind']}" + (f", task {ckpt['task']})" if "task" in ckpt else ")"),
                   *report.lines()]
     if lines and run.is_main:
