@@ -160,6 +160,33 @@ def test_the_report_says_what_each_stage_and_each_methods_cells_cost(finished):
     assert "stage pretrain/target" in rows and "## Compute" in (out / "report" / "report.md").read_text()
 
 
+def test_a_report_against_another_method_gives_every_method_its_difference_from_that_one(finished):
+    import csv
+
+    from endopat.report.study import write_study_report
+    from endopat.study.runner import reopen
+
+    out, _ = finished
+    write_study_report(out, *reopen(out, log=lambda *a: None), vs=("PAT",))
+    with open(out / "report" / "stats-vs-pat.csv") as fh:
+        rows = {(r["method"], r["fraction"]): r for r in csv.DictReader(fh)}
+    with open(out / "report" / "stats.csv") as fh:
+        pat = {r["fraction"]: float(r["dice_diff"]) for r in csv.DictReader(fh) if r["method"] == "PAT"}
+    assert {m for m, _ in rows} == {"baseline", "PAT-Ext", "PAT-inpaint"}
+    for fraction, d in pat.items():  # the baseline against PAT: the same difference, the other sign
+        assert float(rows[("baseline", fraction)]["dice_diff"]) == pytest.approx(-d)
+    assert "## Differences from PAT" in (out / "report" / "report.md").read_text()
+
+
+def test_a_report_against_a_method_the_study_does_not_have_is_an_error_listing_them(finished):
+    from endopat.report.study import write_study_report
+    from endopat.study.runner import reopen
+
+    out, _ = finished
+    with pytest.raises(EndopatError, match="--vs 'PTA': no such method .* PAT-inpaint"):
+        write_study_report(out, *reopen(out, log=lambda *a: None), vs=("PTA",))
+
+
 def test_the_html_tables_show_the_rounded_values_of_the_markdown_report(finished):
     import re
 

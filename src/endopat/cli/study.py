@@ -39,12 +39,14 @@ def study(
 @app.command("report")
 def report_cmd(
     run: Path = typer.Argument(..., help="study run folder (merges every finished cell)"),
+    vs: list[str] = typer.Option([], "--vs", help="also compare every method against this one (a method "
+                                 "name; repeatable), e.g. a volume ablation's smaller row"),
 ) -> None:
     """(Re)write a study's report from whatever cells are finished, e.g. after sharded runs."""
     from endopat.report.study import write_study_report
     from endopat.study.runner import reopen
 
-    path = write_study_report(run, *reopen(run, echo))
+    path = write_study_report(run, *reopen(run, echo), vs=tuple(vs))
     echo(f"report: {path}")
 
 

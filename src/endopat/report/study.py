@@ -26,6 +26,7 @@ import numpy as np
 
 from endopat import colour
 from endopat.data.splits import parse_fraction
+from endopat.errors import EndopatError
 from endopat.evaluate import summarize
 from endopat.io import atomic_write_text
 from endopat.report import compute
@@ -245,9 +246,36 @@ from training and validation.</p>
     return page
 
 
-def write_study_report(out: str | Path, cfg, data) -> Path:
+VS_TEXT = ("Each method against {vs} instead of the baseline, at the fractions both ran: the same "
+           "bootstrap, verdict and shares as above (e.g. a volume ablation: more frames or steps against fewer).")
+
+
+def _vs_sections(cells: list[dict], cfg, vs: tuple[str, ...], rep: Path, order: list[str]) -> list[str]:
+    """``endopat report --vs METHOD``: the differences table against another row; one CSV each."""
+    md = []
+    for name in vs:
+        rows = Comparison(cells, name, cfg.seed).differences()
+        rows.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99,
+                                 -parse_fraction(r["fraction"])))
+        slug = next(m.slug for m in cfg.methods if m.name == name)
+        write_csv(rows, rep / f"stats-vs-{slug}.csv", STATS_FIELDS)
+        md += [f"## Differences from {name}", "", VS_TEXT.format(vs=f"'{name}'"), "",
+               "| method | fraction | runs (vs reference) | mean DSC difference | 95% CI | verdict | "
+               + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
+               "|---|---|---|---:|---|---|" + "---:|" * len(SHARES) + "---|---|---:|", *map(_diff_cells, rows), ""]
+    return md
+
+
+def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> Path:
+    """Write ``RUN/report/``; ``vs`` names methods to compare every method against as well (their
+    tables follow the baseline's)."""
 
     out = Path(out)
+    names = [m.name for m in cfg.methods]
+    for name in vs:
+        if name not in names:
+            raise EndopatError(f"--vs '{name}': no such method in {out / 'study.json'} (the methods: "
+                               + ", ".join(names) + ")")
     rep = out / "report"
     rep.mkdir(parents=True, exist_ok=True)
     cells = collect(out)
@@ -290,8 +318,11 @@ def write_study_report(out: str | Path, cfg, data) -> Path:
 
     cost = compute.compute_rows(out, cells, order)
     write_csv(cost, rep / "compute.csv", ["what", "runs", "seconds", "hours", "minutes_per_run"])
-    atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks,
-                                                   sel_diff, sel_sav, no_sav, cost))
+    md = _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff, sel_sav, no_sav, cost)
+    if vs:  # after the baseline's differences
+        head, sep, tail = md.partition("\n## Pretraining sources and the test split")
+        md = head + "\n".join(_vs_sections(cells, cfg, tuple(vs), rep, order)) + sep + tail
+    atomic_write_text(rep / "report.md", md)
 
     atomic_write_text(rep / "report.html", _html(cfg, data, len(cells), total, table, sav, pst, tasks,
                                                  curves, hist_png, overlays, no_sav, cost))
