@@ -36,12 +36,15 @@ def compute_rows(out: Path, cells: list[dict], order: list[str]) -> list[dict]:
     return rows
 
 
+TEXT = ("Each run's own wall time, summed per pretraining stage and per method (the process that finished "
+        "each run: a run resumed after a kill counts from its resumption; runs that shared the cores each "
+        "count their whole time).")
+
+
 def markdown(rows: list[dict]) -> list[str]:
     """The report's section (empty when no run recorded its time)."""
     if not rows:
         return []
-    return ["## Compute", "", "Each run's own wall time, summed per pretraining stage and per method "
-            "(the process that finished each run: a run resumed after a kill counts from its resumption; "
-            "runs that shared the cores each count their whole time).", "",
+    return ["## Compute", "", TEXT, "",
             "| what | runs | hours | minutes per run |", "|---|---:|---:|---:|",
             *(f"| {r['what']} | {r['runs']} | {r['hours']:.2f} | {r['minutes_per_run']:.1f} |" for r in rows), ""]

@@ -16,9 +16,7 @@ intervals (differences, savings) come from one hierarchical bootstrap (:mod:`end
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import json
 from pathlib import Path
 
@@ -32,8 +30,11 @@ from endopat.io import atomic_write_text
 from endopat.report import compute
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
+from endopat.report.html import fmt, page
 from endopat.report.pretraining import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
+from endopat.report.texts import (DIFF_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT,
+                                   VS_TEXT)
 from endopat.study.grid import cells as grid_cells
 
 
@@ -62,63 +63,9 @@ def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
     return out
 
 
-def _img_tag(path: Path | None, alt: str) -> str:
-    if path is None or not path.is_file():
-        return ""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
-
-
-def _fmt(key: str, v) -> str:
-    """A table value as report.md shows it: changes and shares as whole percentages, p-values to 3
-    significant digits, label counts to one decimal, scores to three."""
-    if v is None:
-        return "-"
-    if not isinstance(v, float):
-        return str(v)
-    if key.endswith("change_pct"):
-        return f"{v:+.0f}%"
-    if key.endswith("_pct"):
-        return f"{v:.0f}%"
-    if key.endswith("_p"):
-        return f"{v:.3g}"
-    if key.startswith("labels_") or key == "runs_to_resolve":
-        return f"{v:.1f}" if key.startswith("labels_") else f"{v:.0f}"
-    return f"{v:+.3f}" if key in ("dice_diff", "ci_low", "ci_high", "run_ci_low", "run_ci_high") else f"{v:.3f}"
-
-
-def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
-    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in cols)
-    body = ""
-    for r in rows:
-        cells = [f"<td>{html.escape(_fmt(k, r.get(k)))}</td>" for k, _ in cols]
-        body += "<tr>" + "".join(cells) + "</tr>"
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-SHARES = [("var_pretrain_pct", "pretraining runs"), ("var_subset_pct", "label subsets"),
-          ("var_finetune_pct", "fine-tuning seeds"), ("var_image_pct", "test images")]
-
-SAVINGS_TEXT = ("Labels a method needs to reach the baseline's mean DSC at each baseline label count, read "
-                "off both curves made monotone over all runs (interpolated in log2 labels), and the share "
-                "of labels saved, each with a 95 % interval from the same bootstrap as the differences. "
-                "An end outside the measured label counts is a bound, never an extrapolation: "
-                "'<= n' (reached already at the smallest count), '> n' (not reached by the largest).")
-
-NO_SAVINGS_TEXT = "No saving for: "
-
-DIFF_TEXT = ("Mean test DSC difference with a 95 % interval from a hierarchical bootstrap that resamples "
-             "pretraining runs, label subsets, fine-tuning seeds and test images (docs/method.md); the "
-             "verdict reads that interval. The shares split the variance of the difference by its source "
-             "('-': one member, not measured). 'Runs to resolve': runs per method for an interval that "
-             "excludes 0 with 80 % power if the true difference is the one observed. Secondary: the "
-             "per-image paired interval and Wilcoxon test of run-averaged scores, which ignore the "
-             "variation between runs.")
-
-
 def _diff_cells(r: dict) -> str:
-    shares = " | ".join(_fmt(k, r.get(k)) for k, _ in SHARES)
-    todo = (_fmt("runs_to_resolve", r["runs_to_resolve"]) if r["runs_to_resolve"] is not None
+    shares = " | ".join(fmt(k, r.get(k)) for k, _ in SHARES)
+    todo = (fmt("runs_to_resolve", r["runs_to_resolve"]) if r["runs_to_resolve"] is not None
             else (r["runs_to_resolve_note"] or "-"))
     return (f"| {r['method']} | {r['fraction']} | {r['runs']} vs {r['baseline_runs']} | {r['dice_diff']:+.3f} "
             f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} | {shares} | {todo} "
@@ -141,16 +88,6 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict]) -> tuple[list[dict
                 savings.append(dict(r, vs=twin.name, labels_text=fmt_labels(r, r["smallest"], r["largest"]),
                                     saved_text=fmt_saved(r, r["smallest"], r["largest"])))
     return diffs, savings
-
-
-SELECTION_TEXT = ("A method that chooses its labeled frames (`selection`, endopat.study.selection) against the "
-                  "same method drawing them at random, at the same label counts: the DSC difference and the "
-                  "labels saved by the choice alone (intervals as above).")
-
-
-SOURCES_TEXT = ("Files of each pretraining source that belong to the test split: the same file, the same pixels, "
-                "or the same video (group) as a test image (endopat.study.sources). `test_frames: exclude` (the "
-                "default) leaves them out of pretraining; `keep` is the paper's transductive setting.")
 
 
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
@@ -200,56 +137,6 @@ SAVINGS_FIELDS = ["method", "baseline_labels", "baseline_dice", "smallest", "lar
                   "labels_high", "low_below", "high_above", "saved_pct", "saved_low", "saved_high"]
 
 
-def _compute_table(cost: list[dict]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(r['what'])}</td><td>{r['runs']}</td><td>{r['hours']:.2f}</td>"
-                   f"<td>{r['minutes_per_run']:.1f}</td></tr>" for r in cost)
-    return ("<table><thead><tr><th>what</th><th>runs</th><th>hours</th><th>minutes per run</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
-
-
-def _html(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
-          tasks: list[tuple[Path, str]], curves: Path | None, hist_png: Path | None, overlays: Path | None,
-          no_sav: list[tuple[str, str]] = (), cost: list[dict] = ()) -> str:
-    """report.html: the tables of report.md (rounded alike) and the figures, embedded."""
-    cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
-            ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
-            ("dice_q1", "DSC Q1"), ("dice_q3", "DSC Q3"), ("iou_mean", "IoU mean"),
-            ("iou_change_pct", "IoU % vs baseline"), ("iou_median", "IoU median"), ("iou_q1", "IoU Q1"),
-            ("iou_q3", "IoU Q3")]
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(cfg.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{{background:#eee}}img{{max-width:100%}}
-figure{{margin:1em 0}}figcaption{{color:#555;font-size:90%}}</style></head><body>
-<h1>Study report: {html.escape(cfg.name)}</h1>
-<p id="progress">{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos disjoint
-from training and validation.</p>
-<h2>Table 1</h2>{_html_table(table, cols)}
-<h2>DSC against labeled-set size</h2>{_img_tag(curves, "mean test DSC against labeled images")}
-<h2>Label savings</h2><p>{html.escape(SAVINGS_TEXT)}</p>{_html_table(sav, [("method", "method"),
-    ("baseline_labels", "baseline labels"), ("baseline_dice", "baseline DSC"),
-    ("labels_text", "labels needed [95% CI]"), ("saved_text", "saved [95% CI]")])}
-{"<p>" + html.escape(NO_SAVINGS_TEXT + "; ".join(f"{m} ({why})" for m, why in no_sav)) + ".</p>" if no_sav else ""}
-<h2>Differences from the baseline</h2><p>{html.escape(DIFF_TEXT)}</p>{_html_table(pst, [("method", "method"),
-    ("fraction", "fraction"), ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"),
-    ("dice_diff", "mean DSC diff"), ("run_ci_low", "CI low"), ("run_ci_high", "CI high"), ("verdict", "verdict"),
-    *[(k, f"share: {t}") for k, t in SHARES], ("runs_to_resolve", "runs to resolve"),
-    ("runs_to_resolve_note", "(why not)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
-    ("wilcoxon_p", "Wilcoxon p")])}
-<h2>Pretraining sources and the test split</h2><p>{html.escape(SOURCES_TEXT)}</p>
-<ul id="sources">{"".join(f"<li><b>{html.escape(o.name)}</b> ({html.escape(o.source)}): {html.escape(o.sentence())}</li>"
-                         for o in data.sources.values())}</ul>
-<h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
-<h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
-<h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}
-{"<h2>Compute</h2>" + _compute_table(cost) if cost else ""}
-</body></html>"""
-    return page
-
-
-VS_TEXT = ("Each method against {vs} instead of the baseline, at the fractions both ran: the same "
-           "bootstrap, verdict and shares as above (e.g. a volume ablation: more frames or steps against fewer).")
-
-
 def _vs_sections(cells: list[dict], cfg, vs: tuple[str, ...], rep: Path, order: list[str]) -> list[str]:
     """``endopat report --vs METHOD``: the differences table against another row; one CSV each."""
     md = []
@@ -266,16 +153,20 @@ def _vs_sections(cells: list[dict], cfg, vs: tuple[str, ...], rep: Path, order: 
     return md
 
 
-def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> Path:
-    """Write ``RUN/report/``; ``vs`` names methods to compare every method against as well (their
-    tables follow the baseline's)."""
-
-    out = Path(out)
+def _check_vs(cfg, vs: tuple[str, ...], out: Path) -> None:
     names = [m.name for m in cfg.methods]
     for name in vs:
         if name not in names:
             raise EndopatError(f"--vs '{name}': no such method in {out / 'study.json'} (the methods: "
                                + ", ".join(names) + ")")
+
+
+def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> Path:
+    """Write ``RUN/report/``; ``vs`` names methods to compare every method against as well (their
+    tables follow the baseline's)."""
+
+    out = Path(out)
+    _check_vs(cfg, vs, out)
     rep = out / "report"
     rep.mkdir(parents=True, exist_ok=True)
     cells = collect(out)
@@ -324,6 +215,6 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
         md = head + "\n".join(_vs_sections(cells, cfg, tuple(vs), rep, order)) + sep + tail
     atomic_write_text(rep / "report.md", md)
 
-    atomic_write_text(rep / "report.html", _html(cfg, data, len(cells), total, table, sav, pst, tasks,
+    atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
                                                  curves, hist_png, overlays, no_sav, cost))
     return rep / "report.md"

@@ -1,0 +1,34 @@
+"""The study report's fixed sentences and the variance shares' column names (shared by report.md
+and report.html)."""
+
+SHARES = [("var_pretrain_pct", "pretraining runs"), ("var_subset_pct", "label subsets"),
+          ("var_finetune_pct", "fine-tuning seeds"), ("var_image_pct", "test images")]
+
+SAVINGS_TEXT = ("Labels a method needs to reach the baseline's mean DSC at each baseline label count, read "
+                "off both curves made monotone over all runs (interpolated in log2 labels), and the share "
+                "of labels saved, each with a 95 % interval from the same bootstrap as the differences. "
+                "An end outside the measured label counts is a bound, never an extrapolation: "
+                "'<= n' (reached already at the smallest count), '> n' (not reached by the largest).")
+
+NO_SAVINGS_TEXT = "No saving for: "
+
+DIFF_TEXT = ("Mean test DSC difference with a 95 % interval from a hierarchical bootstrap that resamples "
+             "pretraining runs, label subsets, fine-tuning seeds and test images (docs/method.md); the "
+             "verdict reads that interval. The shares split the variance of the difference by its source "
+             "('-': one member, not measured). 'Runs to resolve': runs per method for an interval that "
+             "excludes 0 with 80 % power if the true difference is the one observed. Secondary: the "
+             "per-image paired interval and Wilcoxon test of run-averaged scores, which ignore the "
+             "variation between runs.")
+
+
+SELECTION_TEXT = ("A method that chooses its labeled frames (`selection`, endopat.study.selection) against the "
+                  "same method drawing them at random, at the same label counts: the DSC difference and the "
+                  "labels saved by the choice alone (intervals as above).")
+
+
+SOURCES_TEXT = ("Files of each pretraining source that belong to the test split: the same file, the same pixels, "
+                "or the same video (group) as a test image (endopat.study.sources). `test_frames: exclude` (the "
+                "default) leaves them out of pretraining; `keep` is the paper's transductive setting.")
+
+VS_TEXT = ("Each method against {vs} instead of the baseline, at the fractions both ran: the same "
+           "bootstrap, verdict and shares as above (e.g. a volume ablation: more frames or steps against fewer).")
