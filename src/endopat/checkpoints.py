@@ -162,7 +162,7 @@ def init_from(
     reported.
     """
 
-    report = InitReport()
+    report = InitReport(inflate=inflate)
     first_layer = (first_layer,) if isinstance(first_layer, str) else first_layer
     prefixes = tuple(name + "." for name in reinit)
     target = model.state_dict()
@@ -184,7 +184,6 @@ def init_from(
             inflated[:, :1] = src
             new_state[key] = inflated
             report.inflated.append(key)
-            report.inflate = inflate
         else:
             report.skipped[key] = f"shape {tuple(src.shape)} != {tuple(tensor.shape)}"
     model.load_state_dict(new_state, strict=False)

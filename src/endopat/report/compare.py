@@ -7,6 +7,7 @@ finished cells, so the intervals of a difference and of a saving come from the s
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 
 import numpy as np
@@ -40,6 +41,12 @@ class Comparison:
         self.reps = bootstrap.resample(self.runs, N_BOOT, seed) if self.runs else None
         self.levels = bootstrap.by_level(self.runs, N_BOOT_LEVELS, seed) if self.runs else {}
         self.groups = by_method_fraction(cells)
+
+    def against(self, baseline: str) -> "Comparison":
+        """The same replicates read against another method (no second bootstrap)."""
+        other = copy.copy(self)
+        other.baseline = baseline
+        return other
 
     def differences(self) -> list[dict]:
         """Per method and fraction: the mean DSC difference to the baseline with its hierarchical
@@ -92,10 +99,9 @@ class Comparison:
         method shares with the baseline (a method run at 10 and 5 labels only is read over 5-10;
         ``smallest`` / ``largest`` name that range); a method sharing fewer than two is left out
         (:meth:`savings_missing` says which and why)."""
-        base_fractions = sorted({f for m, f in self.groups if m == self.baseline}, key=parse_fraction)
         out = []
         for method in dict.fromkeys(m for m, _ in self.groups):
-            fractions = [f for f in base_fractions if (method, f) in self.groups]
+            fractions = self._shared(method)
             if method == self.baseline or len(fractions) < 2:
                 continue
             xs = [labels[(self.baseline, f)] for f in fractions]
@@ -111,15 +117,19 @@ class Comparison:
 
     def savings_missing(self) -> list[tuple[str, str]]:
         """The methods :meth:`savings` leaves out, each with the reason."""
-        base_fractions = {f for m, f in self.groups if m == self.baseline}
         out = []
         for method in dict.fromkeys(m for m, _ in self.groups):
-            shared = sorted({f for m, f in self.groups if m == method} & base_fractions, key=parse_fraction)
+            shared = self._shared(method)
             if method != self.baseline and len(shared) < 2:
                 why = (f"measured at one label count of the baseline's ({shared[0]})" if shared else
                        "no label count in common with the baseline")
                 out.append((method, why + "; a saving reads both curves over two or more"))
         return out
+
+    def _shared(self, method: str) -> list[str]:
+        """The fractions both the method and the baseline ran, smallest first."""
+        return sorted((f for m, f in self.groups if m == self.baseline and (method, f) in self.groups),
+                      key=parse_fraction)
 
     def _curve(self, method: str, fractions: list[str]) -> np.ndarray:
         """A method's mean DSC at ``fractions``: row 0 observed, then the bootstrap replicates."""

@@ -63,6 +63,12 @@ def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
     return out
 
 
+def _diff_table(rows: list[dict], against: str = "baseline") -> list[str]:
+    return ["| method | fraction | runs (vs " + against + ") | mean DSC difference | 95% CI | verdict | "
+            + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
+            "|---|---|---|---:|---|---|" + "---:|" * len(SHARES) + "---|---|---:|", *map(_diff_cells, rows)]
+
+
 def _diff_cells(r: dict) -> str:
     shares = " | ".join(fmt(k, r.get(k)) for k, _ in SHARES)
     todo = (fmt("runs_to_resolve", r["runs_to_resolve"]) if r["runs_to_resolve"] is not None
@@ -72,7 +78,7 @@ def _diff_cells(r: dict) -> str:
             f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |")
 
 
-def _selection_rows(cells: list[dict], cfg, summ: list[dict]) -> tuple[list[dict], list[dict]]:
+def _selection_rows(cells: list[dict], cfg, summ: list[dict], base: Comparison) -> tuple[list[dict], list[dict]]:
     """Each method that chooses its labels (``selection``) against its random twin: the DSC
     differences and the labels saved by the choice alone, with the same intervals as above."""
 
@@ -81,7 +87,7 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict]) -> tuple[list[dict
         twin = cfg.random_twin(m)
         if twin is None or not any(c["method"] == m.name for c in cells):
             continue
-        comparison = Comparison(cells, twin.name, cfg.seed)
+        comparison = base.against(twin.name)
         diffs += [dict(r, vs=twin.name) for r in comparison.differences() if r["method"] == m.name]
         for r in comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}):
             if r["method"] == m.name:
@@ -92,7 +98,7 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict]) -> tuple[list[dict
 
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
               tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = (),
-              no_sav: list[tuple[str, str]] = (), cost: list[dict] = ()) -> str:
+              no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), vs_md: list[str] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
                        f"{r['labels_text']} | {r['saved_text']} |" for r in sav)
@@ -107,11 +113,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "| method | baseline labels | baseline DSC | labels needed [95% CI] | saved [95% CI] |",
           "|---|---:|---:|---:|---:|", sav_md, "",
           *([NO_SAVINGS_TEXT + "; ".join(f"{m} ({why})" for m, why in no_sav) + ".", ""] if no_sav else []),
-          "## Differences from the baseline", "", DIFF_TEXT, "",
-          "| method | fraction | runs (vs baseline) | mean DSC difference | 95% CI | verdict | "
-          + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
-          "|---|---|---|---:|---|---|" + "---:|" * len(SHARES) + "---|---|---:|",
-          *map(_diff_cells, pst), "",
+          "## Differences from the baseline", "", DIFF_TEXT, "", *_diff_table(pst), "", *vs_md,
           *(["## Label selection", "", SELECTION_TEXT, "",
              "| method | vs | fraction | mean DSC difference | 95% CI | verdict |", "|---|---|---|---:|---|---|",
              *(f"| {r['method']} | {r['vs']} | {r['fraction']} | {r['dice_diff']:+.3f} | "
@@ -137,19 +139,17 @@ SAVINGS_FIELDS = ["method", "baseline_labels", "baseline_dice", "smallest", "lar
                   "labels_high", "low_below", "high_above", "saved_pct", "saved_low", "saved_high"]
 
 
-def _vs_sections(cells: list[dict], cfg, vs: tuple[str, ...], rep: Path, order: list[str]) -> list[str]:
+def _vs_sections(comparison: Comparison, cfg, vs: tuple[str, ...], rep: Path, order: list[str]) -> list[str]:
     """``endopat report --vs METHOD``: the differences table against another row; one CSV each."""
     md = []
     for name in vs:
-        rows = Comparison(cells, name, cfg.seed).differences()
+        rows = comparison.against(name).differences()
         rows.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99,
                                  -parse_fraction(r["fraction"])))
         slug = next(m.slug for m in cfg.methods if m.name == name)
         write_csv(rows, rep / f"stats-vs-{slug}.csv", STATS_FIELDS)
         md += [f"## Differences from {name}", "", VS_TEXT.format(vs=f"'{name}'"), "",
-               "| method | fraction | runs (vs reference) | mean DSC difference | 95% CI | verdict | "
-               + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
-               "|---|---|---|---:|---|---|" + "---:|" * len(SHARES) + "---|---|---:|", *map(_diff_cells, rows), ""]
+               *_diff_table(rows, "reference"), ""]
     return md
 
 
@@ -188,7 +188,7 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     pst = comparison.differences() if cells else []
     pst.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, -parse_fraction(r["fraction"])))
     write_csv(pst, rep / "stats.csv", STATS_FIELDS)
-    sel_diff, sel_sav = _selection_rows(cells, cfg, summ)
+    sel_diff, sel_sav = _selection_rows(cells, cfg, summ, comparison)
     if sel_diff:
         write_csv(sel_diff, rep / "selection.csv", ["vs", *STATS_FIELDS])
         write_csv(sel_sav, rep / "selection_savings.csv", ["vs", *SAVINGS_FIELDS])
@@ -209,11 +209,9 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
 
     cost = compute.compute_rows(out, cells, order)
     write_csv(cost, rep / "compute.csv", ["what", "runs", "seconds", "hours", "minutes_per_run"])
-    md = _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff, sel_sav, no_sav, cost)
-    if vs:  # after the baseline's differences
-        head, sep, tail = md.partition("\n## Pretraining sources and the test split")
-        md = head + "\n".join(_vs_sections(cells, cfg, tuple(vs), rep, order)) + sep + tail
-    atomic_write_text(rep / "report.md", md)
+    vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
+    atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
+                                                   sel_sav, no_sav, cost, vs_md))
 
     atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
                                                  curves, hist_png, overlays, no_sav, cost))
