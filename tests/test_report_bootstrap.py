@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from endopat.report.bootstrap import Run, by_level, components, interval, resample, runs_to_resolve
+from endopat.report.bootstrap import Run, interval, resample
 from endopat.report.stats import paired_bootstrap_ci, verdict
 
 IMAGES = np.array([0.3, 0.5, 0.7, 0.4, 0.6, 0.5])
@@ -51,38 +51,6 @@ def test_one_level_bootstrap_variance_matches_the_variance_of_a_mean():
     assert np.var(draws) == pytest.approx(np.var(shifts) / len(shifts), rel=0.1)
 
 
-def test_variance_components_name_the_level_the_spread_comes_from():
-    pat = runs("pat", [-0.1, -0.1, 0.1, 0.1], subsets=[0, 1, 0, 1], pretrain=[0, 0, 1, 1])
-    base = runs("base", [0.0, 0.0])
-    everything = pat + base
-    comps = components(by_level(everything, n_boot=500), everything, ("pat", "1/4"), ("base", "1/4"))
-    assert comps["finetune"] is None  # one fine-tuning seed per subset: not measured
-    assert comps["pretrain"] > 10 * comps["image"] and comps["subset"] == pytest.approx(0.0)
-
-
-def test_runs_to_resolve_solve_the_power_equation():
-    # goal (0.05 / 2.8)^2 = 3.19e-4; k = 9e-4 / (3.19e-4 - 1e-4) = 4.11: 2 runs -> 9
-    n, how = runs_to_resolve(0.05, {"image": 1e-4, "subset": 9e-4, "pretrain": None, "finetune": None}, 2)
-    assert (n, how) == (9.0, "estimate")
-    n, how = runs_to_resolve(0.01, {"image": 1e-4, "subset": 9e-4}, 2)
-    assert n is None and "test images" in how
-
-
 def test_an_unknown_level_is_refused():
     with pytest.raises(ValueError, match="unknown levels"):
         resample(runs("pat", [0.1]), levels=("hospital",))
-
-
-def test_run_by_image_interaction_is_the_two_way_residual_and_counts_as_run_variance():
-    from endopat.report.bootstrap import interaction_variance
-
-    additive = np.add.outer([0.0, 0.1, -0.1], IMAGES)  # run and image effects only
-    assert interaction_variance(additive) == pytest.approx(0.0, abs=1e-12)
-    assert interaction_variance(additive[:1]) is None
-    noisy = additive + np.array([[0.05, -0.05, 0, 0, 0, 0], [-0.05, 0.05, 0, 0, 0, 0], [0] * 6])
-    assert interaction_variance(noisy) > 0
-    # all of the images' variance is interaction: more runs can resolve it
-    # goal (0.05 / 2.8)^2 = 3.19e-4 < 4e-4: not without; with: k = 5e-4 / 3.19e-4 = 1.57, 2 runs -> 4
-    comps = {"image": 4e-4, "subset": 1e-4}
-    assert runs_to_resolve(0.05, comps, 2)[0] is None
-    assert runs_to_resolve(0.05, comps, 2, interaction=4e-4) == (4.0, "estimate")

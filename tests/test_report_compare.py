@@ -91,37 +91,6 @@ def test_a_method_at_one_label_count_of_the_baselines_has_no_saving_and_says_why
     assert method == "PAT" and "one label count" in why and "1/4" in why
 
 
-def _residual_mean_square(m):
-    r, i = m.shape
-    resid = m - m.mean(1, keepdims=True) - m.mean(0, keepdims=True) + m.mean()
-    return (resid ** 2).sum() / ((r - 1) * (i - 1))
-
-
-def test_the_interaction_term_is_the_two_way_residual_over_runs_and_images():
-    cells = (_cells("baseline", "1", 16, 0.6, runs=4, seed=1, image_effect=IMAGE_EFFECT, interaction=0.05)
-             + _cells("PAT", "1", 16, 0.6, runs=3, seed=2, image_effect=IMAGE_EFFECT, interaction=0.05))
-    comp = Comparison(cells, "baseline")
-    mats = [np.array([[r["dice"] for r in c["rows"]] for c in cells if c["method"] == m]) for m in ("PAT", "baseline")]
-    expected = sum(_residual_mean_square(m) / len(m) for m in mats) / len(IMAGES)
-    assert comp._interaction(("PAT", "1"), ("baseline", "1")) == pytest.approx(expected)
-    assert expected > 0.05 ** 2 / 4 / len(IMAGES)  # the planted interaction is seen
-
-
-def test_a_side_with_one_run_borrows_the_other_side_s_interaction():
-    cells = (_cells("baseline", "1", 16, 0.6, runs=3, seed=1, interaction=0.05)
-             + _cells("PAT", "1", 16, 0.6, runs=1, seed=2, interaction=0.05))
-    comp = Comparison(cells, "baseline")
-    base = np.array([[r["dice"] for r in c["rows"]] for c in cells if c["method"] == "baseline"])
-    s2 = _residual_mean_square(base)
-    assert comp._interaction(("PAT", "1"), ("baseline", "1")) == pytest.approx((s2 / 1 + s2 / 3) / len(IMAGES))
-
-
-def test_purely_additive_runs_and_images_have_no_interaction():
-    cells = (_cells("baseline", "1", 16, 0.6, runs=3, seed=1, image_effect=IMAGE_EFFECT)
-             + _cells("PAT", "1", 16, 0.7, runs=3, seed=2, image_effect=IMAGE_EFFECT))
-    assert Comparison(cells, "baseline")._interaction(("PAT", "1"), ("baseline", "1")) == pytest.approx(0, abs=1e-12)
-
-
 @pytest.mark.parametrize("result, labels, saved", [
     ({"labels_needed": 4.0, "how": "at most", "labels_low": 4.0, "labels_high": 6.5, "low_below": True,
       "high_above": False, "saved_pct": 75.0, "saved_low": 59.4, "saved_high": 75.0, "baseline_labels": 16},

@@ -14,9 +14,12 @@ and takes each method's mean score per fraction over what was drawn. Resampling 
 replacement is the hierarchical bootstrap of Davison & Hinkley (1997, sec. 3.8) and Saravanan
 et al. (2020, "Application of the hierarchical bootstrap to multi-level data in neuroscience",
 NBDT 3); drawing the crossed factors (pretraining runs x subsets, runs x images) independently
-follows Owen (2007, "The pigeonhole bootstrap", Ann. Appl. Stat. 1), which is mildly conservative.
-Drawing one level alone (``levels=("subset",)``) measures the variance that level alone puts on
-a mean or a difference: the variance components of the report.
+follows Owen (2007, "The pigeonhole bootstrap", Ann. Appl. Stat. 1).
+
+With 2 units at a level it can draw only 3 distinct resamples and its percentile interval is too
+narrow (bench/calibration.py: up to 21 % false positives at nominal 5 %), so the report's
+intervals come from :mod:`endopat.report.inference`; the replicates here give the shape of the
+label-savings curves, rescaled to those intervals (:meth:`endopat.report.compare.Comparison.calibrated_draws`).
 """
 
 from __future__ import annotations
@@ -111,59 +114,3 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     v = values[~np.isnan(values)]
     lo, hi = np.percentile(v, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
-
-
-def by_level(runs: Sequence[Run], n_boot: int = 1000, seed: int = 0) -> dict[str, Replicates]:
-    """Replicates drawing one level at a time, for :func:`components`."""
-    return {level: resample(runs, n_boot, seed, (level,)) for level in LEVELS}
-
-
-def components(level_reps: dict[str, Replicates], runs: Sequence[Run], a: tuple[str, str],
-               b: tuple[str, str]) -> dict[str, float | None]:
-    """The variance each level alone puts on the difference ``a - b`` of means (the bootstrap
-    drawing that level only). None where the level has a single member (not measured)."""
-    counts = _level_counts(runs, a, b)
-    return {level: float(np.nanvar(reps.diff(a, b)[1])) if counts[level] >= 2 else None
-            for level, reps in level_reps.items()}
-
-
-def _level_counts(runs: Sequence[Run], a: tuple[str, str], b: tuple[str, str]) -> dict[str, int]:
-    mine = [r for r in runs if (r.method, r.fraction) in (a, b)]
-    per_group: dict[tuple, int] = defaultdict(int)
-    for r in mine:
-        per_group[(r.method, r.fraction, r.subset, r.pretrain)] += 1
-    return {"pretrain": max(len({r.pretrain for r in mine if r.method == m}) for m in (a[0], b[0])),
-            "subset": len({r.subset for r in mine}),
-            "finetune": max(per_group.values(), default=0),
-            "image": len(mine[0].scores) if mine else 0}
-
-
-def interaction_variance(scores: np.ndarray) -> float | None:
-    """The run x image interaction of a (runs, images) score matrix: the residual mean square of
-    the two-way layout (what is left after each run's and each image's mean). None with one run."""
-    scores = np.asarray(scores, float)
-    runs, images = scores.shape
-    if runs < 2 or images < 2:
-        return None
-    resid = scores - scores.mean(1, keepdims=True) - scores.mean(0, keepdims=True) + scores.mean()
-    return float((resid ** 2).sum() / ((runs - 1) * (images - 1)))
-
-
-def runs_to_resolve(diff: float, comps: dict[str, float | None], runs_now: int, interaction: float = 0.0,
-                    z: float = 1.96, power_z: float = 0.84) -> tuple[float | None, str]:
-    """Runs per method needed to resolve a true difference of the observed size with 80 % power.
-
-    With k times the runs, the run-level variance (pretraining, subsets, seeds) and the part of the
-    images' variance that is run x image interaction (``interaction``: its share of ``comps
-    ["image"]``) shrink as 1/k, the rest of the images' does not, so k solves
-    ``v_fixed + v_runs / k = (|diff| / (z + power_z))^2``. Returns ``(runs, how)``: how is
-    "estimate", or why there is none."""
-    interaction = min(interaction, comps.get("image") or 0.0)
-    v_fixed = (comps.get("image") or 0.0) - interaction
-    v_runs = sum(v for k, v in comps.items() if k != "image" and v) + interaction
-    goal = (abs(diff) / (z + power_z)) ** 2
-    if diff == 0 or goal <= v_fixed:
-        return None, "not by more runs alone: the test images' spread is larger (a larger test set would)"
-    if v_runs == 0:
-        return None, "no run-level spread measured (one run per level)"
-    return float(max(runs_now, np.ceil(runs_now * v_runs / (goal - v_fixed)))), "estimate"

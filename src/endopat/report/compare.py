@@ -1,22 +1,27 @@
 """Each method against the baseline: differences with intervals over every source of variation,
 the variance components behind them, the runs that would resolve them, and label savings.
 
-Everything here reads one set of bootstrap replicates (:mod:`endopat.report.bootstrap`) of the
-finished cells, so the intervals of a difference and of a saving come from the same resampling.
+A difference's interval, its variance shares and the runs that would resolve it come from the
+calibrated inference (:mod:`endopat.report.inference`: method-of-moments variance, Student's t
+with Satterthwaite's degrees of freedom). Label savings read whole curves, so they need
+replicates: the hierarchical bootstrap (:mod:`endopat.report.bootstrap`) draws the baseline's
+curve, and each method's curve is the baseline's plus its difference, whose replicates are
+rescaled to the calibrated interval (:meth:`Comparison.calibrated_draws`); a saving's interval is
+therefore as wide as the difference's.
 """
 
 from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from functools import cached_property
 
 import numpy as np
 
 from endopat.data.splits import parse_fraction
-from endopat.report import bootstrap, stats
+from endopat.report import bootstrap, inference, stats
 
 N_BOOT = 2000
-N_BOOT_LEVELS = 1000
 
 
 def runs_of(cells: list[dict], metric: str = "dice") -> list[bootstrap.Run]:
@@ -35,12 +40,23 @@ def runs_of(cells: list[dict], metric: str = "dice") -> list[bootstrap.Run]:
 class Comparison:
     """The replicates of one study's cells, and the tables read from them."""
 
-    def __init__(self, cells: list[dict], baseline: str, seed: int = 0):
-        self.cells, self.baseline = cells, baseline
+    def __init__(self, cells: list[dict], baseline: str, seed: int = 0, pool: int | None = None):
+        """``pool``: the labeled training images the label subsets are drawn from (how many
+        disjoint subsets "runs to resolve" may ask for); None: not limited."""
+        self.cells, self.baseline, self.seed, self.pool = cells, baseline, seed, pool
         self.runs = runs_of(cells)
-        self.reps = bootstrap.resample(self.runs, N_BOOT, seed) if self.runs else None
-        self.levels = bootstrap.by_level(self.runs, N_BOOT_LEVELS, seed) if self.runs else {}
         self.groups = by_method_fraction(cells)
+        self._runs_by = defaultdict(list)
+        for r in self.runs:
+            self._runs_by[(r.method, r.fraction)].append(r)
+
+    @cached_property
+    def reps(self) -> bootstrap.Replicates | None:
+        """The hierarchical bootstrap's replicates (for the savings' curves)."""
+        return bootstrap.resample(self.runs, N_BOOT, self.seed) if self.runs else None
+
+    def estimate(self, a: tuple[str, str], b: tuple[str, str]) -> inference.Estimate:
+        return inference.estimate(self._runs_by[a], self._runs_by[b])
 
     def against(self, baseline: str) -> "Comparison":
         """The same replicates read against another method (no second bootstrap)."""
@@ -49,7 +65,7 @@ class Comparison:
         return other
 
     def differences(self) -> list[dict]:
-        """Per method and fraction: the mean DSC difference to the baseline with its hierarchical
+        """Per method and fraction: the mean DSC difference to the baseline with its calibrated
         interval and verdict, the share of its variance from each level, the runs that would
         resolve it; secondary, the per-image paired interval and Wilcoxon test of run-averaged
         scores (which ignore the variation between runs)."""
@@ -58,14 +74,11 @@ class Comparison:
             base = (self.baseline, fraction)
             if method == self.baseline or base not in self.groups:
                 continue
-            diff, draws = self.reps.diff((method, fraction), base)
-            lo, hi = bootstrap.interval(draws)
-            comps = bootstrap.components(self.levels, self.runs, (method, fraction), base)
+            est = self.estimate((method, fraction), base)
+            lo, hi = est.interval()
+            comps = est.shares()
             total = sum(v for v in comps.values() if v)
-            resolved = lo > 0 or hi < 0
-            needed, how = bootstrap.runs_to_resolve(diff, comps, len(cs), self._interaction((method, fraction), base))
-            if lo == hi == diff == 0:  # the same scores on every image (e.g. a first labeling round, same frames)
-                needed, how = None, "nothing to resolve: the runs score alike on every image"
+            resolved = (lo > 0 or hi < 0) and not est.unmeasured
             a, b = _per_image_mean(cs), _per_image_mean(self.groups[base])
             ids = sorted(set(a) & set(b))
             va, vb = [a[i] for i in ids], [b[i] for i in ids]
@@ -73,24 +86,43 @@ class Comparison:
             out.append({"method": method, "fraction": fraction, "runs": len(cs),
                         "baseline_runs": len(self.groups[base]),
                         "pretrain_runs": len({c.get("pretrain_rep", 0) for c in cs}), "n_images": len(ids),
-                        "dice_diff": diff, "run_ci_low": lo, "run_ci_high": hi, "verdict": stats.verdict(lo, hi),
+                        "dice_diff": est.diff, "run_ci_low": lo, "run_ci_high": hi, "df": est.df,
+                        "verdict": (stats.verdict(lo, hi) if not est.unmeasured else
+                                    "not resolved: " + ", ".join(est.unmeasured) + " not measured"),
                         **{f"var_{k}_pct": None if v is None or not total else 100 * v / total
                            for k, v in comps.items()},
-                        "runs_to_resolve": None if resolved else needed,
-                        "runs_to_resolve_note": "" if resolved else how,
+                        **self._to_resolve(est, cs, resolved),
                         "ci_low": img_lo, "ci_high": img_hi, "wilcoxon_p": stats.wilcoxon_p(va, vb)})
         return out
 
-    def _interaction(self, a: tuple[str, str], b: tuple[str, str]) -> float:
-        """The run x image interaction's part of the images' variance of the difference a - b:
-        (s_a^2 / R_a + s_b^2 / R_b) / images; a side with one run borrows the other's s^2."""
-        mats = [np.stack([r.scores for r in self.runs if (r.method, r.fraction) == key]) for key in (a, b)]
-        s2 = [bootstrap.interaction_variance(m) for m in mats]
-        known = [v for v in s2 if v is not None]
-        if not known:
-            return 0.0
-        s2 = [known[0] if v is None else v for v in s2]
-        return sum(v / len(m) for v, m in zip(s2, mats)) / mats[0].shape[1]
+    def _to_resolve(self, est: inference.Estimate, cs: list[dict], resolved: bool) -> dict:
+        """"Runs to resolve": the runs per method of the cheapest design that would, and that design
+        in words; or why none would (never more disjoint label subsets than the pool holds)."""
+        if resolved:
+            return {"runs_to_resolve": None, "runs_to_resolve_note": ""}
+        if est.variance == 0 and est.diff == 0:  # the same scores on every image (e.g. a first labeling round)
+            return {"runs_to_resolve": None, "runs_to_resolve_note": "nothing to resolve: the runs score alike on every image"}
+        labels = max(1, int(cs[0].get("labels", 1)))
+        cap = self.pool // labels if self.pool else None
+        design, how = inference.plan(est, cap)
+        if design is None:
+            return {"runs_to_resolve": None, "runs_to_resolve_note": how}
+        s, p, r = design
+        words = f"{s} label subsets x {p} pretraining runs x {r} seeds" if p > 1 else f"{s} label subsets x {r} seeds"
+        return {"runs_to_resolve": float(s * p * r), "runs_to_resolve_note": words}
+
+    def calibrated_draws(self, method: str, fraction: str) -> np.ndarray:
+        """Replicates of ``method``'s mean at ``fraction``: the baseline's bootstrap replicates plus
+        the difference's, rescaled about the observed difference so that their percentile interval
+        is the calibrated one (:mod:`endopat.report.inference`)."""
+        a, b = (method, fraction), (self.baseline, fraction)
+        diff, draws = self.reps.diff(a, b)
+        lo, hi = self.estimate(a, b).interval()
+        d = draws[~np.isnan(draws)]
+        b_lo, b_hi = np.percentile(d, [2.5, 97.5]) if d.size else (diff, diff)
+        scale = (hi - lo) / (b_hi - b_lo) if b_hi > b_lo else 0.0
+        centre = np.nanmedian(draws) if d.size else diff
+        return self.reps.draws[b] + diff + scale * (draws - centre)
 
     def savings(self, labels: dict[tuple[str, str], int]) -> list[dict]:
         """Per method and baseline label count: the labels the method needs to match the baseline,
@@ -132,9 +164,11 @@ class Comparison:
                       key=parse_fraction)
 
     def _curve(self, method: str, fractions: list[str]) -> np.ndarray:
-        """A method's mean DSC at ``fractions``: row 0 observed, then the bootstrap replicates."""
-        cols = [np.concatenate([[self.reps.observed[(method, f)]], self.reps.draws[(method, f)]])
-                for f in fractions]
+        """A method's mean DSC at ``fractions``: row 0 observed, then the replicates (the
+        baseline's from the bootstrap, another method's calibrated: :meth:`calibrated_draws`)."""
+        cols = [np.concatenate([[self.reps.observed[(method, f)]],
+                                self.reps.draws[(method, f)] if method == self.baseline
+                                else self.calibrated_draws(method, f)]) for f in fractions]
         return np.stack(cols, axis=1)
 
 

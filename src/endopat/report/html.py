@@ -29,6 +29,8 @@ def fmt(key: str, v) -> str:
         return f"{v:.0f}%"
     if key.endswith("_p"):
         return f"{v:.3g}"
+    if key == "df":
+        return "inf" if v == float("inf") else f"{v:.0f}"
     if key.startswith("labels_") or key == "runs_to_resolve":
         return f"{v:.1f}" if key.startswith("labels_") else f"{v:.0f}"
     return f"{v:+.3f}" if key in ("dice_diff", "ci_low", "ci_high", "run_ci_low", "run_ci_high") else f"{v:.3f}"
@@ -74,9 +76,10 @@ from training and validation.</p>
 {"<p>" + html.escape(NO_SAVINGS_TEXT + "; ".join(f"{m} ({why})" for m, why in no_sav)) + ".</p>" if no_sav else ""}
 <h2>Differences from the baseline</h2><p>{html.escape(DIFF_TEXT)}</p>{_html_table(pst, [("method", "method"),
     ("fraction", "fraction"), ("runs", "runs"), ("baseline_runs", "baseline runs"), ("n_images", "images"),
-    ("dice_diff", "mean DSC diff"), ("run_ci_low", "CI low"), ("run_ci_high", "CI high"), ("verdict", "verdict"),
+    ("dice_diff", "mean DSC diff"), ("run_ci_low", "CI low"), ("run_ci_high", "CI high"), ("df", "df"),
+    ("verdict", "verdict"),
     *[(k, f"share: {t}") for k, t in SHARES], ("runs_to_resolve", "runs to resolve"),
-    ("runs_to_resolve_note", "(why not)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
+    ("runs_to_resolve_note", "(design, or why none)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
     ("wilcoxon_p", "Wilcoxon p")])}
 <h2>Pretraining sources and the test split</h2><p>{html.escape(SOURCES_TEXT)}</p>
 <ul id="sources">{"".join(f"<li><b>{html.escape(o.name)}</b> ({html.escape(o.source)}): {html.escape(o.sentence())}</li>"

@@ -11,7 +11,7 @@ Aggregation: a method at a fraction pools the per-image scores of all its finish
 subsets x pretraining repeats x fine-tuning repeats; each is tested on the same test images); the
 mean is therefore the mean of the run means, and median and IQR describe the pooled per-image
 distribution. Curves show the mean over runs with the spread (min-max) of the run means. The
-intervals (differences, savings) come from one hierarchical bootstrap (:mod:`endopat.report.compare`).
+intervals (differences, savings) come from the calibrated inference of :mod:`endopat.report.compare`.
 """
 
 from __future__ import annotations
@@ -64,17 +64,18 @@ def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
 
 
 def _diff_table(rows: list[dict], against: str = "baseline") -> list[str]:
-    return ["| method | fraction | runs (vs " + against + ") | mean DSC difference | 95% CI | verdict | "
+    return ["| method | fraction | runs (vs " + against + ") | mean DSC difference | 95% CI | df | verdict | "
             + " | ".join(f"share: {t}" for _, t in SHARES) + " | runs to resolve | 95% CI, images only | Wilcoxon p |",
-            "|---|---|---|---:|---|---|" + "---:|" * len(SHARES) + "---|---|---:|", *map(_diff_cells, rows)]
+            "|---|---|---|---:|---|---:|---|" + "---:|" * len(SHARES) + "---|---|---:|", *map(_diff_cells, rows)]
 
 
 def _diff_cells(r: dict) -> str:
     shares = " | ".join(fmt(k, r.get(k)) for k, _ in SHARES)
-    todo = (fmt("runs_to_resolve", r["runs_to_resolve"]) if r["runs_to_resolve"] is not None
-            else (r["runs_to_resolve_note"] or "-"))
+    todo = (f"{fmt('runs_to_resolve', r['runs_to_resolve'])} ({r['runs_to_resolve_note']})"
+            if r["runs_to_resolve"] is not None else (r["runs_to_resolve_note"] or "-"))
     return (f"| {r['method']} | {r['fraction']} | {r['runs']} vs {r['baseline_runs']} | {r['dice_diff']:+.3f} "
-            f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {r['verdict']} | {shares} | {todo} "
+            f"| [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}] | {fmt('df', r.get('df'))} | {r['verdict']} "
+            f"| {shares} | {todo} "
             f"| [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | {r['wilcoxon_p']:.3g} |")
 
 
@@ -133,7 +134,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
 
 
 STATS_FIELDS = ["method", "fraction", "runs", "baseline_runs", "pretrain_runs", "n_images", "dice_diff",
-                "run_ci_low", "run_ci_high", "verdict", *(k for k, _ in SHARES), "runs_to_resolve",
+                "run_ci_low", "run_ci_high", "df", "verdict", *(k for k, _ in SHARES), "runs_to_resolve",
                 "runs_to_resolve_note", "ci_low", "ci_high", "wilcoxon_p"]
 SAVINGS_FIELDS = ["method", "baseline_labels", "baseline_dice", "smallest", "largest", "labels_needed", "how", "labels_low",
                   "labels_high", "low_below", "high_above", "saved_pct", "saved_low", "saved_high"]
@@ -177,7 +178,7 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
         row["fraction"] = s["fraction"]
         row["runs"] = s["runs"]
     write_csv(table, rep / "table1.csv")
-    comparison = Comparison(cells, cfg.baseline, cfg.seed)
+    comparison = Comparison(cells, cfg.baseline, cfg.seed, pool=len(data.split.train))
     sav = comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}) if cells else []
     sav.sort(key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, r["baseline_labels"]))
     for r in sav:

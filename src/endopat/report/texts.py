@@ -6,19 +6,22 @@ SHARES = [("var_pretrain_pct", "pretraining runs"), ("var_subset_pct", "label su
 
 SAVINGS_TEXT = ("Labels a method needs to reach the baseline's mean DSC at each baseline label count, read "
                 "off both curves made monotone over all runs (interpolated in log2 labels), and the share "
-                "of labels saved, each with a 95 % interval from the same bootstrap as the differences. "
+                "of labels saved, each with a 95 % interval as wide as the difference's (the baseline's curve "
+                "bootstrapped, each method's difference rescaled to its calibrated interval). "
                 "An end outside the measured label counts is a bound, never an extrapolation: "
                 "'<= n' (reached already at the smallest count), '> n' (not reached by the largest).")
 
 NO_SAVINGS_TEXT = "No saving for: "
 
-DIFF_TEXT = ("Mean test DSC difference with a 95 % interval from a hierarchical bootstrap that resamples "
-             "pretraining runs, label subsets, fine-tuning seeds and test images (docs/method.md); the "
-             "verdict reads that interval. The shares split the variance of the difference by its source "
-             "('-': one member, not measured). 'Runs to resolve': runs per method for an interval that "
-             "excludes 0 with 80 % power if the true difference is the one observed. Secondary: the "
-             "per-image paired interval and Wilcoxon test of run-averaged scores, which ignore the "
-             "variation between runs.")
+DIFF_TEXT = ("Mean test DSC difference with a 95 % Student-t interval whose variance holds every source of "
+             "variation (label subsets, pretraining runs, fine-tuning seeds, test images) and whose degrees "
+             "of freedom are the fewest of any run-level source (df: a level of 2 units has 1), calibrated by "
+             "simulation at these sizes (bench/calibration.py, docs/method.md); the verdict reads that "
+             "interval. The shares split the variance of the difference by its source ('-': one member, not "
+             "measured). 'Runs to resolve': the cheapest design (label subsets, never more than the labeled "
+             "pool holds disjoint, x pretraining runs x seeds) whose interval would exclude 0 with 80 % power "
+             "if the true difference were the one observed, or why none would. Secondary: the per-image "
+             "paired interval and Wilcoxon test of run-averaged scores, which ignore the variation between runs.")
 
 
 SELECTION_TEXT = ("A method that chooses its labeled frames (`selection`, endopat.study.selection) against the "
@@ -31,4 +34,4 @@ SOURCES_TEXT = ("Files of each pretraining source that belong to the test split:
                 "default) leaves them out of pretraining; `keep` is the paper's transductive setting.")
 
 VS_TEXT = ("Each method against {vs} instead of the baseline, at the fractions both ran: the same "
-           "bootstrap, verdict and shares as above (e.g. a volume ablation: more frames or steps against fewer).")
+           "inference, verdict and shares as above (e.g. a volume ablation: more frames or steps against fewer).")
