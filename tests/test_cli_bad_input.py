@@ -27,6 +27,8 @@ def world(tmp_path):
     (tmp_path / "frame.png").write_text("not an image\n")
     (tmp_path / "model.pt").write_text("not a checkpoint\n")
     (tmp_path / "study.yaml").write_text("name: [unclosed\n")
+    (tmp_path / "junk.pth").write_text("junk")  # torch's weights-only unpickler raised a KeyError on it
+    (tmp_path / "random.yaml").write_bytes(bytes(np.random.default_rng(7).integers(0, 256, 400, np.uint8)))
     save_checkpoint(tmp_path / "good.pt", kind="segmenter", model_cfg=CFG, state_dict=build_unet(CFG).state_dict())
     rng = np.random.default_rng(0)
     for v in range(3):  # three videos: enough for a group-disjoint split
@@ -59,6 +61,9 @@ CASES = {  # id: (args, the path the error must name); W = the world folder
     "finetune/file as run folder": ("finetune -d W/labeled -o W/text.txt", "text.txt"),
     "finetune/text as encoder weights": ("finetune -d W/labeled -o W/out --arch resnet18 --encoder-weights "
                                          "W/text.txt", "text.txt"),
+    "finetune/'junk' as encoder weights": ("finetune -d W/labeled -o W/out --arch resnet18 --encoder-weights "
+                                           "W/junk.pth", "junk.pth"),
+    "finetune/random bytes as config": ("finetune -d W/labeled -o W/out -c W/random.yaml", "random.yaml"),
     "evaluate/missing model": ("evaluate W/nope.pt -d W/labeled -o W/m.csv", "nope.pt"),
     "evaluate/folder as model": ("evaluate W/dir -d W/labeled -o W/m.csv", "dir"),
     "evaluate/text as model": ("evaluate W/model.pt -d W/labeled -o W/m.csv", "model.pt"),

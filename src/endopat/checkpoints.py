@@ -29,7 +29,7 @@ from torch import nn
 
 from endopat import __version__
 from endopat.config import ModelConfig
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, describe, reading
 from endopat.io import atomic_path
 from endopat.archs.vit import resize_pos_embed
 from endopat.networks import reset_modules
@@ -53,15 +53,16 @@ def load_weights_only(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise EndopatError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise EndopatError(
-            f"{path}: refused: the file holds pickled Python objects, not only weights "
-            f"(endopat loads checkpoints with weights_only=True) [{str(err).splitlines()[0]}]"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise EndopatError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+    with reading(path, "checkpoint"):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            if "Unsupported global" not in str(err) and "GLOBAL" not in str(err):
+                raise  # broken bytes, not a pickled object: the catch-all says so
+            raise EndopatError(
+                f"{path}: refused: the file holds pickled Python objects, not only weights "
+                f"(endopat loads checkpoints with weights_only=True) [{describe(err)}]"
+            ) from None
 
 
 def make_checkpoint(
@@ -99,13 +100,14 @@ def save_checkpoint(path: str | Path, **kwargs: Any) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     ckpt = load_weights_only(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
-        raise EndopatError(f"{path}: not an endopat checkpoint (no 'format: endopat' header)")
-    if ckpt.get("format_version", 0) > FORMAT_VERSION:
-        raise EndopatError(
-            f"{path}: checkpoint format {ckpt['format_version']} is newer than this endopat "
-            f"understands ({FORMAT_VERSION}); upgrade endopat"
-        )
+    with reading(path, "endopat checkpoint"):
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
+            raise EndopatError(f"{path}: not an endopat checkpoint (no 'format: endopat' header)")
+        if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+            raise EndopatError(
+                f"{path}: checkpoint format {ckpt['format_version']} is newer than this endopat "
+                f"understands ({FORMAT_VERSION}); upgrade endopat"
+            )
     return ckpt
 
 

@@ -22,7 +22,7 @@ from pydantic import (
 
 from endopat.archs import ARCHS, DEFAULT_ARCH, arch_list
 from endopat.data.geometry import Fit
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 
 
 class _Strict(BaseModel):
@@ -216,10 +216,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise EndopatError(f"{path}: config file not found")
-    try:
+    with reading(path, "YAML file"):
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise EndopatError(f"{path}: not valid YAML ({err.__class__.__name__})") from None
     if not isinstance(data, dict):
         raise EndopatError(f"{path}: a config must be a mapping of keys to values")
     return data

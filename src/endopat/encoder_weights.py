@@ -50,7 +50,7 @@ from torch import nn
 from endopat.archs import ARCHS, arch_list
 from endopat.checkpoints import load_weights_only
 from endopat.config import ModelConfig
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.networks import build_unet
 from endopat.weight_layouts import LAYOUTS, NORMALISATIONS
 
@@ -65,17 +65,10 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise EndopatError(f"{path}: encoder weights file not found")
     if path.suffix.lower() == ".safetensors":
-        from safetensors import (
-            SafetensorError,  # imported when a .safetensors file is read
-        )
-        from safetensors.torch import (
-            load_file,  # imported when a .safetensors file is read
-        )
+        from safetensors.torch import load_file  # imported when a .safetensors file is read
 
-        try:
+        with reading(path, ".safetensors file"):
             state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise EndopatError(f"{path}: not a readable .safetensors file ({str(err).splitlines()[0]})") from None
     else:
         state = load_weights_only(path)
         for key in WRAPPERS:

@@ -23,7 +23,7 @@ import torch
 
 from endopat.archs import ARCHS
 from endopat.config import ModelConfig
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.evaluate import Segmenter, network_input, probabilities
 from endopat.io import atomic_path, file_digest, output_file
 
@@ -127,17 +127,15 @@ class OnnxSegmenter:
         # encoding threads of ``predict`` need; off, the video pipeline runs faster
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.intra_op_num_threads = torch.get_num_threads()
-        try:
+        with reading(path, "ONNX model"):  # onnxruntime raises its own exception types
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=providers or ["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise EndopatError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map.get("endopat")
-        if meta is None:
-            raise EndopatError(f"{path}: no endopat metadata (export it with `endopat export`)")
-        self.info = info = json.loads(meta)
-        self.cfg = ModelConfig.model_validate(info["model"])
-        self.threshold = float(info["threshold"])
+            meta = self.session.get_modelmeta().custom_metadata_map.get("endopat")
+            if meta is None:
+                raise EndopatError(f"{path}: no endopat metadata (export it with `endopat export`)")
+            self.info = info = json.loads(meta)
+            self.cfg = ModelConfig.model_validate(info["model"])
+            self.threshold = float(info["threshold"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (prob,) = self.session.run(["probability"], {"input": x.numpy()})

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -106,18 +106,13 @@ def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise EndopatError(f"{path}: file not found")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if mode == "RGB" and im.mode != "RGB":
-                im = im.convert("RGB")
-            elif mode == "raw":
-                pass
-            elif mode == "L" and im.mode != "L":
-                im = im.convert("L")
-            return np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise EndopatError(f"{path}: not a readable image ({err})") from None
+    with reading(path, "image"), Image.open(path) as im:
+        im.load()
+        if mode == "RGB" and im.mode != "RGB":
+            im = im.convert("RGB")
+        elif mode == "L" and im.mode != "L":
+            im = im.convert("L")
+        return np.asarray(im)
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:

@@ -23,13 +23,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from endopat.annotation import FORMATS
 from endopat.annotation.export import Annotated, ExportFiles, Parsed
 from endopat.annotation.label_studio import UPLOAD_PREFIX
 from endopat.data.labeled import group_of
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.io import (
     IMAGE_SUFFIXES,
     atomic_path,
@@ -46,14 +46,15 @@ MANIFEST = "manifest.json"
 def read_export(export: str | Path, format: str | None = None, labels: list[str] | None = None,
                 annotator: str | None = None) -> Parsed:
     """The frames of an export, in ``format`` or the one detected."""
-    files = ExportFiles(export)
-    if format is not None:
-        if format not in FORMATS:
-            raise EndopatError(f"--format '{format}': choose one of {', '.join(FORMATS)}")
-        return FORMATS[format].read(files, labels, annotator)
-    for reader in FORMATS.values():
-        if reader.detect(files):
-            return reader.read(files, labels, annotator)
+    if format is not None and format not in FORMATS:
+        raise EndopatError(f"--format '{format}': choose one of {', '.join(FORMATS)}")
+    with reading(export, "annotation export"):
+        files = ExportFiles(export)
+        if format is not None:
+            return FORMATS[format].read(files, labels, annotator)
+        for reader in FORMATS.values():
+            if reader.detect(files):
+                return reader.read(files, labels, annotator)
     raise EndopatError(f"{export}: not an export endopat reads ({', '.join(m.TOOL for m in FORMATS.values())})")
 
 
@@ -90,11 +91,8 @@ class _Images:
 
 def _image_size(path: Path) -> tuple[int, int]:
 
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except (UnidentifiedImageError, OSError) as err:
-        raise EndopatError(f"{path}: not a readable image ({err})") from None
+    with reading(path, "image"), Image.open(path) as im:
+        return im.height, im.width
 
 
 def _existing_mask(out: Path, stem: str) -> np.ndarray | None:

@@ -24,7 +24,7 @@ import torch
 
 from endopat.data.geometry import Fit, aspect_size, content_box, fit_image
 from endopat.data.video import iter_frames, video_info
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.io import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -51,8 +51,13 @@ class FrameStore:
         self.root = Path(root)
         if not is_store(self.root):
             raise EndopatError(f"{self.root}: not a frame store (no {STORE_META} + {STORE_DATA})")
-        self.meta = json.loads((self.root / STORE_META).read_text())
-        self.shape = (self.meta["count"], self.meta["height"], self.meta["width"], 3)
+        with reading(self.root / STORE_META, "frame store"):
+            self.meta = json.loads((self.root / STORE_META).read_text())
+            self.shape = tuple(int(self.meta[k]) for k in ("count", "height", "width")) + (3,)
+            if min(self.shape) < 1 or (self.root / STORE_DATA).stat().st_size != int(np.prod(self.shape)):
+                raise EndopatError(f"{self.root / STORE_DATA}: {(self.root / STORE_DATA).stat().st_size} bytes, not "
+                                   f"the {self.shape[0]} frames of {self.shape[1]}x{self.shape[2]} RGB that "
+                                   f"{STORE_META} names (rebuild the store with `endopat frames`)")
         self._data: np.memmap | None = None
 
     @property

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from endopat.data.geometry import Fit, fit_image, fit_mask
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.io import read_image
 
 SPLITS = ("train", "val", "test")
@@ -41,6 +41,11 @@ class MaskFormat:
               source: str = "mask format") -> "MaskFormat":
         """From a config (``{"255,0,0": "instrument", "0": "background"}``) or a CLI string
         (``"255,0,0=instrument;0,0,0=background"``); a bad one is a one-line error."""
+        with reading(source, "class map"):
+            return cls._parse(threshold, class_map, source)
+
+    @classmethod
+    def _parse(cls, threshold: float, class_map: dict[str, str] | str | None, source: str) -> "MaskFormat":
         if not 0 < threshold < 1:
             raise EndopatError(f"{source}: mask threshold {threshold} must be between 0 and 1 (a share of the "
                                "value range, e.g. 0.5)")
@@ -219,7 +224,8 @@ def load_mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray:
     decode = MASK_ENCODINGS[sample.encoding].decode
     mask = np.zeros(shape, dtype=bool)
     for path in sample.masks:
-        part = _apply_crop(decode(read_image(path, mode="raw"), path, sample.mask_format), sample.crop, path)
+        with reading(path, "mask"):
+            part = _apply_crop(decode(read_image(path, mode="raw"), path, sample.mask_format), sample.crop, path)
         if part.shape != tuple(shape):
             raise EndopatError(
                 f"{path}: mask size {part.shape[1]}x{part.shape[0]} != image size "

@@ -7,7 +7,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, describe, reading
 from endopat.io import atomic_path
 
 
@@ -16,11 +16,10 @@ def _open(path: Path):
 
     if not path.is_file():
         raise EndopatError(f"{path}: video not found")
-    try:
+    with reading(path, "video"):
         container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise EndopatError(f"{path}: not a readable video ({err.__class__.__name__}: {err})") from None
-    if not container.streams.video:
+        streams = container.streams.video
+    if not streams:
         container.close()
         raise EndopatError(f"{path}: no video stream")
     return container
@@ -58,8 +57,8 @@ def iter_frames(
                 if size is not None:
                     frame = frame.reformat(width=size[1], height=size[0])
                 yield n, frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as err:
-            raise EndopatError(f"{path}: video is corrupt after frame {n} ({err})") from None
+        except Exception as err:  # noqa: BLE001 - any bytes (errors.reading): one line naming the file
+            raise EndopatError(f"{path}: video is corrupt after frame {n} ({describe(err)})") from None
     if n < 0:
         raise EndopatError(f"{path}: video has no frames")
 

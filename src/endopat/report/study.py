@@ -24,7 +24,7 @@ import numpy as np
 
 from endopat import colour
 from endopat.data.splits import parse_fraction
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.evaluate import summarize
 from endopat.io import atomic_write_text
 from endopat.report import compute
@@ -42,10 +42,10 @@ def collect(out: Path) -> list[dict]:
     """One entry per finished cell: its cell.json plus the per-image rows of its metrics.csv."""
     cells = []
     for metrics in sorted((out / "cells").glob("*/*/metrics.csv")):
-        meta = json.loads((metrics.parent / "cell.json").read_text())
-        with open(metrics) as fh:
+        with reading(metrics.parent, "finished cell (cell.json + metrics.csv)"), open(metrics) as fh:
+            meta = json.loads((metrics.parent / "cell.json").read_text())
             rows = [dict(r, dice=float(r["dice"]), iou=float(r["iou"])) for r in csv.DictReader(fh)]
-        cells.append(dict(meta, rows=rows, folder=str(metrics.parent)))
+            cells.append(dict(meta, rows=rows, folder=str(metrics.parent)))
     return cells
 
 

@@ -24,7 +24,7 @@ from endopat.data.readers import open_labeled
 from endopat.data.splits import Split, make_split
 from endopat.data.synth import SynthSpec, generate
 from endopat.encoder_weights import check_weights_file
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, describe, reading
 from endopat.study.config import LabeledSource, StudyConfig, study_from_dict
 from endopat.study.grid import all_stages
 from endopat.study.sources import Overlap, prepare_source
@@ -107,11 +107,9 @@ def reopen(run: str | Path, log: Log = print) -> tuple[StudyConfig, StudyData]:
     meta = run / "study.json"
     if not meta.is_file():
         raise EndopatError(f"{run}: not a study run folder (no study.json)")
-    try:
+    with reading(meta, "study.json"):
         saved = json.loads(meta.read_text())
-    except ValueError as err:
-        raise EndopatError(f"{meta}: unreadable ({err})") from None
-    cfg = study_from_dict(saved, str(meta))
+        cfg = study_from_dict(saved, str(meta))
     return cfg, prepare(cfg, run, log)
 
 
@@ -136,8 +134,10 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
         return
     try:
         old = json.loads(path.read_text())
+        if not isinstance(old, dict):
+            raise ValueError("not a mapping")
     except (OSError, ValueError) as exc:
-        raise EndopatError(f"{path}: unreadable ({exc}); move it away to start this run folder again")
+        raise EndopatError(f"{path}: unreadable ({describe(exc)}); move it away to start this run folder again") from None
     if isinstance(old.get("unlabeled"), dict):  # before test_frames existed, every frame was pretrained on
         old["unlabeled"] = {k: {"path": v, "test_frames": "keep"} if isinstance(v, str) else v
                             for k, v in old["unlabeled"].items()}

@@ -1,0 +1,291 @@
+"""Every reader of a user's file, fed mutated files (truncated, bit-flipped, spliced, text, empty,
+another format, huge dimensions): each case reads or ends in one EndopatError naming the file,
+never another exception. 200 cases per reader here (mutations of small files made here and of a
+real frame from ../shared/data); ``python bench/fuzz.py`` runs 5,000."""
+
+import io
+import json
+import os
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from endopat.errors import EndopatError
+
+CASES = int(os.environ.get("ENDOPAT_FUZZ_CASES", 200))  # bench/fuzz.py runs more
+FOREIGN = [b"", b"junk\n", b"\x80\x02}q\x00.", b"PK\x03\x04", b"\x89PNG\r\n\x1a\n", b'{"a": [1,', b"\x00" * 64,
+           b"format: endopat\n", b"\xff\xd8\xff\xe0", "é✓\n".encode("utf-16")]
+
+
+def huge_png(width: int = 60000, height: int = 60000) -> bytes:
+    """A PNG whose header claims huge dimensions (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def mutants(seed: bytes, n: int = CASES, rng_seed: int = 0):
+    """``n`` mutations of ``seed``: each of truncation, bit flips, byte splices, a repeated or
+    deleted slice, another file's bytes, or text in its place."""
+    rng = np.random.default_rng(rng_seed)
+    for k in range(n):
+        data = bytearray(seed)
+        how = k % 7
+        if how == 0 and data:  # truncated
+            data = data[: int(rng.integers(0, len(data)))]
+        elif how == 1 and data:  # bits flipped
+            for i in rng.integers(0, len(data), int(rng.integers(1, 9))):
+                data[i] ^= 1 << int(rng.integers(0, 8))
+        elif how == 2:  # random bytes spliced in
+            at = int(rng.integers(0, len(data) + 1))
+            data[at:at] = bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8))
+        elif how == 3 and len(data) > 2:  # a slice deleted or repeated
+            a, b = sorted(int(x) for x in rng.integers(0, len(data), 2))
+            data = data[:a] + data[b:] if rng.random() < 0.5 else data[:b] + data[a:b] + data[b:]
+        elif how == 4:  # another format's bytes, maybe followed by noise
+            data = bytearray(FOREIGN[k % len(FOREIGN)] + bytes(rng.integers(0, 256, int(rng.integers(0, 300)),
+                                                                          dtype=np.uint8)))
+        elif how == 5 and data:  # bytes overwritten with one value (zeroed or 0xff runs)
+            a = int(rng.integers(0, len(data)))
+            data[a: a + int(rng.integers(1, 256))] = bytes([int(rng.choice([0, 255]))]) * len(data[a: a + 255])
+        else:  # whole-file replacements: empty, text, a huge-dimensions image
+            data = bytearray([b"", b"not a file of this kind\n", huge_png()][k % 3])
+        yield bytes(data)
+
+
+def fuzz(tmp_path: Path, name: str, seed: bytes, read, n: int = CASES) -> int:
+    """Feed ``n`` mutants of ``seed`` (written as ``name``) to ``read(path)``; returns how many
+    read without error. Any exception but EndopatError fails, naming the case."""
+    path = tmp_path / name
+    ok = 0
+    for k, data in enumerate(mutants(seed, n)):
+        path.write_bytes(data)
+        try:
+            read(path)
+            ok += 1
+        except EndopatError as err:
+            assert "\n" not in str(err).strip() and str(path) in str(err), f"case {k}: {err}"
+        except Exception as err:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"case {k} ({len(data)} bytes): {err.__class__.__name__}: {err}")
+    return ok
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+RGB = np.random.default_rng(0).integers(0, 255, (24, 32, 3), np.uint8)
+MASK = np.zeros((24, 32), np.uint8)
+MASK[5:15, 8:20] = 255
+
+
+@pytest.mark.parametrize("name, seed", [("a.png", _png(RGB)), ("a.jpg", _jpeg(RGB))])
+def test_any_bytes_as_an_image_read_or_end_in_one_line(tmp_path, name, seed):
+    from endopat.io import read_image
+
+    fuzz(tmp_path, name, seed, read_image)
+
+
+def test_any_bytes_of_a_real_frame_read_or_end_in_one_line(tmp_path, shared_data):
+    from endopat.io import read_image
+
+    seed = (shared_data / "endoscapes-unlabeled").glob("*.jpg").__next__().read_bytes()
+    fuzz(tmp_path, "frame.jpg", seed, read_image)
+
+
+@pytest.mark.parametrize("encoding, mask", [("binary", MASK), ("binary", (MASK // 255).astype(np.uint16) * 65535),
+                                            ("nonzero", MASK // 255 * 20)])
+def test_any_bytes_as_a_mask_of_each_encoding_read_or_end_in_one_line(tmp_path, encoding, mask):
+    from endopat.data.labeled import Sample, load_mask
+
+    fuzz(tmp_path, "m.png", _png(mask),
+         lambda p: load_mask(Sample(tmp_path / "img.png", (p,), "g", "id", encoding=encoding), (24, 32)))
+
+
+def test_any_class_map_string_parses_or_ends_in_one_line(tmp_path):
+    from endopat.data.labeled import MaskFormat
+
+    text = b"255,0,0=instrument;0,0,0=background;7=background"
+    fuzz(tmp_path, "class-map", text,
+         lambda p: MaskFormat.parse(class_map=p.read_bytes().decode("latin-1"), source=str(p)))
+
+
+def test_any_bytes_as_a_yaml_config_read_or_end_in_one_line(tmp_path):
+    from endopat.config import load_yaml
+
+    fuzz(tmp_path, "c.yaml", (Path(__file__).parents[1] / "examples" / "demo.yaml").read_bytes(), load_yaml)
+
+
+def test_any_bytes_as_a_checkpoint_read_or_end_in_one_line(tmp_path):
+    from endopat.checkpoints import load_checkpoint
+
+    buf = io.BytesIO()
+    torch.save({"format": "endopat", "format_version": 1, "state_dict": {"w": torch.ones(3, 2)},
+                "model": {"arch": "basic_unet"}}, buf)
+    fuzz(tmp_path, "best.pt", buf.getvalue(), load_checkpoint)
+
+
+@pytest.mark.parametrize("name", ["w.pth", "w.bin", "w.safetensors"])
+def test_any_bytes_as_encoder_weights_read_or_end_in_one_line(tmp_path, name):
+    from safetensors.torch import save
+
+    from endopat.encoder_weights import read_weights_file
+
+    state = {"conv1.weight": torch.randn(4, 3, 3, 3), "bn1.bias": torch.zeros(4)}
+    if name.endswith(".safetensors"):
+        seed = save(state)
+    else:
+        buf = io.BytesIO()
+        torch.save({"state_dict": state}, buf)
+        seed = buf.getvalue()
+    fuzz(tmp_path, name, seed, read_weights_file)
+
+
+def test_text_as_encoder_weights_is_one_line_naming_the_file(tmp_path):
+    from endopat.encoder_weights import read_weights_file
+
+    (tmp_path / "w.pth").write_text("junk")
+    with pytest.raises(EndopatError, match=r"w\.pth: not a readable checkpoint"):
+        read_weights_file(tmp_path / "w.pth")
+
+
+def test_any_bytes_as_a_video_read_or_end_in_one_line(tmp_path):
+    from endopat.data.video import iter_frames, write_video
+
+    write_video(tmp_path / "seed.mp4", [RGB[:16, :16]] * 4, fps=5)
+    fuzz(tmp_path, "v.mp4", (tmp_path / "seed.mp4").read_bytes(), lambda p: list(iter_frames(p)), n=CASES)
+
+
+def test_any_bytes_in_a_frame_store_s_files_read_or_end_in_one_line(tmp_path):
+    from endopat.data.frames import STORE_DATA, STORE_META, FrameStore
+
+    store = tmp_path / "store"
+    store.mkdir()
+    meta = json.dumps({"count": 2, "height": 4, "width": 5, "sources": [], "stride": 1}).encode()
+    (store / STORE_DATA).write_bytes(bytes(2 * 4 * 5 * 3))
+
+    def read_meta(p: Path) -> None:
+        (store / STORE_META).write_bytes(p.read_bytes())
+        try:
+            FrameStore(store)[1]
+        except EndopatError as err:  # the error names the store's own file
+            raise EndopatError(f"{p}: {err}") from None
+
+    fuzz(tmp_path, "meta.json", meta, read_meta)
+    (store / STORE_META).write_bytes(meta)
+
+    def read_data(p: Path) -> None:
+        (store / STORE_DATA).write_bytes(p.read_bytes())
+        try:
+            FrameStore(store)[1]
+        except EndopatError as err:
+            raise EndopatError(f"{p}: {err}") from None
+
+    fuzz(tmp_path, "frames.u8", bytes(2 * 4 * 5 * 3), read_data)
+
+
+def _exports(tmp_path: Path) -> dict[str, bytes]:
+    from endopat.annotation import cvat_xml, label_studio_tasks
+
+    files = [("a.png", (24, 32))]
+    tasks = label_studio_tasks(files, [MASK > 0])
+    ls = [{"id": 1, "data": t["data"], "annotations": [{"id": 2, "completed_by": 1, "was_cancelled": False,
+                                                        "result": t["predictions"][0]["result"],
+                                                        "updated_at": "2026-12-01T10:00:00Z"}]} for t in tasks]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 32, "height": 24}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                             "segmentation": [[8, 5, 20, 5, 20, 15, 8, 15]]}],
+            "categories": [{"id": 1, "name": "instrument"}]}
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("labelmap.txt", "background:0,0,0::\ninstrument:250,50,83::\n")
+        rgb = np.zeros((24, 32, 3), np.uint8)
+        rgb[MASK > 0] = (250, 50, 83)
+        z.writestr("SegmentationClass/a.png", _png(rgb))
+    return {"cvat.xml": cvat_xml(files, [MASK > 0]).encode(), "ls.json": json.dumps(ls).encode(),
+            "coco.json": json.dumps(coco).encode(), "masks.zip": zbuf.getvalue()}
+
+
+@pytest.mark.parametrize("name", ["cvat.xml", "ls.json", "coco.json", "masks.zip"])
+def test_any_bytes_as_an_annotation_export_import_or_end_in_one_line_writing_nothing(tmp_path, name):
+    from endopat.annotation.importer import import_export
+
+    images = tmp_path / "frames"
+    images.mkdir()
+    (images / "a.png").write_bytes(_png(RGB[:24, :32]))
+    out = tmp_path / "labeled"
+
+    def read(p: Path) -> None:
+        before = sorted(out.rglob("*")) if out.exists() else []
+        try:
+            import_export(p, images, out, replace=True)
+        except EndopatError:
+            assert (sorted(out.rglob("*")) if out.exists() else []) == before  # nothing written
+            raise
+
+    fuzz(tmp_path, name, _exports(tmp_path)[name], read)
+
+
+def test_any_bytes_in_a_finished_cell_or_study_json_end_in_one_line(tmp_path):
+    from endopat.report.study import collect
+    from endopat.study.prepare import check_same_study
+
+    cell = tmp_path / "run" / "cells" / "baseline" / "c0"
+    cell.mkdir(parents=True)
+    (cell / "cell.json").write_text(json.dumps({"method": "baseline", "fraction": "1", "subset": 0}))
+    metrics = b"id,dice,iou\nimg0,0.5,0.4\nimg1,0.7,0.6\n"
+
+    def read_metrics(p: Path) -> None:
+        (cell / "metrics.csv").write_bytes(p.read_bytes())
+        try:
+            collect(tmp_path / "run")
+        except EndopatError as err:
+            raise EndopatError(f"{p}: {err}") from None
+
+    fuzz(tmp_path, "metrics.csv", metrics, read_metrics)
+
+    class Cfg:  # check_same_study compares the saved config with this one
+        @staticmethod
+        def model_dump_json():
+            return json.dumps({"name": "x"})
+
+    def read_study(p: Path) -> None:
+        (tmp_path / "run" / "study.json").write_bytes(p.read_bytes())
+        try:
+            check_same_study(Cfg, tmp_path / "run")
+        except EndopatError as err:
+            raise EndopatError(f"{p}: {err}") from None
+
+    fuzz(tmp_path, "study.json", json.dumps({"name": "x", "seed": 0}).encode(), read_study)
+
+
+def test_any_bytes_as_an_onnx_model_load_or_end_in_one_line(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from endopat.config import ModelConfig
+    from endopat.export import OnnxSegmenter
+
+    seed = tmp_path / "seed.onnx"
+    torch.onnx.export(torch.nn.Conv2d(1, 1, 1), (torch.zeros(1, 1, 8, 8),), str(seed), dynamo=False,
+                      input_names=["input"], output_names=["probability"])
+    model = onnx.load(str(seed))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "endopat", json.dumps({"model": ModelConfig().model_dump(mode="json"), "threshold": 0.5})
+    onnx.save(model, str(seed))
+    fuzz(tmp_path, "m.onnx", seed.read_bytes(), OnnxSegmenter)
