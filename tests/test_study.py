@@ -148,6 +148,8 @@ def test_a_study_runs_every_cell_and_writes_the_report(finished):
               "stats.csv"):
         assert (out / "report" / f).is_file(), f
     assert (out / "stages" / "pretrain" / "target" / "done.json").is_file()
+    md = (out / "report" / "report.md").read_text()
+    assert "Protocol: **endopat**" in md and "- segmenter input Lab (the paper: the L channel)" in md
 
 
 def test_the_report_says_what_each_stage_and_each_methods_cells_cost(finished):

@@ -110,6 +110,19 @@ def label_subsets(train: Sequence[str], fractions: Sequence[str] = DEFAULT_FRACT
     return out
 
 
+def validation_subset(val: Sequence[str], fraction: str, subset: int, seed: int = 0) -> list[str]:
+    """The paper's validation data of label subset ``subset`` at ``fraction``: that share of the
+    validation ids, disjoint across subsets (the validation pool shuffled with ``seed`` and cut
+    into as many whole subsets as it holds; a subset index beyond them wraps around)."""
+    n = len(val)
+    k = parse_fraction(fraction)
+    size = max(1, round(k * n))
+    count = max(1, min(math.floor(1 / k), n // size))
+    order = [val[i] for i in np.random.default_rng(seed).permutation(n)]
+    j = subset % count
+    return sorted(order[j * size : (j + 1) * size])
+
+
 def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0.15,
                test_fraction: float = 0.25, fractions: Sequence[str] = DEFAULT_FRACTIONS,
                max_subsets: int = 5, source: str = "", layout: str | None = None,

@@ -6,7 +6,8 @@ import base64
 import html
 from pathlib import Path
 
-from endopat.report.texts import DIFF_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SHARES, SOURCES_TEXT
+from endopat.report.texts import DIFF_TEXT, NO_SAVINGS_TEXT, PROTOCOL_TEXT, SAVINGS_TEXT, SHARES, SOURCES_TEXT
+from endopat.study.protocol import deviations
 
 
 def _img_tag(path: Path | None, alt: str) -> str:
@@ -68,6 +69,8 @@ figure{{margin:1em 0}}figcaption{{color:#555;font-size:90%}}</style></head><body
 <h1>Study report: {html.escape(cfg.name)}</h1>
 <p id="progress">{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos disjoint
 from training and validation.</p>
+<p id="protocol">{html.escape(PROTOCOL_TEXT.format(protocol=cfg.protocol).replace("**", ""))}</p>
+<ul>{"".join(f"<li>{html.escape(d)}</li>" for d in deviations(cfg))}</ul>
 <h2>Table 1</h2>{_html_table(table, cols)}
 <h2>DSC against labeled-set size</h2>{_img_tag(curves, "mean test DSC against labeled images")}
 <h2>Label savings</h2><p>{html.escape(SAVINGS_TEXT)}</p>{_html_table(sav, [("method", "method"),

@@ -33,9 +33,10 @@ from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlay
 from endopat.report.html import fmt, page
 from endopat.report.pretraining import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
-from endopat.report.texts import (DIFF_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT,
+from endopat.report.texts import (DIFF_TEXT, PROTOCOL_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT,
                                    VS_TEXT)
 from endopat.study.grid import cells as grid_cells
+from endopat.study.protocol import deviations
 
 
 def collect(out: Path) -> list[dict]:
@@ -107,6 +108,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           f"{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos "
           f"disjoint from training and validation ({len(data.split.train)} training, {len(data.split.val)} "
           "validation images).", "",
+          PROTOCOL_TEXT.format(protocol=cfg.protocol), "", *[f"- {d}" for d in deviations(cfg)], "",
           "## Table 1: test DSC and IoU per image (mean with % change vs baseline, median, IQR)", "",
           markdown_table(table), "",
           "## DSC against the number of labeled images (paper Fig. 5/6)", "", "![curves](curves.png)", "",

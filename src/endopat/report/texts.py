@@ -35,3 +35,7 @@ SOURCES_TEXT = ("Files of each pretraining source that belong to the test split:
 
 VS_TEXT = ("Each method against {vs} instead of the baseline, at the fractions both ran: the same "
            "inference, verdict and shares as above (e.g. a volume ablation: more frames or steps against fewer).")
+
+PROTOCOL_TEXT = ("Protocol: **{protocol}** (`protocol:` in the config; endopat.study.protocol). Where this study "
+                 "differs from the paper's protocol (L input, no augmentation, transductive pretraining, a "
+                 "validation subset per label subset; sec. 2.2.2, 2.3 and the Discussion):")

@@ -31,6 +31,8 @@ from endopat.data.labeled import MaskFormat
 from endopat.data.splits import DEFAULT_FRACTIONS, fraction_label, parse_fraction
 from endopat.data.synth import SynthSpec
 from endopat.errors import EndopatError
+from endopat.study import protocol
+from endopat.study.protocol import PROTOCOLS
 from endopat.tasks import known_task
 from endopat.tasks.config import PretrainConfig, PretrainSettings
 
@@ -126,6 +128,8 @@ class Method(_Strict):
                                         "(default: all of them): e.g. an ablation at the small fractions only")
     arch: str | None = Field(None, description="this method's model.arch (default: the study's): e.g. a ViT "
                              "beside the paper's U-Net in one study; its stages are its own")
+    lr: float | None = Field(None, gt=0, description="this method's fine-tuning learning rate (default: the "
+                             "study's finetune.lr): e.g. does a smaller one keep more of a pretrained start?")
     selection: Selection = Field(Selection(), description="how the cell's labeled frames are drawn from the "
                                  "training pool: a strategy name, or {strategy, rounds}")
 
@@ -146,6 +150,14 @@ class Method(_Strict):
 
 class StudyConfig(_Strict):
     name: str = "study"
+    protocol: Literal[PROTOCOLS] = Field(
+        "endopat", description="paper: the paper's protocol (L input, no augmentation, transductive "
+        "pretraining, a validation subset per label subset), each part unless set in the config "
+        "(endopat.study.protocol); the report lists every remaining deviation from the paper")
+    validation: Literal["whole", "subsets"] = Field(
+        "whole", description="what a cell validates on (learning-rate plateaus, early stopping, the kept "
+        "epoch): the whole validation split, or subsets: the paper's, the label fraction's share of it, "
+        "disjoint across label subsets")
     seed: int = 0
     synth: list[SynthData] = []
     labeled: LabeledSource
@@ -172,6 +184,11 @@ class StudyConfig(_Strict):
     finetune: FinetuneSettings = FinetuneSettings()
     runtime: RuntimeConfig = RuntimeConfig()
     overlays: int = Field(4, ge=0, description="test images shown with each method's prediction")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol(cls, data):
+        return protocol.apply(data)
 
     @field_validator("unlabeled", "weights", mode="before")
     @classmethod
@@ -228,8 +245,8 @@ class StudyConfig(_Strict):
                                                      "encoder_weights": encoder_weights, "encoder_norm": norm})
 
     def finetune_config(self, section: FinetuneSettings, seed: int, encoder_weights: str | None = None,
-                        arch: str | None = None, norm: str = "imagenet") -> FinetuneConfig:
-        data = section.model_dump() | self.runtime.model_dump()
+                        arch: str | None = None, norm: str = "imagenet", lr: float | None = None) -> FinetuneConfig:
+        data = section.model_dump() | self.runtime.model_dump() | ({"lr": lr} if lr else {})
         return FinetuneConfig.model_validate(data | {"model": self.model_for(arch=arch), "seed": seed,
                                                      "encoder_weights": encoder_weights, "encoder_norm": norm})
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from endopat.data.splits import Split, fraction_label
+from endopat.data.splits import Split, fraction_label, validation_subset
 from endopat.errors import EndopatError
 from endopat.study.config import Method, StudyConfig
 from endopat.tasks import DEFAULT_TASK
@@ -151,3 +151,12 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def shard(items: list[Cell], i: int, n: int) -> list[Cell]:
     return [c for c in items if c.index % n == i]
+
+
+def validation_ids(cfg: StudyConfig, split, cell: Cell) -> list[str]:
+    """What ``cell`` validates on: the whole validation split, or (``validation: subsets``, the
+    paper's) its label fraction's share of it, disjoint across label subsets. A labeling round
+    (a label count, not a fraction) validates on the whole split."""
+    if cfg.validation == "whole" or cell.round:
+        return list(split.val)
+    return validation_subset(split.val, cell.fraction, cell.subset, cfg.seed)

@@ -43,6 +43,7 @@ from endopat.study.grid import (
     init_stage,
     round_cells,
     shard,
+    validation_ids,
 )
 from endopat.study.prepare import (
     StudyData,
@@ -159,10 +160,12 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
     w = cell.method.encoder_weights
     weights = cfg.weights_file(w, out) if w and init is None else None
     ft_cfg = cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed), weights, cell.method.arch,
-                                 cfg.weights_norm(w) if w else "imagenet")
+                                 cfg.weights_norm(w) if w else "imagenet", lr=cell.method.lr)
+
+    val = data.ids(validation_ids(cfg, data.split, cell))
 
     def round_one(ids: list[str], where: Path) -> Path:  # uncertainty selection's first round
-        return finetune(data.ids(ids), data.ids(data.split.val), where, ft_cfg, init=init, progress=progress,
+        return finetune(data.ids(ids), val, where, ft_cfg, init=init, progress=progress,
                         log=lambda *a: None, provenance={"cell": cell.key, "round": 1})
 
     if cell.round:
@@ -170,7 +173,7 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
     else:
         train = data.ids(select(cell.method.selection.strategy, data, cell.fraction, cell.subset,
                                 cell.seed(cfg.seed), init, folder, round_one))
-    best = finetune(train, data.ids(data.split.val), folder / "run", ft_cfg, init=init,
+    best = finetune(train, val, folder / "run", ft_cfg, init=init,
                     progress=progress, log=lambda *a: None,
                     provenance={"cell": cell.key, "method": cell.method.name, "fraction": cell.fraction,
                                 "subset": cell.subset, "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep})
