@@ -1,0 +1,129 @@
+"""Annotations in, better models out. Each annotation a webhook brings is imported into the
+labeled folder by ``endopat import``'s rules (an update replaces the frame's mask; a new annotation
+never silently overwrites a different one), before the webhook is answered, so a kill loses none.
+Every ``retrain_every`` new masks, or on START_TRAINING, a fine-tune runs in a background thread
+from the configured start on a fresh group-disjoint split of the labeled folder; the new model is
+served only when its validation Dice is not below the served model's on the same validation part
+(both scored by :func:`endopat.evaluate.evaluate`). Each training's folder and verdict stay under
+``STATE/trainings/``; the served one is in ``STATE/current.json`` (:mod:`endopat.serve.model`)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from endopat.annotation.importer import import_export
+from endopat.annotation.label_studio import image_name
+from endopat.checkpoints import load_checkpoint, model_config
+from endopat.config import FinetuneConfig
+from endopat.errors import EndopatError
+from endopat.io import atomic_write_text
+from endopat.serve.images import ImageSource, RequestError
+from endopat.serve.model import ServedModel
+
+EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "START_TRAINING")
+
+
+class Learner:
+    def __init__(self, served: ServedModel, labeled: Path, images: ImageSource, state: Path,
+                 start: Path | None = None, retrain_every: int = 0, epochs: int = 30, log=print):
+        self.served, self.labeled, self.images, self.state = served, labeled, images, state
+        self.start = start or served.checkpoint  # what every retraining starts from
+        self.retrain_every, self.epochs, self.log = retrain_every, epochs, log
+        self.new = 0  # masks added or replaced since the last training started
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def training(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def webhook(self, event: str, payload: dict) -> dict:
+        if event == "START_TRAINING":
+            return self.start_training()
+        if event not in EVENTS:
+            return {"status": "ignored", "event": event}
+        task, annotation = payload.get("task"), payload.get("annotation")
+        if not isinstance(task, dict) or not isinstance(annotation, dict):
+            raise RequestError(400, f"{event}: the payload needs 'task' and 'annotation' objects")
+        counts = self._import(event, task, annotation)
+        with self._lock:
+            self.new += counts.get("added", 0) + counts.get("replaced", 0)
+            due = self.retrain_every and self.new >= self.retrain_every
+        out = {"status": "imported", **{k: v for k, v in counts.items() if isinstance(v, int)}}
+        if due:
+            out["training"] = self.start_training()["status"]
+        return out
+
+    def _import(self, event: str, task: dict, annotation: dict) -> dict:
+        """One task's annotation through ``endopat import`` (Label Studio JSON)."""
+        name = Path(image_name(task)).name
+        if not name:
+            raise RequestError(400, f"task {task.get('id')}: no image in its data")
+        _, data = self.images.task_image(task)
+        incoming = self.state / "incoming"
+        image = incoming / "images" / name
+        if not image.is_file() or image.read_bytes() != data:
+            image.parent.mkdir(parents=True, exist_ok=True)
+            tmp = image.with_name(f".{name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(image)
+        export = incoming / f"{time.strftime('%Y%m%d-%H%M%S')}-task{task.get('id')}-ann{annotation.get('id')}.json"
+        atomic_write_text(export, json.dumps([{"id": task.get("id"), "data": task.get("data", {}),
+                                               "annotations": [annotation]}]))
+        try:
+            return import_export(export, image.parent, self.labeled, format="label-studio",
+                                 replace=event == "ANNOTATION_UPDATED")
+        except EndopatError as err:
+            raise RequestError(409 if "holds a different mask" in str(err) else 400, str(err)) from None
+
+    def start_training(self) -> dict:
+        with self._lock:
+            if self.training:
+                return {"status": "already training"}
+            if self.served.checkpoint.suffix.lower() == ".onnx":
+                raise RequestError(400, "this server serves an ONNX file: retraining needs the .pt checkpoint")
+            self.new = 0
+            self._thread = threading.Thread(target=self._train, name="endopat-retrain", daemon=True)
+            self._thread.start()
+            return {"status": "training started"}
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _train(self) -> None:
+        from endopat.data.splits import train_val
+        from endopat.evaluate import evaluate
+        from endopat.finetune import finetune
+
+        runs = self.state / "trainings"
+        folder = runs / f"{len(list(runs.glob('*'))) + 1 if runs.is_dir() else 1:04d}"
+        record: dict = {"folder": str(folder), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "served_before": self.served.model_version}
+        try:
+            train, val = train_val(self.labeled, folder, log=lambda *a: None)
+            cfg = FinetuneConfig(model=model_config(load_checkpoint(self.start)), epochs=self.epochs)
+            best = finetune(train, val, folder / "run", cfg, init=self.start, progress=False, log=lambda *a: None,
+                            provenance={"served_by": "endopat serve", "labeled": str(self.labeled)})
+            new = float(np.mean([r["dice"] for r in evaluate(best, val)]))
+            old = float(np.mean([r["dice"] for r in evaluate(self.served.checkpoint, val)]))
+            record.update(train=len(train), val=len(val), val_dice_new=new, val_dice_served=old)
+            if new >= old:
+                record["served"] = self.served.swap(best)
+                record["verdict"] = "swapped in: not worse on the validation part"
+            else:
+                record["verdict"] = "kept the served model: the new one is worse on the validation part"
+        except (EndopatError, OSError, RuntimeError, ValueError) as err:
+            record["verdict"] = f"failed: {err}"
+        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_text(folder / "verdict.json", json.dumps(record, indent=1))
+        self.log(f"retraining {folder.name}: {record['verdict']}")
+
+    def trainings(self) -> list[dict]:
+        runs = self.state / "trainings"
+        return [json.loads(p.read_text()) for p in sorted(runs.glob("*/verdict.json"))] if runs.is_dir() else []

@@ -1,0 +1,224 @@
+"""endopat serve: the Label Studio ML backend protocol, in-process (FastAPI's TestClient); the
+real Label Studio end to end is tests/test_serve_label_studio.py."""
+
+import base64
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from endopat.annotation.write import LABEL_STUDIO_CONFIG, brush_rle  # noqa: E402
+from endopat.checkpoints import save_checkpoint  # noqa: E402
+from endopat.config import ModelConfig  # noqa: E402
+from endopat.evaluate import Segmenter  # noqa: E402
+from endopat.io import read_image, write_png  # noqa: E402
+from endopat.networks import build_unet  # noqa: E402
+from endopat.serve.app import build_server, create_app  # noqa: E402
+
+CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A checkpoint, a labeled folder of three videos, and frames to label."""
+    import torch
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "best.pt", kind="segmenter", model_cfg=CFG, state_dict=build_unet(CFG).state_dict())
+    rng = np.random.default_rng(0)
+    for v in range(3):
+        for f in range(2):
+            img = rng.integers(0, 255, (30, 40, 3), np.uint8)
+            write_png(tmp_path / "labeled" / "images" / f"v{v}_f{f:03d}.png", img)
+            write_png(tmp_path / "labeled" / "masks" / f"v{v}_f{f:03d}.png", (img[..., 0] > 127) * np.uint8(255))
+    for k in range(3):
+        write_png(tmp_path / "frames" / f"v9_f{k:03d}.png", rng.integers(0, 255, (30, 40, 3), np.uint8))
+    (tmp_path / "outside.png").write_bytes((tmp_path / "frames" / "v9_f000.png").read_bytes())
+    return tmp_path
+
+
+def client(world, **kw):
+    server = build_server(world / "best.pt", world / "state", world / "labeled", [world / "frames"],
+                          backend="torch", log=lambda *a: None, **kw)
+    return TestClient(create_app(server)), server
+
+
+def task(name, k=1):
+    return {"id": k, "data": {"image": f"/data/local-files/?d={name}"}}
+
+
+def test_health_says_up_with_the_model_version(world):
+    c, _ = client(world)
+    assert c.get("/health").json() == {"status": "UP", "model_class": "endopat", "model_version": "endopat-v1",
+                                       "training": False}
+
+
+def test_predict_gives_each_task_a_brush_mask_equal_to_the_segmenter_s_decoded_by_label_studio(world):
+    from label_studio_sdk.converter.brush import decode_rle
+
+    c, _ = client(world)
+    r = c.post("/predict", json={"tasks": [task("v9_f000.png", 1), task("v9_f001.png", 2)],
+                                 "label_config": LABEL_STUDIO_CONFIG, "project": "1.123"})
+    assert r.status_code == 200, r.text
+    seg = Segmenter(world / "best.pt")
+    for k, result in enumerate(r.json()["results"]):
+        img = read_image(world / "frames" / f"v9_f{k:03d}.png")
+        want = seg.probabilities([img])[0] >= seg.threshold
+        assert result["model_version"] == "endopat-v1" and 0.5 <= result["score"] <= 1
+        if not want.any():
+            assert result["result"] == []
+            continue
+        [shape] = result["result"]
+        got = decode_rle(shape["value"]["rle"]).reshape(30, 40, 4)[..., 3] > 0
+        assert np.array_equal(got, want) and shape["value"]["brushlabels"] == ["instrument"]
+        assert (shape["from_name"], shape["to_name"]) == ("tag", "image")
+
+
+def test_setup_remembers_the_project_s_config_for_predict(world):
+    c, _ = client(world)
+    assert c.post("/setup", json={"project": "7.1700000000", "schema": LABEL_STUDIO_CONFIG}).json() == {
+        "model_version": "endopat-v1"}
+    assert c.post("/predict", json={"tasks": [task("v9_f000.png")], "project": "7.1700000000"}).status_code == 200
+
+
+def _huge_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (3000, 3000)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+BAD = {  # case: (request, status, words in the error)
+    "unknown label": (("/setup", {"project": "1", "schema": LABEL_STUDIO_CONFIG.replace("instrument", "liver")}),
+                      422, "label 'liver'"),
+    "no brush control": (("/setup", {"project": "1", "schema": "<View><Image name='i' value='$image'/></View>"}),
+                         422, "no <BrushLabels>"),
+    "config not XML": (("/setup", {"project": "1", "schema": "<View"}), 400, "not valid XML"),
+    "tasks missing": (("/predict", {"label_config": LABEL_STUDIO_CONFIG}), 422, "tasks"),
+    "missing image": (("/predict", {"tasks": [task("nope.png")], "label_config": LABEL_STUDIO_CONFIG}), 404,
+                      "no such image"),
+    "path outside the roots": (("/predict", {"tasks": [task("../outside.png")], "label_config": LABEL_STUDIO_CONFIG}),
+                               403, "outside the folders"),
+    "absolute path outside": (("/predict", {"tasks": [{"id": 1, "data": {"image": "/etc/passwd"}}],
+                                            "label_config": LABEL_STUDIO_CONFIG}), 403, "outside the folders"),
+    "oversized image": (("/predict", {"tasks": [task("huge.png")], "label_config": LABEL_STUDIO_CONFIG}), 413,
+                        "over the server's limit"),
+    "not an image": (("/predict", {"tasks": [task("junk.png")], "label_config": LABEL_STUDIO_CONFIG}), 400,
+                     "not a readable image"),
+    "a URL of another host": (("/predict", {"tasks": [{"id": 1, "data": {"image": "http://example.org/a.png"}}],
+                                            "label_config": LABEL_STUDIO_CONFIG}), 400, "--label-studio-url"),
+    "webhook without task": (("/webhook", {"action": "ANNOTATION_CREATED", "annotation": {}}), 400, "'task'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_request_is_a_4xx_json_error_and_the_server_keeps_serving(world, case):
+    (world / "frames" / "huge.png").write_bytes(_huge_png())
+    (world / "frames" / "junk.png").write_text("not an image")
+    c, _ = client(world, max_image_pixels=1_000_000)
+    (path, body), status, words = BAD[case]
+    r = c.post(path, json=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"] and "Traceback" not in r.text
+    assert c.get("/health").status_code == 200
+
+
+def test_malformed_json_is_a_422_json_error(world):
+    c, _ = client(world)
+    r = c.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "malformed request" in r.json()["error"]
+
+
+def test_with_basic_auth_a_request_without_it_is_refused(world):
+    c, _ = client(world, basic_auth=("ls", "secret"))
+    assert c.get("/health").status_code == 401
+    good = "Basic " + base64.b64encode(b"ls:secret").decode()
+    assert c.get("/health", headers={"Authorization": good}).status_code == 200
+    assert c.get("/health", headers={"Authorization": "Basic " + base64.b64encode(b"ls:no").decode()}).status_code == 401
+
+
+def _annotation(mask: np.ndarray, k: int = 10) -> dict:
+    h, w = mask.shape
+    return {"id": k, "completed_by": 1, "was_cancelled": False, "updated_at": f"2026-12-06T10:00:{k:02d}Z",
+            "result": [{"from_name": "tag", "to_name": "image", "type": "brushlabels", "original_width": w,
+                        "original_height": h, "value": {"format": "rle", "rle": brush_rle(mask),
+                                                        "brushlabels": ["instrument"]}}]}
+
+
+def _hook(c, action, name, mask, k=10):
+    return c.post("/webhook", json={"action": action, "task": task(name), "annotation": _annotation(mask, k),
+                                    "project": {"id": 1, "label_config": LABEL_STUDIO_CONFIG}})
+
+
+def test_a_new_annotation_is_imported_and_a_different_one_for_the_same_frame_is_refused_unless_updated(world):
+    c, _ = client(world)
+    first = np.zeros((30, 40), bool)
+    first[5:15, 10:30] = True
+    r = _hook(c, "ANNOTATION_CREATED", "v9_f000.png", first)
+    assert r.status_code == 201 and r.json()["result"]["added"] == 1
+    saved = world / "labeled" / "masks" / "v9_f000.png"
+    assert np.array_equal(read_image(saved, "L") > 127, first)
+    r = _hook(c, "ANNOTATION_CREATED", "v9_f000.png", ~first, 11)
+    assert r.status_code == 409 and "holds a different mask" in r.json()["error"]
+    assert np.array_equal(read_image(saved, "L") > 127, first)  # nothing overwritten
+    r = _hook(c, "ANNOTATION_UPDATED", "v9_f000.png", ~first, 12)
+    assert r.status_code == 201 and r.json()["result"]["replaced"] == 1
+    assert np.array_equal(read_image(saved, "L") > 127, ~first)
+
+
+def test_start_training_swaps_in_a_model_not_worse_on_validation_and_bumps_the_version(world, monkeypatch):
+    c, server = client(world, epochs=1)
+    scores = iter([0.9, 0.5])  # the new model, then the served one, on the same validation part
+    monkeypatch.setattr("endopat.evaluate.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
+    assert c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}).json()["result"] == {
+        "status": "training started"}
+    server.learner.wait(120)
+    [verdict] = server.learner.trainings()
+    assert verdict["verdict"].startswith("swapped in") and verdict["served"] == "endopat-v2"
+    assert c.get("/health").json()["model_version"] == "endopat-v2"
+    assert json.loads((world / "state" / "current.json").read_text())["version"] == 2
+
+
+def test_a_retrained_model_worse_on_validation_is_not_served(world, monkeypatch):
+    c, server = client(world, epochs=1)
+    scores = iter([0.4, 0.5])
+    monkeypatch.setattr("endopat.evaluate.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
+    c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
+    server.learner.wait(120)
+    assert server.learner.trainings()[0]["verdict"].startswith("kept the served model")
+    assert c.get("/health").json()["model_version"] == "endopat-v1"
+
+
+def test_every_n_new_masks_start_a_retraining_and_predictions_are_answered_meanwhile(world):
+    c, server = client(world, epochs=2, retrain_every=2)
+    m = np.zeros((30, 40), bool)
+    m[3:9, 4:20] = True
+    assert "training" not in _hook(c, "ANNOTATION_CREATED", "v9_f000.png", m).json()["result"]
+    assert _hook(c, "ANNOTATION_CREATED", "v9_f001.png", m, 11).json()["result"]["training"] == "training started"
+    codes = []
+    threads = [threading.Thread(target=lambda: codes.append(c.post("/predict", json={
+        "tasks": [task("v9_f002.png")], "label_config": LABEL_STUDIO_CONFIG}).status_code)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    server.learner.wait(300)
+    assert codes == [200] * 4
+    [verdict] = server.learner.trainings()
+    assert verdict["train"] + verdict["val"] <= 8 and "val_dice_new" in verdict
+    assert c.get("/health").json()["model_version"] == ("endopat-v2" if "served" in verdict else "endopat-v1")
+
+
+def test_a_restarted_server_serves_the_model_it_served_last(world, monkeypatch):
+    c, server = client(world, epochs=1)
+    scores = iter([0.9, 0.5])
+    monkeypatch.setattr("endopat.evaluate.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
+    c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
+    server.learner.wait(120)
+    again, _ = client(world)
+    assert again.get("/health").json()["model_version"] == "endopat-v2"
