@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 PY      = $(VENV)/bin/python
+# Label Studio in its own environment (its pins are not endopat's): the serve tests start it
+LS_VENV ?= .venv-ls
 
-.PHONY: install demo demo-quick test clean
+.PHONY: install label-studio demo demo-quick test clean
 
 install: $(VENV)/.installed
 
@@ -23,8 +25,15 @@ demo: install
 demo-quick: install
 	$(VENV)/bin/endopat demo --quick --out runs/demo-quick
 
-test: install
+# Label Studio for tests/test_serve_label_studio.py; where it cannot be installed those tests skip, saying so
+label-studio: $(LS_VENV)/.installed
+
+$(LS_VENV)/.installed:
+	@($(PYTHON) -m venv $(LS_VENV) && $(LS_VENV)/bin/python -m pip install -q label-studio==1.23.2 && touch $@) \
+	  || echo "warning: Label Studio could not be installed; its end-to-end tests will be skipped"
+
+test: install label-studio
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(LS_VENV) runs

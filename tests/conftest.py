@@ -17,3 +17,41 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real samples not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (for the servers tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SERVE_CFG = dict(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+
+
+@pytest.fixture
+def world(tmp_path):
+    """For the server tests: a tiny segmenter (best.pt), a labeled folder of three videos whose
+    masks are the frames' red channel above 127, and frames of a fourth video to label."""
+    import numpy as np
+
+    from endopat.checkpoints import save_checkpoint
+    from endopat.config import ModelConfig
+    from endopat.io import write_png
+    from endopat.networks import build_unet
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(**SERVE_CFG)
+    save_checkpoint(tmp_path / "best.pt", kind="segmenter", model_cfg=cfg, state_dict=build_unet(cfg).state_dict())
+    rng = np.random.default_rng(0)
+    for v in range(3):
+        for f in range(2):
+            img = rng.integers(0, 255, (30, 40, 3), np.uint8)
+            write_png(tmp_path / "labeled" / "images" / f"v{v}_f{f:03d}.png", img)
+            write_png(tmp_path / "labeled" / "masks" / f"v{v}_f{f:03d}.png", (img[..., 0] > 127) * np.uint8(255))
+    for k in range(3):
+        write_png(tmp_path / "frames" / f"v9_f{k:03d}.png", rng.integers(0, 255, (30, 40, 3), np.uint8))
+    (tmp_path / "outside.png").write_bytes((tmp_path / "frames" / "v9_f000.png").read_bytes())
+    return tmp_path

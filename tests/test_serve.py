@@ -14,34 +14,11 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from endopat.annotation.write import LABEL_STUDIO_CONFIG, brush_rle  # noqa: E402
-from endopat.checkpoints import save_checkpoint  # noqa: E402
-from endopat.config import ModelConfig  # noqa: E402
 from endopat.evaluate import Segmenter  # noqa: E402
-from endopat.io import read_image, write_png  # noqa: E402
-from endopat.networks import build_unet  # noqa: E402
+from endopat.io import read_image  # noqa: E402
 from endopat.serve.app import build_server, create_app  # noqa: E402
 
-CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
-
-
-@pytest.fixture
-def world(tmp_path):
-    """A checkpoint, a labeled folder of three videos, and frames to label."""
-    import torch
-
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "best.pt", kind="segmenter", model_cfg=CFG, state_dict=build_unet(CFG).state_dict())
-    rng = np.random.default_rng(0)
-    for v in range(3):
-        for f in range(2):
-            img = rng.integers(0, 255, (30, 40, 3), np.uint8)
-            write_png(tmp_path / "labeled" / "images" / f"v{v}_f{f:03d}.png", img)
-            write_png(tmp_path / "labeled" / "masks" / f"v{v}_f{f:03d}.png", (img[..., 0] > 127) * np.uint8(255))
-    for k in range(3):
-        write_png(tmp_path / "frames" / f"v9_f{k:03d}.png", rng.integers(0, 255, (30, 40, 3), np.uint8))
-    (tmp_path / "outside.png").write_bytes((tmp_path / "frames" / "v9_f000.png").read_bytes())
-    return tmp_path
-
+from conftest import free_port  # noqa: E402
 
 def client(world, **kw):
     server = build_server(world / "best.pt", world / "state", world / "labeled", [world / "frames"],
@@ -222,3 +199,63 @@ def test_a_restarted_server_serves_the_model_it_served_last(world, monkeypatch):
     server.learner.wait(120)
     again, _ = client(world)
     assert again.get("/health").json()["model_version"] == "endopat-v2"
+
+
+def _start(world, port):
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "endopat", "serve", str(world / "best.pt"), "--labeled",
+                             str(world / "labeled"), "--unlabeled", str(world / "frames"), "--state",
+                             str(world / "state"), "--port", str(port), "--backend", "torch", "--epochs", "200"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                return proc, json.loads(r.read())
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read().decode())
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the server did not come up")
+
+
+def _post(port, path, body):
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status, json.loads(r.read())
+
+
+def test_a_server_killed_during_a_retraining_loses_no_annotation_and_serves_the_same_model(world):
+    import signal
+
+    port = free_port()
+    proc, health = _start(world, port)
+    try:
+        assert health["model_version"] == "endopat-v1"
+        m = np.zeros((30, 40), bool)
+        m[2:12, 5:25] = True
+        ann = {"action": "ANNOTATION_CREATED", "task": task("v9_f000.png"), "annotation": _annotation(m)}
+        assert _post(port, "/webhook", ann)[0] == 201
+        assert _post(port, "/webhook", {"action": "START_TRAINING", "project": {"id": 1}})[1]["result"] == {
+            "status": "training started"}
+        import time
+
+        time.sleep(2)  # inside the 200-epoch retraining
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert np.array_equal(read_image(world / "labeled" / "masks" / "v9_f000.png", "L") > 127, m)
+    proc, health = _start(world, port)
+    try:
+        assert health["model_version"] == "endopat-v1" and not health["training"]
+    finally:
+        proc.kill()
+        proc.wait()

@@ -142,6 +142,7 @@ def create_app(server: Server):
         config = body.schema_
         labels.parse(config, labels.CLASSES, server.aliases)  # refuses unknown labels now, not at /predict
         server.configs[str(body.project).split(".", 1)[0]] = config
+        server.images.adopt((body.model_extra or {}).get("hostname"), (body.model_extra or {}).get("access_token"))
         return {"model_version": server.served.model_version}
 
     @app.post("/predict")
@@ -153,6 +154,12 @@ def create_app(server: Server):
         if server.learner is None:
             raise RequestError(400, "this server has no --labeled folder: it does not learn")
         return {"status": "ok", "result": server.learner.webhook(body.action, body.model_extra or {})}
+
+    @app.post("/train", status_code=201)
+    def train(body: _Open) -> dict:  # Label Studio before its START_TRAINING webhook
+        if server.learner is None:
+            raise RequestError(400, "this server has no --labeled folder: it does not learn")
+        return {"status": "ok", "result": server.learner.start_training()}
 
     @app.get("/trainings")
     def trainings() -> list[dict]:

@@ -46,6 +46,15 @@ class ImageSource:
             return self._fetch(value)
         return self._local(value)
 
+    def adopt(self, hostname: object, token: object) -> None:
+        """Take the Label Studio address and token that /setup names, when the server was started
+        without ``--label-studio-url`` and the address is this machine's (no other host is ever
+        fetched from on a request's word)."""
+        if self.label_studio_url or not isinstance(hostname, str) or not isinstance(token, str):
+            return
+        if urlparse(hostname).hostname in ("localhost", "127.0.0.1", "::1"):
+            self.label_studio_url, self.token = hostname, token
+
     def _local(self, name: str) -> tuple[str, bytes]:
         path = Path(name)
         candidates = [path] if path.is_absolute() else [root / path for root in self.roots]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from endopat.annotation.importer import import_export
-from endopat.annotation.label_studio import image_name
+from endopat.annotation.label_studio import UPLOAD_PREFIX, image_name
 from endopat.checkpoints import load_checkpoint, model_config
 from endopat.config import FinetuneConfig
 from endopat.errors import EndopatError
@@ -61,7 +61,7 @@ class Learner:
 
     def _import(self, event: str, task: dict, annotation: dict) -> dict:
         """One task's annotation through ``endopat import`` (Label Studio JSON)."""
-        name = Path(image_name(task)).name
+        name = UPLOAD_PREFIX.sub("", Path(image_name(task)).name)  # an upload's name, as the user gave it
         if not name:
             raise RequestError(400, f"task {task.get('id')}: no image in its data")
         _, data = self.images.task_image(task)
