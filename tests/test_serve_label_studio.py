@@ -79,7 +79,8 @@ def backend(world, label_studio):
     port = free_port()
     log = world / "serve.log"
     proc = subprocess.Popen([sys.executable, "-m", "endopat", "serve", str(world / "best.pt"), "--labeled",
-                             str(world / "labeled"), "--state", str(world / "state"), "--port", str(port),
+                             str(world / "labeled"), "--unlabeled", str(world / "frames"), "--push", "2",
+                             "--state", str(world / "state"), "--port", str(port),
                              "--label-studio-url", label_studio, "--label-studio-token", TOKEN, "--backend",
                              "torch", "--epochs", "15"], stdout=log.open("w"), stderr=subprocess.STDOUT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -156,7 +157,8 @@ def test_label_studio_shows_the_served_model_s_predictions_and_its_annotations_r
         time.sleep(0.5)
     assert np.array_equal(read_image(saved, "L") > 127, mask)
 
-    # a retraining started from Label Studio; the new model is served and its predictions say so
+    # a retraining started from Label Studio; the new model is served and its predictions say so, and
+    # it chose the next frames to label (not the one already labeled) and pushed them as tasks
     ls.ml.train(id=ml.id)
     for _ in range(600):
         done = _get(f"{backend}/trainings")
@@ -164,7 +166,9 @@ def test_label_studio_shows_the_served_model_s_predictions_and_its_annotations_r
             break
         time.sleep(0.5)
     [verdict] = done
-    assert verdict["verdict"].startswith("swapped in"), verdict
+    assert verdict["verdict"].startswith("swapped in") and verdict["pushed"] == 2, verdict
+    pushed = sorted(ls.tasks.list(project=project.id), key=lambda t: t.id)[3:]
+    assert sorted(t.data["image"].rsplit("-", 1)[-1] for t in pushed) == ["v9_f001.png", "v9_f002.png"]
     assert _get(f"{backend}/health")["model_version"] == "endopat-v2"
     ls.actions.create(id="delete_tasks_predictions", project=project.id, selected_items={"all": True, "excluded": []})
     again = _predictions(ls, project, tasks[1:2])[tasks[1].id]

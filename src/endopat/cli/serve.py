@@ -31,6 +31,8 @@ def serve(
     retrain_every: int = typer.Option(0, "--retrain-every", min=0, help="retrain after this many new masks (0: only "
                                       "on START_TRAINING)"),
     epochs: int = typer.Option(30, min=1, help="epochs of a retraining"),
+    push: int = typer.Option(0, "--push", min=0, help="after a retrained model is swapped in, suggest this many "
+                             "frames of the first --unlabeled source with it and push them as new tasks"),
     label: List[str] = typer.Option([], "--label", help="VALUE=CLASS: a labeling-config label for a model class"),
     token: Optional[str] = typer.Option(None, envvar="ENDOPAT_SERVE_TOKEN", help="require 'Authorization: Bearer "
                                         "TOKEN' (or 'Token TOKEN')"),
@@ -54,7 +56,7 @@ def serve(
             raise EndopatError("--basic-auth: write USER:PASSWORD")
         auth = tuple(basic_auth.split(":", 1))
     server = build_server(checkpoint, state, labeled, unlabeled, image_root, label_studio_url, label_studio_token,
-                          init, retrain_every, epochs, aliases, auth, token, max_image_pixels, backend, echo)
+                          init, retrain_every, epochs, aliases, auth, token, max_image_pixels, backend, push, echo)
     import uvicorn  # the serve extra
 
     echo(f"serving {server.served.checkpoint} as {server.served.model_version} on http://{host}:{port} "

@@ -48,6 +48,11 @@ class WebhookRequest(_Open):
     action: str
 
 
+class SuggestRequest(BaseModel):
+    project: int
+    n: int = Field(10, ge=1, le=1000)
+
+
 @dataclass
 class Server:
     served: ServedModel
@@ -161,6 +166,15 @@ def create_app(server: Server):
             raise RequestError(400, "this server has no --labeled folder: it does not learn")
         return {"status": "ok", "result": server.learner.start_training()}
 
+    @app.post("/suggest", status_code=202)
+    def suggest(body: SuggestRequest) -> dict:
+        if server.learner is None:
+            raise RequestError(400, "this server has no --labeled folder")
+        import threading
+
+        threading.Thread(target=server.learner.push_next, args=(body.project, body.n), daemon=True).start()
+        return {"status": "suggesting", "project": body.project, "n": body.n}
+
     @app.get("/trainings")
     def trainings() -> list[dict]:
         return server.learner.trainings() if server.learner else []
@@ -177,7 +191,7 @@ def build_server(checkpoint: str | Path, state: str | Path, labeled: str | Path 
                  label_studio_token: str | None = None, init: str | Path | None = None, retrain_every: int = 0,
                  epochs: int = 30, aliases: dict[str, str] | None = None, basic_auth: tuple[str, str] | None = None,
                  token: str | None = None, max_image_pixels: int = 40_000_000, backend: str = "auto",
-                 log=print) -> Server:
+                 push: int = 0, log=print) -> Server:
     """Everything ``endopat serve`` runs, before it listens: the served model (what ``state``
     says it served last, else ``checkpoint``), the image roots (``labeled``, ``unlabeled`` and
     ``image_roots``) and, with a ``labeled`` folder, the learner."""
@@ -192,5 +206,5 @@ def build_server(checkpoint: str | Path, state: str | Path, labeled: str | Path 
                          label_studio_url, label_studio_token, max_image_pixels)
     served = ServedModel(Path(checkpoint), state, backend)
     learner = (Learner(served, output_folder(labeled), images, state, Path(init) if init else None, retrain_every,
-                       epochs, log) if labeled is not None else None)
+                       epochs, log, Path(unlabeled[0]) if unlabeled else None, push) if labeled is not None else None)
     return Server(served, images, learner, dict(aliases or {}), basic_auth, token)

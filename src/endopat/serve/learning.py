@@ -30,10 +30,12 @@ EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "START_TRAINING")
 
 class Learner:
     def __init__(self, served: ServedModel, labeled: Path, images: ImageSource, state: Path,
-                 start: Path | None = None, retrain_every: int = 0, epochs: int = 30, log=print):
+                 start: Path | None = None, retrain_every: int = 0, epochs: int = 30, log=print,
+                 unlabeled: Path | None = None, push: int = 0):
         self.served, self.labeled, self.images, self.state = served, labeled, images, state
         self.start = start or served.checkpoint  # what every retraining starts from
         self.retrain_every, self.epochs, self.log = retrain_every, epochs, log
+        self.unlabeled, self.push = unlabeled, push  # where next frames come from; how many after a swap
         self.new = 0  # masks added or replaced since the last training started
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -43,8 +45,9 @@ class Learner:
         return self._thread is not None and self._thread.is_alive()
 
     def webhook(self, event: str, payload: dict) -> dict:
+        project = payload.get("project", {}).get("id") if isinstance(payload.get("project"), dict) else None
         if event == "START_TRAINING":
-            return self.start_training()
+            return self.start_training(project)
         if event not in EVENTS:
             return {"status": "ignored", "event": event}
         task, annotation = payload.get("task"), payload.get("annotation")
@@ -56,7 +59,7 @@ class Learner:
             due = self.retrain_every and self.new >= self.retrain_every
         out = {"status": "imported", **{k: v for k, v in counts.items() if isinstance(v, int)}}
         if due:
-            out["training"] = self.start_training()["status"]
+            out["training"] = self.start_training(project)["status"]
         return out
 
     def _import(self, event: str, task: dict, annotation: dict) -> dict:
@@ -81,14 +84,16 @@ class Learner:
         except EndopatError as err:
             raise RequestError(409 if "holds a different mask" in str(err) else 400, str(err)) from None
 
-    def start_training(self) -> dict:
+    def start_training(self, project: int | None = None) -> dict:
+        """A retraining in the background; after a swap, with ``push`` and the project known,
+        the next frames to label are suggested by the new model and pushed as tasks."""
         with self._lock:
             if self.training:
                 return {"status": "already training"}
             if self.served.checkpoint.suffix.lower() == ".onnx":
                 raise RequestError(400, "this server serves an ONNX file: retraining needs the .pt checkpoint")
             self.new = 0
-            self._thread = threading.Thread(target=self._train, name="endopat-retrain", daemon=True)
+            self._thread = threading.Thread(target=self._train, args=(project,), name="endopat-retrain", daemon=True)
             self._thread.start()
             return {"status": "training started"}
 
@@ -96,7 +101,7 @@ class Learner:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _train(self) -> None:
+    def _train(self, project: int | None = None) -> None:
         from endopat.data.splits import train_val
         from endopat.evaluate import evaluate
         from endopat.finetune import finetune
@@ -121,8 +126,31 @@ class Learner:
         except (EndopatError, OSError, RuntimeError, ValueError) as err:
             record["verdict"] = f"failed: {err}"
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        if "served" in record and self.push and project is not None:
+            try:
+                record["pushed"] = self.push_next(int(project), self.push)["pushed"]
+            except (EndopatError, RequestError, OSError) as err:
+                record["pushed"] = f"failed: {err}"
         atomic_write_text(folder / "verdict.json", json.dumps(record, indent=1))
         self.log(f"retraining {folder.name}: {record['verdict']}")
+
+    def push_next(self, project: int, n: int) -> dict:
+        """``endopat suggest`` with the served model on the ``unlabeled`` source (hybrid: diverse
+        and uncertain frames, none already labeled), the chosen frames uploaded to the Label
+        Studio ``project`` as new tasks (Label Studio then asks /predict for their masks)."""
+        from endopat.suggest import suggest
+
+        if self.unlabeled is None or not self.images.label_studio_url:
+            raise RequestError(400, "suggesting tasks needs --unlabeled and Label Studio's URL and token")
+        runs = self.state / "suggested"
+        out = runs / f"{len(list(runs.glob('*'))) + 1 if runs.is_dir() else 1:04d}"
+        model = self.served.checkpoint
+        suggest(self.unlabeled, n, out, model=model if model.suffix != ".onnx" else None, labeled=self.labeled,
+                strategy="hybrid" if model.suffix != ".onnx" else "diverse", progress=False, log=lambda *a: None)
+        files = sorted((out / "frames").glob("*.png"))
+        if files:
+            self.images.upload(project, files)
+        return {"pushed": len(files), "folder": str(out)}
 
     def trainings(self) -> list[dict]:
         runs = self.state / "trainings"
