@@ -148,14 +148,20 @@ def test_a_new_annotation_is_imported_and_a_different_one_for_the_same_frame_is_
     assert np.array_equal(read_image(saved, "L") > 127, ~first)
 
 
-def test_start_training_swaps_in_a_model_not_worse_on_validation_and_bumps_the_version(world, monkeypatch):
-    c, server = client(world, epochs=1)
-    scores = iter([0.9, 0.5])  # the new model, then the served one, on the same validation part
+def _retrain(c, server, monkeypatch, new: float, served: float) -> dict:
+    """START_TRAINING with the validation Dice of the new and the served model fixed; the verdict."""
+    scores = iter([new, served])  # evaluate's order: the new model, then the served one, same validation part
     monkeypatch.setattr("endopat.evaluate.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
     assert c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}).json()["result"] == {
         "status": "training started"}
     server.learner.wait(120)
     [verdict] = server.learner.trainings()
+    return verdict
+
+
+def test_start_training_swaps_in_a_model_not_worse_on_validation_and_bumps_the_version(world, monkeypatch):
+    c, server = client(world, epochs=1)
+    verdict = _retrain(c, server, monkeypatch, new=0.9, served=0.5)
     assert verdict["verdict"].startswith("swapped in") and verdict["served"] == "endopat-v2"
     assert c.get("/health").json()["model_version"] == "endopat-v2"
     assert json.loads((world / "state" / "current.json").read_text())["version"] == 2
@@ -163,11 +169,7 @@ def test_start_training_swaps_in_a_model_not_worse_on_validation_and_bumps_the_v
 
 def test_a_retrained_model_worse_on_validation_is_not_served(world, monkeypatch):
     c, server = client(world, epochs=1)
-    scores = iter([0.4, 0.5])
-    monkeypatch.setattr("endopat.evaluate.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
-    c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
-    server.learner.wait(120)
-    assert server.learner.trainings()[0]["verdict"].startswith("kept the served model")
+    assert _retrain(c, server, monkeypatch, new=0.4, served=0.5)["verdict"].startswith("kept the served model")
     assert c.get("/health").json()["model_version"] == "endopat-v1"
 
 
@@ -193,10 +195,7 @@ def test_every_n_new_masks_start_a_retraining_and_predictions_are_answered_meanw
 
 def test_a_restarted_server_serves_the_model_it_served_last(world, monkeypatch):
     c, server = client(world, epochs=1)
-    scores = iter([0.9, 0.5])
-    monkeypatch.setattr("endopat.evaluate.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
-    c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
-    server.learner.wait(120)
+    _retrain(c, server, monkeypatch, new=0.9, served=0.5)
     again, _ = client(world)
     assert again.get("/health").json()["model_version"] == "endopat-v2"
 

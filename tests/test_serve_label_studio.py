@@ -24,6 +24,17 @@ TOKEN = "0123456789abcdef0123456789abcdef01234567"
 USER, PASSWORD = "test@endopat.local", "endopat-test-password"
 
 
+def _spawn(args: list, log: Path, env: dict, url: str, seconds: float):
+    """Start ``args`` (output to ``log``), wait until ``url`` answers, yield, then stop it."""
+    proc = subprocess.Popen([str(a) for a in args], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait(url, proc, seconds, log)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def _wait(url: str, proc: subprocess.Popen, seconds: float, log: Path | None = None) -> None:
     end = time.time() + seconds
     while time.time() < end:
@@ -48,16 +59,10 @@ def label_studio(tmp_path_factory):
            "COLLECT_ANALYTICS": "false",
            # the backend and the webhook are on 127.0.0.1, which Label Studio refuses by default
            "SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false", "USE_DEFAULT_BANNED_SUBNETS": "false"}
-    log = data / "label-studio.log"
-    proc = subprocess.Popen([str(LABEL_STUDIO), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(port),
-                             "--data-dir", str(data), "--username", USER, "--password", PASSWORD,
-                             "--user-token", TOKEN], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
-    try:
-        _wait(f"http://127.0.0.1:{port}/health", proc, 240, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    url = f"http://127.0.0.1:{port}"
+    yield from (url for _ in _spawn([LABEL_STUDIO, "start", "--no-browser", "--host", "127.0.0.1", "--port", port,
+                                     "--data-dir", data, "--username", USER, "--password", PASSWORD,
+                                     "--user-token", TOKEN], data / "label-studio.log", env, f"{url}/health", 240))
 
 
 @pytest.fixture
@@ -76,20 +81,12 @@ def backend(world, label_studio):
     ckpt["threshold"] = float(np.median(prob))
     save_atomic(ckpt, world / "best.pt")
     torch.set_num_threads(1)
-    port = free_port()
-    log = world / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "endopat", "serve", str(world / "best.pt"), "--labeled",
-                             str(world / "labeled"), "--unlabeled", str(world / "frames"), "--push", "2",
-                             "--state", str(world / "state"), "--port", str(port),
-                             "--label-studio-url", label_studio, "--label-studio-token", TOKEN, "--backend",
-                             "torch", "--epochs", "15"], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        _wait(f"http://127.0.0.1:{port}/health", proc, 120, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    url = f"http://127.0.0.1:{free_port()}"
+    args = [sys.executable, "-m", "endopat", "serve", world / "best.pt", "--labeled", world / "labeled", "--unlabeled",
+            world / "frames", "--push", "2", "--state", world / "state", "--port", url.rsplit(":", 1)[1],
+            "--label-studio-url", label_studio, "--label-studio-token", TOKEN, "--backend", "torch", "--epochs", "15"]
+    yield from (url for _ in _spawn(args, world / "serve.log", {**os.environ, "OMP_NUM_THREADS": "1"},
+                                     f"{url}/health", 120))
 
 
 def _get(url: str):

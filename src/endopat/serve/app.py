@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,12 +105,20 @@ class Server:
 
 
 def create_app(server: Server):
-    """The FastAPI application of ``server``."""
-    from fastapi import FastAPI, Request  # the serve extra: imported when a server is made
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    """The FastAPI application of ``server``: its guards, then its routes."""
+    from fastapi import FastAPI  # the serve extra: imported when a server is made
 
     app = FastAPI(title="endopat", docs_url=None, redoc_url=None, openapi_url=None)
+    _guards(app, server)
+    _routes(app, server)
+    return app
+
+
+def _guards(app, server: Server) -> None:
+    """Authentication, the body-size limit, and every error as a JSON answer."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -136,6 +145,16 @@ def create_app(server: Server):
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"error": f"malformed request: {where or 'body'}: {first.get('msg', 'invalid')}"}, 422)
 
+
+def _learner(server: Server) -> Learner:
+    if server.learner is None:
+        raise RequestError(400, "this server has no --labeled folder: it does not learn")
+    return server.learner
+
+
+def _routes(app, server: Server) -> None:
+    """The protocol's routes, each a call into the server."""
+
     @app.get("/")
     @app.get("/health")
     def health() -> dict:
@@ -144,9 +163,8 @@ def create_app(server: Server):
 
     @app.post("/setup")
     def setup(body: SetupRequest) -> dict:
-        config = body.schema_
-        labels.parse(config, labels.CLASSES, server.aliases)  # refuses unknown labels now, not at /predict
-        server.configs[str(body.project).split(".", 1)[0]] = config
+        labels.parse(body.schema_, labels.CLASSES, server.aliases)  # refuses unknown labels now, not at /predict
+        server.configs[str(body.project).split(".", 1)[0]] = body.schema_
         server.images.adopt((body.model_extra or {}).get("hostname"), (body.model_extra or {}).get("access_token"))
         return {"model_version": server.served.model_version}
 
@@ -156,23 +174,15 @@ def create_app(server: Server):
 
     @app.post("/webhook", status_code=201)
     def webhook(body: WebhookRequest) -> dict:
-        if server.learner is None:
-            raise RequestError(400, "this server has no --labeled folder: it does not learn")
-        return {"status": "ok", "result": server.learner.webhook(body.action, body.model_extra or {})}
+        return {"status": "ok", "result": _learner(server).webhook(body.action, body.model_extra or {})}
 
     @app.post("/train", status_code=201)
     def train(body: _Open) -> dict:  # Label Studio before its START_TRAINING webhook
-        if server.learner is None:
-            raise RequestError(400, "this server has no --labeled folder: it does not learn")
-        return {"status": "ok", "result": server.learner.start_training()}
+        return {"status": "ok", "result": _learner(server).start_training()}
 
     @app.post("/suggest", status_code=202)
     def suggest(body: SuggestRequest) -> dict:
-        if server.learner is None:
-            raise RequestError(400, "this server has no --labeled folder")
-        import threading
-
-        threading.Thread(target=server.learner.push_next, args=(body.project, body.n), daemon=True).start()
+        threading.Thread(target=_learner(server).push_next, args=(body.project, body.n), daemon=True).start()
         return {"status": "suggesting", "project": body.project, "n": body.n}
 
     @app.get("/trainings")
@@ -182,8 +192,6 @@ def create_app(server: Server):
     @app.get("/metrics")
     def metrics() -> dict:
         return {}
-
-    return app
 
 
 def build_server(checkpoint: str | Path, state: str | Path, labeled: str | Path | None = None,
