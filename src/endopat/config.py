@@ -153,6 +153,44 @@ class AugmentConfig(_Strict):
     gain: float = Field(0.0, ge=0, lt=1, description="luminance gain drawn from [1-gain, 1+gain]")
 
 
+SEMI_METHODS = ("mean_teacher", "fixmatch", "temporal")  # endopat.semi.SEMI registers one class each
+
+
+class StrongConfig(_Strict):
+    """The strong view of FixMatch / UniMatch and the student's view of the other methods, on the
+    network input (L, a, b normalised): each part named and off when 0."""
+
+    jitter: float = Field(0.2, ge=0, le=1, description="colour jitter within the endoscope's range: L gain and "
+                          "offset up to +-jitter/2, a/b shifts up to +-jitter/4 (normalised units)")
+    blur: float = Field(0.5, ge=0, le=1, description="probability of a Gaussian blur, sigma in [0.1, 2] px")
+    cutmix: float = Field(0.5, ge=0, le=1, description="probability of CutMix with another unlabeled frame of the "
+                          "batch (its teacher target mixed alike; Yun et al. 2019, as UniMatch uses it)")
+    feature_dropout: float = Field(0.5, ge=0, lt=1, description="FixMatch only: UniMatch's feature-perturbation "
+                                   "stream, channel dropout of this rate on the deepest encoder features")
+
+
+class SemiConfig(_Strict):
+    """``method``: mean_teacher (Tarvainen & Valpola 2017: an EMA teacher's probabilities as the
+    student's targets, MSE consistency), fixmatch (Sohn et al. 2020 / UniMatch, Yang et al. 2023:
+    the model's confident weak-view pseudo-labels trained on strong views and a feature-dropout
+    stream), temporal (pseudo-labels of the EMA teacher on a frame ``gap`` frames away in the same
+    video, after Zhao et al. 2020 but without motion flow: small motion assumed)."""
+
+    method: Literal[SEMI_METHODS]
+    unlabeled: str | None = Field(None, description="the unlabeled frames: a video, a folder of videos or images, "
+                                  "or a frame store (endopat frames)")
+    weight: float = Field(1.0, ge=0, description="the unlabeled loss's weight after the ramp-up")
+    ramp_up: int = Field(200, ge=0, description="steps of the sigmoid ramp-up exp(-5 (1 - t)^2) of the weight "
+                         "(Laine & Aila 2017, as Mean Teacher)")
+    batch_size: int = Field(8, ge=1, description="unlabeled frames per labeled batch")
+    ema: float = Field(0.99, ge=0, lt=1, description="the teacher's exponential moving average decay")
+    threshold: float = Field(0.95, gt=0.5, lt=1, description="confidence a pseudo-labeled pixel needs (FixMatch, "
+                             "temporal); the others are ignored")
+    gap: int = Field(2, ge=1, description="temporal: frames between the two frames of a pair (in the store)")
+    fps: float | None = Field(1.0, gt=0, description="videos: frames per second decoded into the store")
+    strong: StrongConfig = StrongConfig()
+
+
 class FinetuneSettings(_Strict):
     """Fine-tuning settings (the study's ``finetune:`` and ``supervised:`` sections)."""
 
@@ -187,6 +225,8 @@ class FinetuneSettings(_Strict):
 
 class FinetuneConfig(FinetuneSettings, RuntimeConfig):
     model: ModelConfig = ModelConfig()
+    semi: SemiConfig | None = Field(None, description="semi-supervised fine-tuning: unlabeled frames used while "
+                                    "fine-tuning (endopat.semi; None: labels alone)")
     encoder_weights: str | None = Field(None, description=ENCODER_WEIGHTS_HELP)
     encoder_norm: EncoderNorm = Field("imagenet", description=ENCODER_NORM_HELP)
     max_labels: int | None = Field(None, ge=1, description="use at most this many training images")

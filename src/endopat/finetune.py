@@ -23,6 +23,7 @@ Outputs in the run folder: ``best.pt`` (segmenter checkpoint), ``last.pt`` (resu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +39,7 @@ from endopat.checkpoints import (
     save_checkpoint,
 )
 from endopat.config import FinetuneConfig, ModelConfig
+from endopat.data.frames import build_store
 from endopat.data.labeled import Sample, load_pairs
 from endopat.encoder_weights import check_weights_file, load_encoder_weights, normalisation
 from endopat.errors import EndopatError
@@ -53,6 +55,8 @@ from endopat.networks import (
 )
 from endopat.report.figures import plot_finetune_history
 from endopat.runtime import GeneratorState, TrainingRun
+from endopat.semi import SEMI
+from endopat.semi.unlabeled import Unlabeled
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
 
@@ -134,16 +138,55 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
     return model, reinit_last
 
 
-def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: FinetuneConfig, epoch: int) -> float:
-    """One pass over the (repeated) training set, each sample augmented by its own draw; the mean loss."""
+@dataclass
+class _Semi:
+    """Semi-supervised fine-tuning's parts: the method, its unlabeled frames, the plain network
+    (whose parameters the teacher follows)."""
+
+    method: Any
+    unlabeled: Any
+    net: torch.nn.Module
+
+
+def _semi(cfg: FinetuneConfig, net: torch.nn.Module, run: TrainingRun) -> _Semi | None:
+    """The semi-supervised method of ``cfg.semi`` with its frame store (built once in the run folder,
+    reused on resume), both registered with the run so a resumed run continues their state."""
+    if cfg.semi is None:
+        return None
+    if not cfg.semi.unlabeled:
+        raise EndopatError(f"semi {cfg.semi.method}: no unlabeled frames (semi.unlabeled, or --unlabeled)")
+    store = build_store(cfg.semi.unlabeled, run.out / "unlabeled", tuple(cfg.model.image_size), fps=cfg.semi.fps,
+                        fit=cfg.model.fit, log=lambda *a: None)
+    cls = SEMI[cfg.semi.method]
+    extra = {}
+    if cls.name == "fixmatch":  # UniMatch's feature perturbation on the deepest encoder module
+        extra["deepest"] = dict(net.named_children())[arch_of(cfg.model).modules(["encoder"])[-1]]
+    method = run.track("semi", cls(cfg.semi, net, cfg.seed, **extra))
+    unlabeled = run.track("unlabeled", Unlabeled(store, cfg.model.input, cfg.semi.batch_size,
+                                                 cfg.semi.gap if cls.pairs else None, cfg.seed))
+    run.log(f"semi-supervised: {cls.name} on {len(store)} unlabeled frames of {cfg.semi.unlabeled}")
+    return _Semi(method, unlabeled, net)
+
+
+def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: FinetuneConfig, epoch: int,
+                 semi: _Semi | None = None) -> float:
+    """One pass over the (repeated) training set, each sample augmented by its own draw; the mean loss
+    (with ``semi``: plus the ramped-up unlabeled loss of a batch of unlabeled frames per step, and the
+    teacher updated after every step)."""
     model.train()
     total, n = torch.zeros((), device=run.device), torch.zeros((), device=run.device)
-    for x, y, idx in loader:
+    for i, (x, y, idx) in enumerate(loader):
         x, y = augment_batch(x, y, cfg.augment, draws(cfg.seed, epoch, idx))
         loss = losses.segmentation(model(x), y)
+        if semi is not None:
+            batch = semi.unlabeled.next()
+            batch = tuple(b.to(run.device) for b in batch) if isinstance(batch, tuple) else batch.to(run.device)
+            loss = loss + semi.method.weight(epoch * len(loader) + i) * semi.method.loss(model, batch)
         opt.zero_grad(set_to_none=True)
         run.fabric.backward(loss)
         opt.step()
+        if semi is not None:
+            semi.method.after_step(semi.net)
         total, n = total + loss.detach() * len(x), n + len(x)
     return float(run.total(total) / run.total(n))
 
@@ -215,13 +258,14 @@ def finetune(
         opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr))
 
     train_loader, val_loader = _loaders(run, cfg, x_train, y_train, x_val, y_val)
+    semi = _semi(cfg, net, run)
     meta = _provenance(cfg, len(train), len(val), init, init_ckpt, reinit_last, provenance)
 
     epoch, best_val, bad_epochs = run.position, run.extra.get("best_val", float("inf")), run.extra.get("bad_epochs", 0)
     run.restore_rng()  # a resumed run: every generator as at its last save
     with run.progress("fine-tuning", cfg.epochs) as advance:
         while epoch < cfg.epochs and not (cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience):
-            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch)
+            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch, semi)
             val_loss, val_dice = _validate(model, val_loader, run)
             sched.step(val_loss)  # lr x0.1 after a plateau of the validation loss
             epoch += 1

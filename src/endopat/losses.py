@@ -100,3 +100,19 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> tor
 
     labels = torch.arange(len(z1), device=z1.device)
     return NTXentLoss(temperature=temperature)(torch.cat([z1, z2]), torch.cat([labels, labels]))
+
+
+def consistency(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean Teacher's consistency cost: the mean squared difference between the student's class
+    probabilities (softmax of ``logits`` (B, C, H, W)) and the teacher's ``target`` probabilities
+    (Tarvainen & Valpola 2017). Zero when they agree."""
+    return F.mse_loss(torch.softmax(logits, dim=1), target)
+
+
+def pseudo_label(logits: torch.Tensor, target: torch.Tensor, threshold: float) -> torch.Tensor:
+    """FixMatch's unlabeled loss: cross-entropy of ``logits`` against the teacher's arg-max class
+    where its probability ``target`` (B, C, H, W) reaches ``threshold``, averaged over all pixels
+    (a pixel below the threshold counts as 0, as in FixMatch); 0 when no pixel is confident."""
+    confidence, label = target.max(dim=1)
+    keep = (confidence >= threshold).float()
+    return (F.cross_entropy(logits, label, reduction="none") * keep).mean()

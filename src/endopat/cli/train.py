@@ -96,9 +96,14 @@ def finetune(
     accelerator: Optional[str] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     skip_bad: Optional[bool] = typer.Option(None, "--skip-bad/--no-skip-bad", help="skip unreadable samples"),
+    semi: Optional[str] = typer.Option(None, "--semi", help="semi-supervised: mean_teacher, fixmatch or temporal "
+                                       "(endopat.semi), on the frames of --unlabeled"),
+    unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="with --semi: a video, a folder of videos or "
+                                             "images, or a frame store"),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Fine-tune for binary instrument segmentation (baseline without --init, PAT with one)."""
+    """Fine-tune for binary instrument segmentation (baseline without --init, PAT with one; with
+    --semi the unlabeled frames are used while fine-tuning)."""
     from endopat.config import FinetuneConfig, load_config
     from endopat.data.splits import train_val
     from endopat.finetune import check_start
@@ -109,7 +114,7 @@ def finetune(
                       model__input=input_mode, model__arch=arch, encoder_weights=str_or_none(encoder_weights),
                       encoder_norm=encoder_norm, devices=devices_of(devices), num_nodes=num_nodes,
                       strategy=strategy, precision=precision, accelerator=accelerator, seed=seed,
-                      skip_bad=skip_bad)
+                      skip_bad=skip_bad, semi__method=semi, semi__unlabeled=str_or_none(unlabeled))
     check_start(cfg, init)  # a bad --init or --encoder-weights fails before the split is written
     train, val = train_val(data, out, split_file, fraction, subset, layout, cfg.seed,
                            mask_format_of(mask_threshold, class_map), log=echo)

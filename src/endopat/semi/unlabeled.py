@@ -1,0 +1,63 @@
+"""The unlabeled frames semi-supervised fine-tuning draws: a frame store (decoded once, at the
+network's size: :func:`endopat.data.frames.build_store`), sampled by a generator the run saves,
+so a resumed run draws the same frames. For temporal methods each draw is a pair: a frame and the
+one ``gap`` frames later in the store, from the same video (a store lists its frames per source
+file in order; image files are grouped into videos by their stem, as the labeled readers do)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from endopat.data.frames import FrameStore
+from endopat.data.labeled import group_of
+from endopat.errors import EndopatError
+from endopat.networks import prepare_input
+
+
+def videos(store: FrameStore) -> np.ndarray:
+    """The video of every frame of ``store`` (an id per frame)."""
+    from pathlib import Path
+
+    ids, names = [], {}
+    for source in store.meta.get("sources", []):
+        path = Path(source["path"])
+        key = group_of(path.stem) if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") else str(path)
+        ids += [names.setdefault(key, len(names))] * int(source["frames"])
+    if len(ids) != len(store):
+        return np.zeros(len(store), int)  # a store without per-source counts: one video
+    return np.array(ids)
+
+
+class Unlabeled:
+    def __init__(self, store: FrameStore, model_input: str, batch_size: int, gap: int | None, seed: int = 0):
+        self.store, self.input, self.batch_size, self.gap = store, model_input, batch_size, gap
+        self.generator = torch.Generator().manual_seed(seed + 104729)
+        if gap is None:
+            self.starts = np.arange(len(store))
+        else:
+            vid = videos(store)
+            self.starts = np.flatnonzero(vid[:-gap] == vid[gap:]) if len(store) > gap else np.array([], int)
+        if len(self.starts) == 0:
+            raise EndopatError(f"{store.root}: no unlabeled frames" + (f" with a frame {gap} later in the same video "
+                                                                       "(temporal pairs)" if gap else ""))
+
+    def _input(self, idx: np.ndarray) -> torch.Tensor:
+        return prepare_input(torch.from_numpy(np.stack([self.store[int(i)] for i in idx])), self.input)
+
+    def draw(self) -> np.ndarray:
+        """The store indices of the next batch (of each pair's first frame)."""
+        return self.starts[torch.randint(len(self.starts), (self.batch_size,), generator=self.generator).numpy()]
+
+    def next(self) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The next batch of network input: frames, or (frames, the frames ``gap`` later)."""
+        pick = self.draw()
+        if self.gap is None:
+            return self._input(pick)
+        return self._input(pick), self._input(pick + self.gap)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,158 @@
+"""Semi-supervised fine-tuning (endopat.semi): the losses, the teacher, the pairs, the views, and
+fine-tuning with each method through the API and the CLI, killed and resumed."""
+
+import numpy as np
+import pytest
+import torch
+
+from endopat import losses
+from endopat.config import SEMI_METHODS, FinetuneConfig, SemiConfig
+from endopat.semi import SEMI, perturb
+from endopat.semi.unlabeled import Unlabeled, videos
+
+from test_cli import run_cli, tiny_data  # noqa: F401  (the fixture)
+from test_runtime import _run, _same_weights
+
+MODEL = {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]}
+
+
+def test_the_registry_and_the_config_name_the_same_methods():
+    assert tuple(SEMI) == SEMI_METHODS
+
+
+def test_the_consistency_loss_is_zero_when_student_and_teacher_agree():
+    logits = torch.randn(2, 2, 8, 8)
+    assert losses.consistency(logits, torch.softmax(logits, 1)).item() == pytest.approx(0.0, abs=1e-12)
+    assert losses.consistency(logits, torch.softmax(-logits, 1)).item() > 0
+
+
+def test_pseudo_labels_below_the_threshold_are_ignored():
+    logits = torch.randn(1, 2, 4, 4, requires_grad=True)
+    target = torch.full((1, 2, 4, 4), 0.5)
+    target[:, 1] = 0.9
+    target[:, 0] = 0.1  # every pixel 90 % sure: below 0.95
+    assert losses.pseudo_label(logits, target, 0.95).item() == 0.0
+    target[0, 1, 0, 0], target[0, 0, 0, 0] = 0.99, 0.01  # one confident pixel
+    loss = losses.pseudo_label(logits, target, 0.95)
+    loss.backward()
+    assert loss.item() > 0 and torch.count_nonzero(logits.grad.abs().sum(1)) == 1
+
+
+def test_the_teacher_is_the_exponential_moving_average_of_the_student():
+    student = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2))
+    method = SEMI["mean_teacher"](SemiConfig(method="mean_teacher", ema=0.9), student)
+    before = {k: v.clone() for k, v in method.teacher.state_dict().items()}
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+        student[1].running_mean.add_(2.0)
+    method.after_step(student)
+    for k, v in method.teacher.state_dict().items():
+        s = student.state_dict()[k]
+        want = s if not v.dtype.is_floating_point else 0.9 * before[k] + 0.1 * s
+        assert torch.allclose(v, want), k
+
+
+@pytest.fixture
+def store(tmp_path):
+    from endopat.data.frames import build_store
+    from endopat.io import write_png
+
+    rng = np.random.default_rng(0)
+    for video, n in (("vidA", 5), ("vidB", 4)):
+        for f in range(n):
+            write_png(tmp_path / "frames" / f"{video}_f{f:03d}.png", rng.integers(0, 255, (16, 16, 3), np.uint8))
+    return build_store(tmp_path / "frames", tmp_path / "store", (16, 16), log=lambda *a: None)
+
+
+def test_a_temporal_pair_is_two_frames_of_one_video_gap_frames_apart(store):
+    from endopat.networks import prepare_input
+
+    vid = videos(store)
+    assert list(vid) == [0] * 5 + [1] * 4
+    pairs = Unlabeled(store, "Lab", 64, gap=2)
+    first = pairs.draw()
+    assert set(first) == {0, 1, 2, 5, 6}  # never across the two videos, never past a video's end
+    pairs.load_state_dict({"generator": torch.Generator().manual_seed(104729).get_state()})
+    a, b = pairs.next()
+    frames = lambda idx: prepare_input(torch.from_numpy(np.stack([store[int(i)] for i in idx])), "Lab")  # noqa: E731
+    assert torch.equal(a, frames(first)) and torch.equal(b, frames(first + 2))
+
+
+def test_cutmix_mixes_a_frame_and_its_target_in_the_same_box():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(4.0)[:, None, None, None].expand(4, 3, 8, 8).clone()
+    box, partner = perturb.cutmix_boxes(x, 1.0, g)
+    mixed_x, mixed_t = perturb.mix(x, box, partner), perturb.mix(x[:, :2], box, partner)
+    assert box.any() and torch.equal(mixed_x[:, :2], mixed_t)
+    assert torch.equal(mixed_x[box.expand_as(x)], x[partner][box.expand_as(x)])
+
+
+def test_colour_jitter_stays_in_the_normalised_range_and_blur_keeps_the_shape():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    y = perturb.blur(perturb.jitter(x, 1.0, g), 1.0, g)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1 and not torch.equal(x, y)
+
+
+@pytest.mark.parametrize("method", SEMI_METHODS)
+def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_path, method):  # noqa: F811
+    from endopat.data.readers import open_labeled
+    from endopat.finetune import finetune
+
+    parts = open_labeled(tiny_data / "labeled")
+    base = {"model": MODEL, "epochs": 2, "min_samples_per_epoch": 4, "batch_size": 2, "early_stop_patience": None}
+    sup = finetune(parts["train"], parts["val"], tmp_path / "sup", FinetuneConfig.model_validate(base),
+                   progress=False, log=lambda *a: None)
+    semi = {"method": method, "unlabeled": str(tiny_data / "unlabeled"), "batch_size": 2, "ramp_up": 0,
+            "threshold": 0.51, "fps": 5.0}
+    best = finetune(parts["train"], parts["val"], tmp_path / method, FinetuneConfig.model_validate(
+        {**base, "semi": semi}), progress=False, log=lambda *a: None)
+    assert (tmp_path / method / "unlabeled" / "store.json").is_file()
+    assert not _same_weights(sup, best)  # the unlabeled loss moved the weights
+
+
+SEMI_FINETUNE = """
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+import endopat.finetune as ft
+from endopat.config import FinetuneConfig
+from endopat.data.readers import open_labeled
+data, unlabeled, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+epoch, calls = ft._train_epoch, []
+def epoch_or_die(*a, **k):
+    calls.append(1)
+    if len(calls) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return epoch(*a, **k)
+ft._train_epoch = epoch_or_die
+parts = open_labeled(data)
+cfg = FinetuneConfig.model_validate({"model": %(model)r, "epochs": 4, "min_samples_per_epoch": 4,
+    "batch_size": 2, "early_stop_patience": None,
+    "semi": {"method": "fixmatch", "unlabeled": unlabeled, "batch_size": 2, "ramp_up": 3, "threshold": 0.51,
+             "fps": 5.0}})
+ft.finetune(parts["train"], parts["val"], out, cfg, progress=False, log=lambda *a: None)
+""" % {"model": MODEL}
+
+
+def test_a_semi_supervised_run_killed_and_resumed_is_the_same_run(tiny_data, tmp_path):  # noqa: F811
+    args = (tiny_data / "labeled", tiny_data / "unlabeled")
+    assert _run(SEMI_FINETUNE, *args, tmp_path / "whole", 0).returncode == 0
+    killed = _run(SEMI_FINETUNE, *args, tmp_path / "killed", 3)  # in epoch 3, after 2 saved epochs
+    assert killed.returncode == -9, killed.stderr
+    assert _run(SEMI_FINETUNE, *args, tmp_path / "killed", 0).returncode == 0
+    assert _same_weights(tmp_path / "whole" / "best.pt", tmp_path / "killed" / "best.pt")
+    assert (tmp_path / "whole" / "history.csv").read_text() == (tmp_path / "killed" / "history.csv").read_text()
+
+
+def test_the_cli_hands_semi_and_unlabeled_to_fine_tuning(tiny_data, tmp_path, monkeypatch, capsys):  # noqa: F811
+    code = run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "mt", "--semi",
+                   "mean_teacher", "--unlabeled", tiny_data / "unlabeled", "--epochs", 1, "--image-size", 32,
+                   "--no-progress")
+    assert code == 0, capsys.readouterr().err
+    assert "semi-supervised: mean_teacher" in capsys.readouterr().out
+    code = run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "x", "--semi", "bogus",
+                   "--unlabeled", tiny_data / "unlabeled")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "semi.method" in err
