@@ -156,3 +156,37 @@ def test_the_cli_hands_semi_and_unlabeled_to_fine_tuning(tiny_data, tmp_path, mo
                    "--unlabeled", tiny_data / "unlabeled")
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "semi.method" in err
+
+
+def test_a_study_puts_semi_supervised_pretrained_and_both_rows_against_one_baseline(tmp_path):
+    import json
+
+    from endopat.study.config import study_from_dict
+    from endopat.study.runner import run_study
+    from test_study import TINY
+
+    semi = {"method": "mean_teacher", "source": "target", "batch_size": 2, "ramp_up": 0, "fps": 5.0}
+    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
+           "overlays": 0, "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"},
+                                      {"name": "mean teacher", "semi": semi},
+                                      {"name": "PAT + mean teacher", "pretrain": "target", "semi": semi}]}
+    out = tmp_path / "run"
+    assert run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)["cells"] == 4
+    stores = list((out / "sources" / "target").glob("store-*/store.json"))
+    assert len(stores) == 1  # decoded once, shared by both semi-supervised rows
+    for slug in ("mean-teacher", "pat-mean-teacher"):
+        provenance = torch.load(out / "cells" / slug / "f1-2_s0" / "run" / "best.pt", weights_only=True)["provenance"]
+        assert provenance["finetune"]["semi"]["unlabeled"] == str(stores[0].parent)
+    table = (out / "report" / "table1.csv").read_text()
+    assert all(name in table for name in ("mean teacher", "PAT + mean teacher"))
+    assert json.loads((out / "study.json").read_text())["methods"][2]["semi"]["method"] == "mean_teacher"
+
+
+def test_a_method_s_semi_source_must_be_an_unlabeled_source():
+    from endopat.errors import EndopatError
+    from endopat.study.config import study_from_dict
+    from test_study import TINY
+
+    with pytest.raises(EndopatError, match="semi source 'nope' is not in unlabeled"):
+        study_from_dict({**TINY, "methods": [{"name": "baseline"},
+                                             {"name": "x", "semi": {"method": "fixmatch", "source": "nope"}}]})

@@ -23,6 +23,7 @@ from endopat.config import (
     FinetuneSettings,
     ModelConfig,
     RuntimeConfig,
+    SemiConfig,
     _Strict,
     load_yaml,
     validate,
@@ -107,6 +108,20 @@ class WeightsFile(_Strict):
     norm: EncoderNorm = Field("imagenet", description=ENCODER_NORM_HELP)
 
 
+class MethodSemi(SemiConfig):
+    """A method's semi-supervised fine-tuning (endopat.semi): ``method`` and ``source``, a name of the
+    study's ``unlabeled`` sources, whose test-split frames are left out by the same rule as
+    pretraining's (``test_frames``); the other settings as ``finetune.semi``'s."""
+
+    source: str
+
+    @model_validator(mode="after")
+    def _no_path(self) -> "MethodSemi":
+        if self.unlabeled is not None:
+            raise ValueError("a method's semi names its frames by source (a name of unlabeled), not by path")
+        return self
+
+
 class Method(_Strict):
     """A row of Table 1: optional pretraining on an unlabeled source with an auxiliary ``task``
     (default: the study's ``pretrain.task``, re-colorization), then optional supervised pretraining
@@ -128,6 +143,9 @@ class Method(_Strict):
                                         "(default: all of them): e.g. an ablation at the small fractions only")
     arch: str | None = Field(None, description="this method's model.arch (default: the study's): e.g. a ViT "
                              "beside the paper's U-Net in one study; its stages are its own")
+    semi: MethodSemi | None = Field(None, description="semi-supervised fine-tuning on an unlabeled source: "
+                                    "{method: mean_teacher | fixmatch | temporal, source: NAME}, with or without "
+                                    "pretraining (then 'both' is a row of the table)")
     lr: float | None = Field(None, gt=0, description="this method's fine-tuning learning rate (default: the "
                              "study's finetune.lr): e.g. does a smaller one keep more of a pretrained start?")
     selection: Selection = Field(Selection(), description="how the cell's labeled frames are drawn from the "
@@ -205,6 +223,8 @@ class StudyConfig(_Strict):
         for m in self.methods:
             if m.pretrain is not None and m.pretrain not in self.unlabeled:
                 raise ValueError(f"method '{m.name}': pretrain source '{m.pretrain}' is not in unlabeled")
+            if m.semi is not None and m.semi.source not in self.unlabeled:
+                raise ValueError(f"method '{m.name}': semi source '{m.semi.source}' is not in unlabeled")
             if m.pretrain_steps is not None and m.pretrain is None:
                 raise ValueError(f"method '{m.name}': pretrain_steps needs a pretrain source")
             if m.task is not None and m.pretrain is None:
@@ -253,7 +273,7 @@ class StudyConfig(_Strict):
     def random_twin(self, method: Method) -> Method | None:
         """The method that differs from ``method`` only in drawing its labels at random (what its
         selection is compared with), if the study has one."""
-        same = lambda m: (m.pretrain, m.task, m.supervised, m.encoder_weights, m.arch)  # noqa: E731
+        same = lambda m: (m.pretrain, m.task, m.supervised, m.encoder_weights, m.arch, m.semi)  # noqa: E731
         if method.selection.strategy == "random":
             return None
         return next((m for m in self.methods if m.selection.strategy == "random" and same(m) == same(method)

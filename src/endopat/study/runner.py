@@ -26,6 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from endopat.config import SemiConfig
+from endopat.data.frames import build_store
 from endopat.data.labeled import Sample
 from endopat.errors import EndopatError
 from endopat.evaluate import evaluate, write_metrics_csv
@@ -139,6 +141,18 @@ def _round_ids(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, init: P
     return select_round(cell.method.selection.strategy, data, cell.labels, labeled, seed, model, cell_dir(out, cell))
 
 
+def semi_config(semi, model, out: Path) -> SemiConfig:
+    """A method's semi-supervised settings with its source's frames: the view pretraining reads
+    (test frames left out by the source's rule), decoded once per network size into a frame store
+    every cell of the study shares."""
+    h, w = model.image_size
+    store = out / "sources" / semi.source / f"store-{h}x{w}-{model.fit}-fps{semi.fps}"
+    with file_lock(out / "locks" / f"store_{semi.source}_{h}x{w}.lock"):
+        build_store(pretraining_source(out, semi.source), store, (h, w), fps=semi.fps, fit=model.fit,
+                    log=lambda *a: None)
+    return SemiConfig.model_validate({**semi.model_dump(exclude={"source"}), "unlabeled": str(store)})
+
+
 def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress: bool, log: Log) -> Path:
     """Fine-tune and evaluate one cell (a labeling round first runs the rounds before it)."""
     if not cell.round:
@@ -161,6 +175,8 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
     weights = cfg.weights_file(w, out) if w and init is None else None
     ft_cfg = cfg.finetune_config(cfg.finetune, cell.seed(cfg.seed), weights, cell.method.arch,
                                  cfg.weights_norm(w) if w else "imagenet", lr=cell.method.lr)
+    if cell.method.semi is not None:
+        ft_cfg = ft_cfg.model_copy(update={"semi": semi_config(cell.method.semi, ft_cfg.model, out)})
 
     val = data.ids(validation_ids(cfg, data.split, cell))
 
