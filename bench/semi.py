@@ -37,7 +37,8 @@ def fake_store(root: Path, frames: int, size: tuple[int, int]) -> Path:
     return root
 
 
-def step_times(method: str | None, store: Path, size, batch: int, steps: int) -> tuple[float, float]:
+def step_times(method: str | None, store: Path, size, batch: int, steps: int,
+               strong: dict | None = None) -> tuple[float, float]:
     """Seconds per step, and the share of it spent drawing the unlabeled batch."""
     from endopat import losses
     from endopat.config import ModelConfig, SemiConfig
@@ -55,7 +56,7 @@ def step_times(method: str | None, store: Path, size, batch: int, steps: int) ->
     y = (torch.rand(batch, *size) > 0.8).long()
     semi = unl = None
     if method:
-        scfg = SemiConfig(method=method, batch_size=batch, ramp_up=0)
+        scfg = SemiConfig(method=method, batch_size=batch, ramp_up=0, strong=strong or {})
         extra = {"deepest": net.down_4} if method == "fixmatch" else {}
         semi = SEMI[method](scfg, net, **extra)
         unl = Unlabeled(FrameStore(store), "Lab", batch, scfg.gap if SEMI[method].pairs else None)
@@ -93,9 +94,11 @@ def main() -> None:
               f"{torch.get_num_threads()} threads; supervised {1000 * sup:.0f} ms")
         print("| method | ms per step | x supervised | share drawing the unlabeled batch |")
         print("|---|---:|---:|---:|")
-        for method in ("mean_teacher", "fixmatch", "temporal"):
-            t, share = step_times(method, store, size, args.batch, args.steps)
-            print(f"| {method} | {1000 * t:.0f} | {t / sup:.2f} | {100 * share:.1f} % |", flush=True)
+        for method, extra in (("mean_teacher", {}), ("fixmatch", {}), ("fixmatch", {"feature_stream": True}),
+                              ("temporal", {})):
+            t, share = step_times(method, store, size, args.batch, args.steps, extra)
+            name = method + (" (feature_stream)" if extra else "")
+            print(f"| {name} | {1000 * t:.0f} | {t / sup:.2f} | {100 * share:.1f} % |", flush=True)
         fake_store(Path(tmp) / "s10k", 10000, size)
         print("\n| unlabeled frames | store on disk (MiB) | peak RSS drawing 50 batches (MiB) |\n|---:|---:|---:|")
         for name, n in (("s1k", 1000), ("s10k", 10000)):

@@ -1,8 +1,9 @@
-"""FixMatch for segmentation as UniMatch trains it (Sohn et al., NeurIPS 2020; Yang et al., CVPR
-2023): the model's own prediction on the weak view (the frame as it is) is the pseudo-label where
-it is confident; the model learns it on a strong view (jitter, blur, CutMix with another frame,
-the pseudo-label mixed alike) and on a feature-perturbed stream (channel dropout on the deepest
-encoder features), the two losses averaged."""
+"""FixMatch for segmentation with UniMatch's perturbations (Sohn et al., NeurIPS 2020; Yang et al.,
+CVPR 2023): the model's own prediction on the weak view (the frame as it is) is the pseudo-label
+where it is confident; the model learns it on a strong view (jitter, blur, CutMix with another
+frame, the pseudo-label mixed alike) whose deepest encoder features also pass channel dropout.
+``strong.feature_stream`` instead gives the feature perturbation UniMatch's own stream on the plain
+frame, the two losses averaged (one more forward and backward)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,18 @@ class FixMatch(SemiMethod):
             target = torch.softmax(model(batch).float(), dim=1)
         box, partner = perturb.cutmix_boxes(batch, self.cfg.strong.cutmix, self.generator)
         strong = perturb.mix(self.strong(batch), box, partner)
-        loss = losses.pseudo_label(model(strong).float(), perturb.mix(target, box, partner), self.cfg.threshold)
-        if self.dropout is None or self.cfg.strong.feature_dropout == 0:
+        separate = self.cfg.strong.feature_stream
+        loss = self._stream(model, strong, perturb.mix(target, box, partner), dropout=not separate)
+        if not separate:
             return loss
-        self.dropout.active = True
+        return 0.5 * (loss + self._stream(model, batch, target, dropout=True))
+
+    def _stream(self, model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, dropout: bool) -> torch.Tensor:
+        """The pseudo-label loss of one stream, with the feature dropout on or off."""
+        if self.dropout is not None:
+            self.dropout.active = dropout
         try:
-            fp = losses.pseudo_label(model(batch).float(), target, self.cfg.threshold)
+            return losses.pseudo_label(model(x).float(), target, self.cfg.threshold)
         finally:
-            self.dropout.active = False
-        return 0.5 * (loss + fp)
+            if self.dropout is not None:
+                self.dropout.active = False
