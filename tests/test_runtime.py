@@ -36,13 +36,14 @@ pretrain(src, out, cfg, progress=False, log=lambda *a: None)
 """ % {"model": MODEL}
 
 FINETUNE = """
-import os, signal, sys
+import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
 import endopat.finetune as ft
 from endopat.config import FinetuneConfig
 from endopat.data.readers import open_labeled
 data, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}  # more settings (tests/test_semi.py)
 epoch, calls = ft._train_epoch, []
 def epoch_or_die(*a, **k):
     calls.append(1)
@@ -52,7 +53,7 @@ def epoch_or_die(*a, **k):
 ft._train_epoch = epoch_or_die
 parts = open_labeled(data)
 cfg = FinetuneConfig.model_validate({"model": %(model)r, "epochs": 5, "min_samples_per_epoch": 6,
-    "batch_size": 4, "augment": {"rotate": True, "gain": 0.2}, "early_stop_patience": None})
+    "batch_size": 4, "augment": {"rotate": True, "gain": 0.2}, "early_stop_patience": None, **extra})
 ft.finetune(parts["train"], parts["val"], out, cfg, progress=False, log=lambda *a: None)
 """ % {"model": MODEL}
 

@@ -1,6 +1,8 @@
 """Semi-supervised fine-tuning (endopat.semi): the losses, the teacher, the pairs, the views, and
 fine-tuning with each method through the API and the CLI, killed and resumed."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from endopat.semi import SEMI, perturb
 from endopat.semi.unlabeled import Unlabeled, videos
 
 from test_cli import run_cli, tiny_data  # noqa: F401  (the fixture)
-from test_runtime import _run, _same_weights
+from test_runtime import FINETUNE, _run, _same_weights
 
 MODEL = {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]}
 
@@ -112,36 +114,18 @@ def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_p
     assert not _same_weights(sup, best)  # the unlabeled loss moved the weights
 
 
-SEMI_FINETUNE = """
-import os, signal, sys
-import torch
-torch.set_num_threads(1)
-import endopat.finetune as ft
-from endopat.config import FinetuneConfig
-from endopat.data.readers import open_labeled
-data, unlabeled, out, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-epoch, calls = ft._train_epoch, []
-def epoch_or_die(*a, **k):
-    calls.append(1)
-    if len(calls) == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return epoch(*a, **k)
-ft._train_epoch = epoch_or_die
-parts = open_labeled(data)
-cfg = FinetuneConfig.model_validate({"model": %(model)r, "epochs": 4, "min_samples_per_epoch": 4,
-    "batch_size": 2, "early_stop_patience": None,
-    "semi": {"method": "fixmatch", "unlabeled": unlabeled, "batch_size": 2, "ramp_up": 3, "threshold": 0.51,
-             "fps": 5.0}})
-ft.finetune(parts["train"], parts["val"], out, cfg, progress=False, log=lambda *a: None)
-""" % {"model": MODEL}
+SEMI = json.dumps({"semi": {"method": "fixmatch", "batch_size": 2, "ramp_up": 3, "threshold": 0.51, "fps": 5.0},
+                   "epochs": 4})
 
 
 def test_a_semi_supervised_run_killed_and_resumed_is_the_same_run(tiny_data, tmp_path):  # noqa: F811
-    args = (tiny_data / "labeled", tiny_data / "unlabeled")
-    assert _run(SEMI_FINETUNE, *args, tmp_path / "whole", 0).returncode == 0
-    killed = _run(SEMI_FINETUNE, *args, tmp_path / "killed", 3)  # in epoch 3, after 2 saved epochs
+    semi = json.loads(SEMI)
+    semi["semi"]["unlabeled"] = str(tiny_data / "unlabeled")
+    extra = json.dumps(semi)
+    assert _run(FINETUNE, tiny_data / "labeled", tmp_path / "whole", 0, extra).returncode == 0
+    killed = _run(FINETUNE, tiny_data / "labeled", tmp_path / "killed", 3, extra)  # in epoch 3, after 2 saved
     assert killed.returncode == -9, killed.stderr
-    assert _run(SEMI_FINETUNE, *args, tmp_path / "killed", 0).returncode == 0
+    assert _run(FINETUNE, tiny_data / "labeled", tmp_path / "killed", 0, extra).returncode == 0
     assert _same_weights(tmp_path / "whole" / "best.pt", tmp_path / "killed" / "best.pt")
     assert (tmp_path / "whole" / "history.csv").read_text() == (tmp_path / "killed" / "history.csv").read_text()
 

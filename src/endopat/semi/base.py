@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from endopat.semi import perturb
+import endopat.semi.perturb as perturb
 from endopat.config import SemiConfig
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from endopat import losses
-from endopat.semi import perturb
+import endopat.semi.perturb as perturb
 from endopat.semi.base import SemiMethod
 
 
