@@ -27,17 +27,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
-
-from endopat.config import _Strict
+from pydantic import BaseModel, ConfigDict, Field
 from endopat.data.scene import SITES, SceneGenerator
 from endopat.data.video import write_video
 from endopat.io import atomic_write_text, output_folder, remove_leftovers, write_png
 
 __all__ = ["SITES", "SceneGenerator", "SynthSpec", "generate", "video_roles"]  # the scenes: endopat.data.scene
 
-class SynthSpec(_Strict):
-    """What :func:`generate` makes (also the items of a study's ``synth:`` list)."""
+class SynthSpec(BaseModel):
+    """What :func:`generate` makes (also the items of a study's ``synth:`` list); strict like the
+    configs (endopat.config, which data must not import: it imports data's geometry)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     site: str = "target"
     seed: int = 0
