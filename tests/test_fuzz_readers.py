@@ -242,7 +242,7 @@ def test_any_bytes_as_an_annotation_export_import_or_end_in_one_line_writing_not
 
 
 def test_any_bytes_in_a_finished_cell_or_study_json_end_in_one_line(tmp_path):
-    from endopat.report.study import collect
+    from endopat.study.report import collect
     from endopat.study.prepare import check_same_study
 
     cell = tmp_path / "run" / "cells" / "baseline" / "c0"

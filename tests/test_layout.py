@@ -1,4 +1,5 @@
-"""The package's layering: its import graph (imports inside functions counted too) has no circle."""
+"""The package's layering: its import graph (imports inside functions counted too) has no circle,
+between modules or between packages."""
 
 import ast
 from pathlib import Path
@@ -66,6 +67,31 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_graph_has_no_circle():
     assert circles(import_graph()) == []
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph with each module folded into its top sub-package (endopat.study.runner ->
+    endopat.study): no package may import a package that imports it back."""
+    top = lambda m: ".".join(m.split(".")[:2])  # noqa: E731
+    out: dict[str, set[str]] = {top(m): set() for m in graph}
+    for m, targets in graph.items():
+        out[top(m)] |= {top(t) for t in targets if top(t) != top(m)}
+    return out
+
+
+def test_no_package_imports_a_package_that_imports_it_back():
+    assert circles(package_graph(import_graph())) == []
+
+
+def test_training_loops_do_not_import_the_study_s_report():
+    graph = import_graph()
+    for loop in ("endopat.finetune", "endopat.pretrain"):
+        assert not {t for t in graph[loop] if t.startswith(("endopat.study", "endopat.serve"))}, loop
+
+
+def test_the_package_folding_finds_a_circle_between_packages():
+    graph = {"endopat.a.x": {"endopat.b.y"}, "endopat.b.y": set(), "endopat.b.z": {"endopat.a.w"}, "endopat.a.w": set()}
+    assert circles(package_graph(graph)) == [["endopat.a", "endopat.b"]]
 
 
 def test_the_circle_finder_finds_a_planted_circle():

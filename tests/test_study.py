@@ -165,7 +165,7 @@ def test_the_report_says_what_each_stage_and_each_methods_cells_cost(finished):
 def test_a_report_against_another_method_gives_every_method_its_difference_from_that_one(finished):
     import csv
 
-    from endopat.report.study import write_study_report
+    from endopat.study.report import write_study_report
     from endopat.study.runner import reopen
 
     out, _ = finished
@@ -181,7 +181,7 @@ def test_a_report_against_another_method_gives_every_method_its_difference_from_
 
 
 def test_a_report_against_a_method_the_study_does_not_have_is_an_error_listing_them(finished):
-    from endopat.report.study import write_study_report
+    from endopat.study.report import write_study_report
     from endopat.study.runner import reopen
 
     out, _ = finished
@@ -310,7 +310,7 @@ def test_a_run_folder_of_an_older_endopat_whose_settings_only_moved_resumes(fini
 
 
 def test_shards_run_apart_merge_into_the_whole_report(finished, tmp_path):
-    from endopat.report.study import write_study_report
+    from endopat.study.report import write_study_report
     from endopat.study.runner import prepare
 
     out = tmp_path / "run"

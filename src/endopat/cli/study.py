@@ -43,7 +43,7 @@ def report_cmd(
                                  "name; repeatable), e.g. a volume ablation's smaller row"),
 ) -> None:
     """(Re)write a study's report from whatever cells are finished, e.g. after sharded runs."""
-    from endopat.report.study import write_study_report
+    from endopat.study.report import write_study_report
     from endopat.study.runner import reopen
 
     path = write_study_report(run, *reopen(run, echo), vs=tuple(vs))

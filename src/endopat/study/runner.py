@@ -7,7 +7,7 @@ Run folder::
     stages/supervised/<set>[+pat-<source>][_p<rep>]/   supervised pretraining runs (best.pt)
     cells/<method>/f<fraction>_s<subset>[_p<rep>][_r<repeat>]/metrics.csv   per-test-image Dice/IoU of one cell
     cells/<method>/f<fraction>_s<subset>/run/          its fine-tuning run (best.pt, history)
-    report/                            tables, figures, HTML (endopat.report.study)
+    report/                            tables, figures, HTML (endopat.study.report)
 
 A cell is finished when its ``metrics.csv`` exists; that file is written last and atomically, so a
 study killed at any moment and started again recomputes nothing that was finished and resumes the
@@ -34,7 +34,7 @@ from endopat.evaluate import evaluate, write_metrics_csv
 from endopat.finetune import finetune
 from endopat.io import atomic_write_text, output_folder, remove_leftovers
 from endopat.pretrain import pretrain
-from endopat.report.study import write_study_report
+from endopat.study.report import write_study_report
 from endopat.runtime import progress_bar
 from endopat.study.config import StudyConfig
 from endopat.study.grid import (

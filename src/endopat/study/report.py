@@ -30,8 +30,8 @@ from endopat.io import atomic_write_text
 from endopat.report import compute
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
-from endopat.report.html import fmt, page
-from endopat.report.pretraining import task_figures
+from endopat.study.report_html import fmt, page
+from endopat.study.report_tasks import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
 from endopat.report.texts import (DIFF_TEXT, PROTOCOL_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT,
                                    VS_TEXT)
