@@ -114,12 +114,12 @@ def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_p
     assert not _same_weights(sup, best)  # the unlabeled loss moved the weights
 
 
-SEMI = json.dumps({"semi": {"method": "fixmatch", "batch_size": 2, "ramp_up": 3, "threshold": 0.51, "fps": 5.0},
+SEMI_SETTINGS = json.dumps({"semi": {"method": "fixmatch", "batch_size": 2, "ramp_up": 3, "threshold": 0.51, "fps": 5.0},
                    "epochs": 4})
 
 
 def test_a_semi_supervised_run_killed_and_resumed_is_the_same_run(tiny_data, tmp_path):  # noqa: F811
-    semi = json.loads(SEMI)
+    semi = json.loads(SEMI_SETTINGS)
     semi["semi"]["unlabeled"] = str(tiny_data / "unlabeled")
     extra = json.dumps(semi)
     assert _run(FINETUNE, tiny_data / "labeled", tmp_path / "whole", 0, extra).returncode == 0
