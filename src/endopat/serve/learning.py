@@ -123,8 +123,8 @@ class Learner:
                 record["verdict"] = "swapped in: not worse on the validation part"
             else:
                 record["verdict"] = "kept the served model: the new one is worse on the validation part"
-        except (EndopatError, OSError, RuntimeError, ValueError) as err:
-            record["verdict"] = f"failed: {err}"
+        except Exception as err:  # noqa: BLE001 - a background thread: every failure ends in a verdict
+            record["verdict"] = f"failed: {err.__class__.__name__}: {err}"
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         if "served" in record and self.push and project is not None:
             try:
