@@ -89,6 +89,10 @@ CASES = {  # id: (args, the path the error must name); W = the world folder
     "report/missing run": ("report W/nope", "nope"),
     "report/file as run folder": ("report W/text.txt", "text.txt"),
     "synth/file as output folder": ("synth W/text.txt --no-progress", "text.txt"),
+    "serve/missing model": ("serve W/nope.pt --state W/state", "nope.pt"),
+    "serve/text as model": ("serve W/model.pt --state W/state", "model.pt"),
+    "serve/missing labeled folder": ("serve W/good.pt --labeled W/nope --state W/state", "nope"),
+    "serve/file as state folder": ("serve W/good.pt --state W/text.txt", "text.txt"),
 }
 
 

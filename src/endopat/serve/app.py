@@ -203,13 +203,16 @@ def build_server(checkpoint: str | Path, state: str | Path, labeled: str | Path 
     """Everything ``endopat serve`` runs, before it listens: the served model (what ``state``
     says it served last, else ``checkpoint``), the image roots (``labeled``, ``unlabeled`` and
     ``image_roots``) and, with a ``labeled`` folder, the learner."""
+    from endopat.checkpoints import load_checkpoint
     from endopat.io import output_folder
 
-    state = output_folder(state)
     roots = [Path(p) for p in (labeled, *unlabeled, *image_roots) if p is not None]
     for root in roots:
         if not root.exists():
             raise EndopatError(f"{root}: not found (an image root of the server)")
+    if Path(checkpoint).suffix.lower() != ".onnx":
+        load_checkpoint(checkpoint)  # a bad checkpoint is one line naming it, before anything is written
+    state = output_folder(state)
     images = ImageSource([r if r.is_dir() else r.parent for r in roots] + [state / "incoming" / "images"],
                          label_studio_url, label_studio_token, max_image_pixels)
     served = ServedModel(Path(checkpoint), state, backend)
