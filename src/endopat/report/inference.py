@@ -4,10 +4,11 @@ resolve it.
 A study's runs are few at every level (2 label subsets, 2 pretraining runs, 2 fine-tuning seeds
 is typical), and a bootstrap over 2 units can only draw 3 distinct resamples: it underestimates
 the variance by about (n - 1) / n and its percentile interval is too narrow (bench/calibration.py
-measured up to 21 % false positives at nominal 5 %). Here the variance of the mean difference is
+measured up to 37 % false positives at nominal 5 %). Here the variance of the mean difference is
 estimated by the method of moments of the study's random-effects layout, each piece with its own
-degrees of freedom, and the interval is Student's t with Satterthwaite's (1946) degrees of
-freedom, so a level with 2 units gets the 1 degree of freedom it has.
+degrees of freedom, and the interval is Student's t with the fewest degrees of freedom of any
+run-level piece, so a level with 2 units gives the interval the 1 degree of freedom it has
+(:func:`degrees_of_freedom` says why not Satterthwaite's).
 
 The layout, for method M against method B at one label fraction (image-averaged run means Y):
 
@@ -55,12 +56,11 @@ MAX_REPEATS = 8  # the most pretraining runs and fine-tuning seeds "runs to reso
 
 @dataclass
 class Piece:
-    """One estimated part of the variance of the difference: ``value`` with ``df`` degrees of
-    freedom (its Satterthwaite term is ``terms``: (coefficient x mean square, df) pairs)."""
+    """One estimated part of the variance of the difference: ``value`` with ``df`` degrees of freedom."""
 
     level: str
     value: float
-    terms: list[tuple[float, float]]
+    df: float
 
 
 @dataclass
@@ -103,18 +103,10 @@ def degrees_of_freedom(pieces: Sequence[Piece]) -> float:
     estimate is often near 0 by chance, and then the approximation hands the sum the images' 39
     degrees of freedom (bench/calibration.py: 10-12 % false positives at nominal 5 % where
     pretraining runs dominate); docs/method.md has both tables."""
-    run_level = [df for p in pieces if p.level != "image" for _, df in p.terms]
+    run_level = [p.df for p in pieces if p.level != "image"]
     if run_level:
         return float(min(run_level))
-    return float(min((df for p in pieces for _, df in p.terms), default=float("inf")))
-
-
-def satterthwaite(terms: Sequence[tuple[float, float]]) -> float:
-    """Satterthwaite's degrees of freedom of a sum of independent mean squares, each given as
-    (coefficient x mean square, its df)."""
-    total = sum(v for v, _ in terms)
-    denom = sum(v * v / df for v, df in terms if df > 0)
-    return float(total * total / denom) if denom > 0 else float("inf")
+    return float(min((p.df for p in pieces), default=float("inf")))
 
 
 def t_quantile(level: float, df: float) -> float:
@@ -167,25 +159,25 @@ def estimate(runs_a: Sequence[Run], runs_b: Sequence[Run]) -> Estimate:
     d = np.array([a.subset_mean(s) - b.subset_mean(s) for s in shared])
     if len(d) >= 2:
         v = float(d.var(ddof=1)) / len(d)
-        pieces.append(Piece("subset", v, [(v, len(d) - 1)]))
+        pieces.append(Piece("subset", v, len(d) - 1))
     for side in (a, b):
         info = {"pretrains": len(side.pretrains), "seeds": side.seeds, "seed_var": side.seed_var or 0.0,
                 "within": side.within(), "pretrain_var": 0.0}
         if len(side.pretrains) >= 2:
             col = side.pretrain_means()
             v = float(col.var(ddof=1)) / len(col)
-            pieces.append(Piece("pretrain", v, [(v, len(col) - 1)]))
+            pieces.append(Piece("pretrain", v, len(col) - 1))
             info["pretrain_var"] = max(0.0, float(col.var(ddof=1)) - info["within"] / len(side.subsets))
         elif len(d) < 2 and side.seed_var is not None:
             v = side.seed_var / (side.seeds * len(side.cells))
-            pieces.append(Piece("finetune", v, [(v, side.seed_df)]))
+            pieces.append(Piece("finetune", v, side.seed_df))
         elif len(d) < 2:
             unmeasured.append("run-to-run spread (one run)")
         sides.append(info)
     per_image = np.mean([r.scores for r in runs_a], axis=0) - np.mean([r.scores for r in runs_b], axis=0)
     image_var = float(per_image.var(ddof=1)) / per_image.size if per_image.size >= 2 else 0.0
     if image_var > 0:
-        pieces.append(Piece("image", image_var, [(image_var, per_image.size - 1)]))
+        pieces.append(Piece("image", image_var, per_image.size - 1))
     subset_var = (max(0.0, float(d.var(ddof=1)) - sum(i["within"] / i["pretrains"] for i in sides))
                   if len(d) >= 2 else 0.0)
     design = {"subsets": len(shared), "sides": sides, "subset_var": subset_var, "image_var": image_var,
@@ -234,7 +226,7 @@ def plan(est: Estimate, max_subsets: int | None, level: float = 0.95) -> tuple[t
 def _projected(d: dict, s: int, p: int, r: int) -> list[Piece]:
     """The pieces :func:`estimate` would expect for a design of ``s`` subsets, ``p`` pretraining
     runs (for a side that has them) and ``r`` seeds, from the measured components."""
-    out = [Piece("image", d["image_var"], [(d["image_var"], d["image_df"])])]
+    out = [Piece("image", d["image_var"], d["image_df"])]
     cells = []
     for side in d["sides"]:
         pp = p if side["pretrains"] >= 2 else 1
@@ -243,11 +235,11 @@ def _projected(d: dict, s: int, p: int, r: int) -> list[Piece]:
         cells.append((pp, within))
         if pp >= 2:
             v = side["pretrain_var"] / pp + within / (s * pp)
-            out.append(Piece("pretrain", v, [(v, pp - 1)]))
+            out.append(Piece("pretrain", v, pp - 1))
         elif s < 2 and within > 0:
             v = within / (s * pp)
-            out.append(Piece("finetune", v, [(v, max(1, s * pp * (r - 1)))]))
+            out.append(Piece("finetune", v, max(1, s * pp * (r - 1))))
     if s >= 2:
         v = d["subset_var"] / s + sum(w / (s * pp) for pp, w in cells)
-        out.append(Piece("subset", v, [(v, s - 1)]))
+        out.append(Piece("subset", v, s - 1))
     return [x for x in out if x.value > 0]

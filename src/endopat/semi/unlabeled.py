@@ -6,23 +6,24 @@ file in order; image files are grouped into videos by their stem, as the labeled
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from endopat.data.frames import FrameStore
 from endopat.data.labeled import group_of
 from endopat.errors import EndopatError
+from endopat.io import IMAGE_SUFFIXES
 from endopat.networks import prepare_input
 
 
 def videos(store: FrameStore) -> np.ndarray:
     """The video of every frame of ``store`` (an id per frame)."""
-    from pathlib import Path
-
     ids, names = [], {}
     for source in store.meta.get("sources", []):
         path = Path(source["path"])
-        key = group_of(path.stem) if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") else str(path)
+        key = group_of(path.stem) if path.suffix.lower() in IMAGE_SUFFIXES else str(path)
         ids += [names.setdefault(key, len(names))] * int(source["frames"])
     if len(ids) != len(store):
         return np.zeros(len(store), int)  # a store without per-source counts: one video
