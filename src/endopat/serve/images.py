@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urljoin, urlparse
 import numpy as np
 from PIL import Image
 
+from endopat.annotation.label_studio import image_name
 from endopat.errors import EndopatError, reading
 
 
@@ -41,7 +42,7 @@ class ImageSource:
             raise RequestError(400, f"task {task.get('id')}: no image in its data")
         url = urlparse(value)
         if url.path.startswith("/data/local-files/") and "d" in parse_qs(url.query):
-            return self._local(unquote(parse_qs(url.query)["d"][0]))
+            return self._local(image_name(task))  # the file Label Studio serves (import's reading of it)
         if url.scheme in ("http", "https") or value.startswith("/data/"):
             return self._fetch(value)
         return self._local(value)
