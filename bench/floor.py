@@ -23,7 +23,8 @@ def main() -> None:
 
     from endopat.config import FinetuneConfig, ModelConfig
     from endopat.data.readers import open_labeled
-    from endopat.evaluate import dice_iou, evaluate
+    from endopat.evaluate import evaluate
+    from endopat.metrics import dice_iou
     from endopat.finetune import finetune
 
     torch.set_num_threads(1)

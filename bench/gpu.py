@@ -96,7 +96,7 @@ def predict_fps(tmp: Path, device: str, n: int, quick: bool = False) -> dict[str
     host and on the device, for 512x640 frames (the network's size) and full-HD frames."""
     from endopat.checkpoints import save_checkpoint
     from endopat.config import ModelConfig
-    from endopat.evaluate import Segmenter
+    from endopat.segmenter import Segmenter
     from endopat.networks import build_unet
 
     cfg = ModelConfig(image_size=(512, 640), **({"features": (4, 4, 8, 8, 16, 4)} if quick else {}))

@@ -55,3 +55,14 @@ def world(tmp_path):
         write_png(tmp_path / "frames" / f"v9_f{k:03d}.png", rng.integers(0, 255, (30, 40, 3), np.uint8))
     (tmp_path / "outside.png").write_bytes((tmp_path / "frames" / "v9_f000.png").read_bytes())
     return tmp_path
+
+
+def accepted_label_studio_export(tasks, who=1):
+    """A Label Studio export of ``tasks`` whose annotator accepted every pre-annotation as it was."""
+    out = []
+    for i, t in enumerate(tasks):
+        result = t.get("predictions", [{"result": []}])[0]["result"]
+        out.append({"id": i + 1, "data": t["data"], "annotations": [{
+            "id": 10 + i, "completed_by": who, "result": result, "was_cancelled": False,
+            "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z"}]})
+    return out

@@ -4,6 +4,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import accepted_label_studio_export
 from PIL import Image
 
 from endopat.annotation import cvat_xml, label_studio_tasks
@@ -42,17 +43,6 @@ def _files(root):
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.exists() else {}
 
 
-def _ls_export(tasks, who=1):
-    """A Label Studio export of ``tasks`` whose annotator accepted every pre-annotation as it was."""
-    out = []
-    for i, t in enumerate(tasks):
-        result = t.get("predictions", [{"result": []}])[0]["result"]
-        out.append({"id": i + 1, "data": t["data"], "annotations": [{
-            "id": 10 + i, "completed_by": who, "result": result, "was_cancelled": False,
-            "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z"}]})
-    return out
-
-
 def test_suggest_s_cvat_pre_annotations_come_back_pixel_equal(frames, tmp_path):
     (tmp_path / "annotations.xml").write_text(cvat_xml([(f"frames/{n}", (H, W)) for n in NAMES], MASKS))
     r = import_export(tmp_path / "annotations.xml", frames.parent, tmp_path / "labeled")
@@ -62,7 +52,7 @@ def test_suggest_s_cvat_pre_annotations_come_back_pixel_equal(frames, tmp_path):
 
 def test_suggest_s_label_studio_pre_annotations_accepted_come_back_pixel_equal(frames, tmp_path):
     tasks = label_studio_tasks([(f"frames/{n}", (H, W)) for n in NAMES], MASKS)
-    (tmp_path / "export.json").write_text(json.dumps(_ls_export(tasks)))
+    (tmp_path / "export.json").write_text(json.dumps(accepted_label_studio_export(tasks)))
     r = import_export(tmp_path / "export.json", frames.parent, tmp_path / "labeled")
     assert (r["tool"], r["added"]) == ("Label Studio JSON", 2)
     assert all(np.array_equal(a, b) for a, b in zip(_masks(tmp_path / "labeled"), MASKS))

@@ -1,5 +1,7 @@
+import re
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -388,3 +390,23 @@ def test_the_weights_command_says_what_a_file_is_and_fails_on_a_file_of_no_archi
     torch.save({"x": torch.zeros(3)}, tmp_path / "odd.pth")
     assert run_cli(monkeypatch, "weights", tmp_path / "odd.pth", "--arch", "resnet18") == 1
     assert "not resnet18: no tensor matches" in capsys.readouterr().out
+
+
+def test_inspect_prints_the_classes_of_a_class_id_folder_with_their_shares(monkeypatch, capsys, shared_data):
+    assert run_cli(monkeypatch, "inspect", shared_data / "endoscapes-seg50-dev") == 0
+    out = capsys.readouterr().out
+    assert "class ids of 7 classes (418)" in out and "problems: 0" in out
+    assert re.search(r"5 gallbladder: \d+\.\d%, \d+ frames", out) and "ignored:" in out
+
+
+def test_classes_on_the_command_line_name_class_id_masks(monkeypatch, capsys, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "images" / "v_f0.png")
+    Image.fromarray(np.array([[0, 1, 2, 3] * 2] * 8, np.uint8)).save(tmp_path / "masks" / "v_f0.png")
+    assert run_cli(monkeypatch, "inspect", tmp_path) == 1
+    assert "look like class ids" in capsys.readouterr().out
+    assert run_cli(monkeypatch, "inspect", tmp_path, "--classes", "background,a,b,c") == 0
+    assert "3 c: 25.0%, 1 frames" in capsys.readouterr().out

@@ -9,7 +9,9 @@ from endopat.data.geometry import aspect_size, content_box, fit_image, fit_mask,
 from endopat.data.labeled import load_pairs
 from endopat.data.readers.generic import read as read_generic
 from endopat.data.video import write_video
-from endopat.evaluate import dice_iou, probabilities
+from endopat.metrics import dice_iou
+from endopat.labels import BINARY
+from endopat.segmenter import probabilities
 from endopat.predict import predict_images
 
 H, W = 1080, 1920  # a full-HD laparoscopic frame
@@ -99,7 +101,7 @@ def test_a_full_hd_frame_and_its_mask_keep_their_geometry_from_video_to_predicte
     # too, so a pad leaking into the output would show), written at the frame's full resolution
 
     class GreyFinder:
-        threshold = 0.5
+        threshold, labels = 0.5, BINARY
         cfg = ModelConfig(image_size=size, input="Lab")
 
         def probabilities(self, frames):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from endopat.data.labeled import MaskFormat, group_of, load_mask, load_pairs
+from endopat.data.labeled import group_of, load_mask, load_pairs
+from endopat.data.masks import MaskFormat
 from endopat.data.readers import open_labeled
 from endopat.data.readers import read_labeled
 from endopat.data.readers.generic import read as read_generic
@@ -49,7 +50,7 @@ def test_masks_with_zero_one_values_are_accepted(tmp_path):
 
 def test_pairs_are_resized_to_the_network_size(tmp_path):
     images, masks = load_pairs(read_generic(make_generic(tmp_path)), (16, 16))
-    assert images.shape == (2, 16, 16, 3) and masks.shape == (2, 16, 16) and masks.dtype == bool
+    assert images.shape == (2, 16, 16, 3) and masks.shape == (2, 16, 16) and masks.dtype == np.uint8
 
 
 def test_an_image_without_a_mask_is_an_error_naming_it(tmp_path):
@@ -130,9 +131,10 @@ def test_a_grey_level_class_map_reads_label_values(tmp_path):
 @pytest.mark.parametrize("threshold, class_map, message", [
     (1.5, None, "mask threshold 1.5 must be between 0 and 1"),
     (0.5, "255,0=instrument", "key '255,0' is not a value"),
-    (0.5, "255=tool", "write instrument or background"),
-    (0.5, "0=background", "names no instrument value"),
-    (0.5, "red", "write VALUE=instrument"),
+    (0.5, "255= ", "is empty: name a class"),
+    (0.5, "0=background", "names no foreground class"),
+    (0.5, "red", "write VALUE=CLASS"),
+    (0.5, "1=background;2=two words!", "class name 'two words!'"),
 ])
 def test_a_bad_threshold_or_class_map_is_a_one_line_error(threshold, class_map, message):
     with pytest.raises(EndopatError, match=message):

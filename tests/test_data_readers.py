@@ -122,3 +122,69 @@ def test_inspect_names_each_reader_s_own_mask_encoding_on_real_samples(shared_da
     report = inspect_source(shared_data / folder)
     found = {e for split in report["splits"].values() for e in split["mask_encodings"]}
     assert found - {"8-bit all 0 (no instrument)"} == {encoding}
+
+
+def test_real_endovis17_parts_read_as_shaft_wrist_and_claspers(shared_data):
+    samples = read_labeled(shared_data / "endovis17", "endovis17-parts")
+    assert samples[0].labels.names == ("background", "shaft", "wrist", "claspers")
+    raw = np.asarray(Image.open(samples[0].masks[0]))
+    mask = load_mask(samples[0], raw.shape)
+    for value, class_id in ((0, 0), (10, 1), (20, 2), (30, 3)):
+        assert (mask[raw == value] == class_id).all() and (raw == value).any()
+
+
+def test_endovis17_types_come_from_the_label_folder_names(tmp_path):
+    ds = tmp_path / "instrument_dataset_1"
+    write(ds / "left_frames" / "frame000.png", rgb())
+    a, b = np.zeros((12, 16), np.uint8), np.zeros((12, 16), np.uint8)
+    a[0, :], b[1, :] = 10, 30
+    write(ds / "ground_truth" / "Maryland_Bipolar_Forceps_labels" / "frame000.png", a)
+    write(ds / "ground_truth" / "Monopolar_Curved_Scissors_labels" / "frame000.png", b)
+    (s,) = read_labeled(tmp_path, "endovis17-types")
+    mask = load_mask(s, (12, 16))
+    assert s.labels.names[mask[0, 0]] == "bipolar_forceps" and s.labels.names[mask[1, 0]] == "monopolar_curved_scissors"
+    assert not mask[2:].any()
+
+
+def test_an_endovis17_label_folder_without_a_type_is_a_one_line_error(shared_data):
+    (s, *_) = read_labeled(shared_data / "endovis17", "endovis17-types")
+    with pytest.raises(EndopatError, match="Instruments_labels: no instrument type"):
+        load_mask(s, (1080, 1920))
+
+
+@pytest.mark.parametrize("layout, value, name", [
+    ("cholecseg8k-13", 31, "grasper"), ("cholecseg8k-13", 22, "gallbladder"), ("cholecseg8k-13", 50, "black_background"),
+    ("cholecseg8k-8", 32, "instrument"), ("cholecseg8k-8", 31, "instrument"), ("cholecseg8k-8", 21, "liver"),
+])
+def test_real_cholecseg8k_watershed_values_read_as_their_classes(shared_data, layout, value, name):
+    samples = [s for s in read_labeled(shared_data / "cholecseg8k-sample", layout, keep_bad=True) if not s.problem]
+    for s in samples:
+        raw = np.asarray(Image.open(s.masks[0]))[..., 0]
+        if (raw == value).any():
+            mask = load_mask(s, raw.shape)
+            assert (mask[raw == value] == s.labels.id_of(name)).all()
+            assert (mask[np.isin(raw, (0, 255))] == 255).all()  # the undocumented values: ignored
+            return
+    raise AssertionError(f"value {value} in no mask of the sample")
+
+
+def test_a_class_id_mask_without_a_class_list_says_how_to_name_the_classes(tmp_path):
+    write(tmp_path / "images" / "v1_f0.png", rgb())
+    write(tmp_path / "masks" / "v1_f0.png", np.array([[0, 1, 2, 3] * 4] * 12, np.uint8))
+    (s,) = read_labeled(tmp_path)
+    with pytest.raises(EndopatError, match="look like class ids.*classes.txt") as err:
+        load_mask(s, (12, 16))
+    assert "v1_f0.png" in str(err.value)
+
+
+def test_inspect_lists_the_classes_and_a_mask_with_values_outside_them(tmp_path):
+    from endopat.data.inspect import inspect_source
+
+    for k, values in enumerate(([0, 1, 2, 255], [0, 1, 9, 2])):
+        write(tmp_path / "images" / f"v{k}_f0.png", rgb())
+        write(tmp_path / "masks" / f"v{k}_f0.png", np.array([values * 4] * 12, np.uint8))
+    (tmp_path / "classes.txt").write_text("0 background\n1 liver\n2 tool\n255 ignore\n")
+    report = inspect_source(tmp_path)
+    split = report["splits"]["all"]
+    assert list(split["classes"]) == ["background", "liver", "tool"] and split["classes"]["liver"]["frames"] == 1
+    assert len(report["problems"]) == 1 and "v1_f0.png: mask values 9 are not class ids" in report["problems"][0]

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from endopat.evaluate import dice_iou, summarize
+from endopat.evaluate import summarize
+from endopat.metrics import dice_iou
 
 
 def masks(*rows):

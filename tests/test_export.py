@@ -6,7 +6,7 @@ pytest.importorskip("onnxruntime")
 
 from endopat.checkpoints import save_checkpoint  # noqa: E402
 from endopat.config import ModelConfig  # noqa: E402
-from endopat.evaluate import Segmenter  # noqa: E402
+from endopat.segmenter import Segmenter  # noqa: E402
 from endopat.export import OnnxSegmenter, export_onnx  # noqa: E402
 from endopat.networks import build_unet  # noqa: E402
 

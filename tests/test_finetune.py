@@ -77,3 +77,41 @@ def test_fine_tuning_on_a_tiny_real_split_clears_a_floor_no_broken_loop_reaches(
                          epochs=10, min_samples_per_epoch=48, seed=0)
     best = finetune(train, val, tmp_path, cfg, progress=False, log=lambda *a: None)
     assert np.mean([r["dice"] for r in evaluate(best, test)]) > 0.40
+
+
+@pytest.fixture(scope="module")
+def three_class(tmp_path_factory):
+    """The synthetic frames again, their instrument masks split into two classes (left and right
+    halves) beside a classes.txt, and a few pixels of the ignore id."""
+    import numpy as np
+
+    from endopat.io import read_image, write_png
+
+    out = tmp_path_factory.mktemp("mc")
+    generate(out / "synth", SynthSpec(size=32, videos=3, unlabeled_videos=0, frames=4, label_every=2))
+    for split in ("train", "val", "test"):
+        for mask in sorted((out / "synth" / "labeled" / split / "masks").glob("*.png")):
+            ids = (read_image(mask, mode="L") > 127).astype(np.uint8)
+            ids[:, 16:] *= 2
+            ids[0, :4] = 255
+            write_png(out / split / "masks" / mask.name, ids)
+            write_png(out / split / "images" / mask.name, read_image(mask.parents[1] / "images" / mask.name))
+    (out / "classes.txt").write_text("0 background\n1 left\n2 right\n255 ignore\n")
+    return open_labeled(out)
+
+
+def test_a_binary_segmenter_starts_a_three_class_one_with_a_fresh_last_layer(labeled, three_class, tmp_path):
+    _run(labeled, tmp_path / "binary")
+    weights = _run(three_class, tmp_path / "mc", init=tmp_path / "binary" / "best.pt")
+    assert weights["final_conv.weight"].shape[0] == 3
+    assert "final_conv" in (tmp_path / "mc" / "init_report.txt").read_text()
+    ckpt = torch.load(tmp_path / "mc" / "best.pt", weights_only=True)
+    assert ckpt["labels"]["names"] == ["background", "left", "right"]
+
+
+def test_fine_tuning_data_with_other_classes_in_validation_is_refused(labeled, three_class, tmp_path):
+    from endopat.errors import EndopatError
+
+    with pytest.raises(EndopatError, match="disagree on the classes"):
+        finetune(three_class["train"], labeled["val"], tmp_path, FinetuneConfig(model=MODEL, epochs=1),
+                 progress=False, log=lambda *a: None)

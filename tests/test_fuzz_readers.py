@@ -118,7 +118,7 @@ def test_any_bytes_as_a_mask_of_each_encoding_read_or_end_in_one_line(tmp_path, 
 
 
 def test_any_class_map_string_parses_or_ends_in_one_line(tmp_path):
-    from endopat.data.labeled import MaskFormat
+    from endopat.data.masks import MaskFormat
 
     text = b"255,0,0=instrument;0,0,0=background;7=background"
     fuzz(tmp_path, "class-map", text,

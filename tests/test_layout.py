@@ -83,10 +83,37 @@ def test_no_package_imports_a_package_that_imports_it_back():
     assert circles(package_graph(import_graph())) == []
 
 
-def test_training_loops_do_not_import_the_study_s_report():
+# the declared layers, lowest first: a module imports its own layer and those below, never above
+LAYERS = [
+    {"endopat", "errors", "io", "labels", "losses", "archs", "weight_layouts", "choose", "colour", "metrics",
+     "drawing"},  # what everything may use: files, label semantics, pure losses and metrics, drawing
+    {"data", "annotation", "config", "augment"},  # reading the user's data and settings
+    {"networks", "checkpoints", "runtime", "encoder_weights", "segmenter"},  # models and their files
+    {"tasks", "semi", "embedding", "evaluate", "export"},  # what a model does
+    {"pretrain", "finetune", "predict", "report", "suggest"},  # the commands' own work
+    {"study", "serve"},  # compositions of those
+    {"demo", "cli", "__main__"},  # entry points
+]
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1] if "." in module else module
+    for k, names in enumerate(LAYERS):
+        if top in names:
+            return k
+    raise AssertionError(f"{module}: not in a declared layer (tests/test_layout.py LAYERS)")
+
+
+def test_every_import_points_to_the_same_or_a_lower_layer():
+    graph = import_graph()
+    upward = [f"{a} -> {b}" for a, targets in graph.items() for b in targets if layer_of(b) > layer_of(a)]
+    assert upward == []
+
+
+def test_training_loops_do_not_import_the_report_the_study_or_the_server():
     graph = import_graph()
     for loop in ("endopat.finetune", "endopat.pretrain"):
-        assert not {t for t in graph[loop] if t.startswith(("endopat.study", "endopat.serve"))}, loop
+        assert not {t for t in graph[loop] if t.startswith(("endopat.report", "endopat.study", "endopat.serve"))}, loop
 
 
 def test_the_package_folding_finds_a_circle_between_packages():

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -74,3 +76,22 @@ def test_nt_xent_matches_hand_computation():
 def test_nt_xent_is_lower_when_views_agree_than_when_they_are_swapped():
     z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     assert losses.nt_xent(z1, z1.clone(), 0.1) < losses.nt_xent(z1, z1.flip(0), 0.1)
+
+
+@pytest.mark.parametrize("kind", ["ce", "dice_ce"])
+def test_the_supervised_loss_ignores_the_ignore_pixels(kind):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 6, 7, generator=g)
+    mask = torch.randint(0, 4, (2, 6, 7), generator=g)
+    mask[:, :2] = 255
+    other = logits.clone()
+    other[:, :, :2] = torch.randn(2, 4, 2, 7, generator=g) * 5  # the ignored rows predicted otherwise
+    a = losses.supervised(logits, mask, kind, ignore=255)
+    b = losses.supervised(other, mask, kind, ignore=255)
+    assert torch.isfinite(a) and torch.allclose(a, b)
+
+
+def test_the_per_image_loss_with_an_ignore_id_averages_the_scored_pixels():
+    logits = torch.zeros(1, 2, 1, 4)
+    mask = torch.tensor([[[0, 1, 255, 255]]])
+    assert losses.segmentation(logits, mask, per_image=True, ignore=255).item() == pytest.approx(math.log(2))

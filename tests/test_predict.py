@@ -8,9 +8,10 @@ from PIL import Image
 from endopat.checkpoints import save_checkpoint
 from endopat.config import ModelConfig
 from endopat.data.video import iter_frames, write_video
-from endopat.evaluate import Segmenter
+from endopat.segmenter import Segmenter
 from endopat.networks import build_unet
-from endopat.predict import outline, overlay, predict
+from endopat.drawing import outline, overlay
+from endopat.predict import predict
 
 CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
 
@@ -145,3 +146,43 @@ def test_a_segmenter_preprocessing_on_its_device_predicts_as_on_the_host(model_p
     assert not host.on_device and device.on_device
     for a, b in zip(host.probabilities(frames), device.probabilities(frames)):
         assert a.shape == b.shape == (120, 200) and np.abs(a - b).max() < 0.02
+
+
+@pytest.fixture(scope="module")
+def three_class_path(tmp_path_factory):
+    from endopat.labels import Labels
+
+    torch.manual_seed(1)
+    unet = build_unet(CFG, out_channels=3)
+    path = tmp_path_factory.mktemp("m3") / "seg3.pt"
+    return save_checkpoint(path, kind="segmenter", model_cfg=CFG, state_dict=unet.state_dict(),
+                           labels=Labels(("background", "liver", "tool")).to_dict())
+
+
+def test_a_multi_class_video_gets_class_areas_per_frame_and_class_id_masks(tmp_path, three_class_path):
+    from endopat.segmenter import Segmenter
+
+    write_video(tmp_path / "v.mp4", images(5, 48, 64), fps=10)
+    result = predict(three_class_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=2, save_masks=True,
+                     progress=False, backend="torch")
+    rows = list(csv.DictReader(open(result["csv"])))
+    assert list(rows[0]) == ["frame", "time_s", "area_background", "area_liver", "area_tool", "mean_confidence"]
+    decoded = [f for _, f in iter_frames(tmp_path / "v.mp4")]
+    want = Segmenter(three_class_path).predict_ids(decoded)[3]
+    saved = np.asarray(Image.open(tmp_path / "out" / "v_masks" / "frame_000003.png"))
+    assert np.array_equal(saved, want)
+    assert float(rows[3]["area_tool"]) == pytest.approx((want == 2).mean(), abs=1e-6)
+    assert sum(1 for _ in iter_frames(result["overlay"])) == 5
+
+
+def test_class_overlay_tints_each_class_in_its_colour_and_draws_a_legend():
+    from endopat.drawing import class_overlay
+    from endopat.labels import Labels
+
+    labels = Labels(("background", "liver", "tool"))
+    frame = np.full((60, 80, 3), 100, np.uint8)
+    ids = np.zeros((60, 80), np.uint8)
+    ids[30:50, 10:30], ids[30:50, 50:70] = 1, 2
+    out = class_overlay(frame, ids, labels, legend=False)
+    assert tuple(out[40, 20]) != tuple(out[40, 60]) and (out[5, 5] == 100).all()
+    assert (class_overlay(frame, ids, labels)[4:10, 4:10] != 100).any()  # the legend's swatches, top left

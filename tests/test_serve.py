@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from endopat.annotation.write import LABEL_STUDIO_CONFIG, brush_rle  # noqa: E402
-from endopat.evaluate import Segmenter  # noqa: E402
+from endopat.segmenter import Segmenter  # noqa: E402
 from endopat.io import read_image  # noqa: E402
 from endopat.serve.app import build_server, create_app  # noqa: E402
 
@@ -258,3 +258,50 @@ def test_a_server_killed_during_a_retraining_loses_no_annotation_and_serves_the_
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def three_class(world):
+    """A 3-class segmenter (untrained, fixed seed) in the world of the binary one."""
+    import torch
+
+    from endopat.checkpoints import save_checkpoint
+    from endopat.config import ModelConfig
+    from endopat.labels import Labels
+    from endopat.networks import build_unet
+
+    from conftest import SERVE_CFG
+
+    torch.manual_seed(3)
+    cfg = ModelConfig(**SERVE_CFG)
+    labels = Labels(("background", "liver", "tool"))
+    save_checkpoint(world / "mc.pt", kind="segmenter", model_cfg=cfg, labels=labels.to_dict(),
+                    state_dict=build_unet(cfg, out_channels=3).state_dict())
+    return world, labels
+
+
+def test_a_multi_class_model_predicts_one_brush_region_per_class_it_finds(three_class):
+    from label_studio_sdk.converter.brush import decode_rle
+
+    from endopat.annotation.write import label_studio_config
+
+    world, labels = three_class
+    server = build_server(world / "mc.pt", world / "state", None, [world / "frames"], backend="torch",
+                          log=lambda *a: None)
+    c = TestClient(create_app(server))
+    r = c.post("/predict", json={"tasks": [task("v9_f000.png")], "label_config": label_studio_config(labels)})
+    assert r.status_code == 200, r.text
+    want = Segmenter(world / "mc.pt").predict_ids([read_image(world / "frames" / "v9_f000.png")])[0]
+    shapes = r.json()["results"][0]["result"]
+    assert {s["value"]["brushlabels"][0] for s in shapes} == {labels.names[i] for i in np.unique(want) if i}
+    for s in shapes:
+        got = decode_rle(s["value"]["rle"]).reshape(30, 40, 4)[..., 3] > 0
+        assert np.array_equal(got, want == labels.id_of(s["value"]["brushlabels"][0]))
+
+
+def test_a_multi_class_model_refuses_the_binary_config_s_label(three_class):
+    world, _ = three_class
+    server = build_server(world / "mc.pt", world / "state", None, [world / "frames"], backend="torch",
+                          log=lambda *a: None)
+    r = TestClient(create_app(server)).post("/setup", json={"project": "1", "schema": LABEL_STUDIO_CONFIG})
+    assert r.status_code == 422 and "label 'instrument'" in r.json()["error"] and "liver, tool" in r.json()["error"]

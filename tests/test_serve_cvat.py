@@ -14,7 +14,7 @@ from cvat_sdk.masks import decode_mask  # noqa: E402
 
 from endopat.checkpoints import save_checkpoint  # noqa: E402
 from endopat.config import ModelConfig  # noqa: E402
-from endopat.evaluate import Segmenter  # noqa: E402
+from endopat.segmenter import Segmenter  # noqa: E402
 from endopat.networks import build_unet  # noqa: E402
 from endopat.serve import cvat  # noqa: E402
 

@@ -72,7 +72,7 @@ def backend(world, label_studio):
     import torch
 
     from endopat.checkpoints import load_checkpoint, save_atomic
-    from endopat.evaluate import Segmenter
+    from endopat.segmenter import Segmenter
     from endopat.io import read_image
 
     seg = Segmenter(world / "best.pt")
@@ -123,7 +123,7 @@ def test_label_studio_shows_the_served_model_s_predictions_and_its_annotations_r
     from label_studio_sdk.converter.brush import decode_rle
 
     from endopat.annotation.write import brush_rle
-    from endopat.evaluate import Segmenter
+    from endopat.segmenter import Segmenter
     from endopat.io import read_image
 
     ls, project, tasks = _project(label_studio, world)

@@ -116,7 +116,7 @@ def test_each_pretraining_task_shows_its_sample_figure_in_the_report(finished):
 
 def test_a_labeled_source_takes_a_class_map_and_refuses_a_bad_one():
     cfg = study_from_dict({**TINY, "labeled": {"path": "x", "class_map": {"255,0,0": "instrument", "0": "background"}}})
-    assert cfg.labeled.mask_format().class_map == (((255, 0, 0), True), (0, False))
+    assert cfg.labeled.mask_format().class_map == (((255, 0, 0), "instrument"), (0, "background"))
     with pytest.raises(EndopatError, match="class map key '255,0' is not a value"):
         study_from_dict({**TINY, "labeled": {"path": "x", "class_map": {"255,0": "instrument"}}})
 
@@ -530,3 +530,31 @@ def test_a_method_with_its_own_fractions_gets_cells_at_those_only():
 def test_a_method_fraction_the_study_does_not_have_is_an_error():
     with pytest.raises(EndopatError, match=r"method 'PAT': fractions \['1/8'\] are not among"):
         grid_config(methods=[{"name": "baseline"}, {"name": "PAT", "pretrain": "target", "fractions": ["1/8"]}])
+
+
+def test_a_multi_class_study_reports_every_class_with_its_differences_and_savings(shared_data, tmp_path):
+    import csv
+
+    from endopat.study.runner import run_study
+
+    src = shared_data / "endoscapes-seg50-dev"
+    stems = sorted(p.stem for p in (src / "images").glob("*.jpg"))
+    picked = [s for v in sorted({s.split("_")[0] for s in stems})[:5] for s in [x for x in stems if x.startswith(v + "_")][:2]]
+    for stem in picked:
+        for sub, ext in (("images", ".jpg"), ("masks", ".png")):
+            (tmp_path / "endo" / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / sub / f"{stem}{ext}", tmp_path / "endo" / sub / f"{stem}{ext}")
+    shutil.copy(src / "classes.txt", tmp_path / "endo" / "classes.txt")
+    cfg = study_from_dict({"name": "anatomy", "labeled": {"path": str(tmp_path / "endo")}, "fractions": ["1", "1/2"],
+                           "subsets": 1, "methods": [{"name": "baseline"}, {"name": "again"}],
+                           "model": {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 48]},
+                           "finetune": {"epochs": 1, "min_samples_per_epoch": 4}, "overlays": 2})
+    run_study(cfg, tmp_path / "run", progress=False, log=lambda *a: None)
+    rep = tmp_path / "run" / "report"
+    with open(rep / "per_class.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["class"] for r in rows} <= {"cystic_plate", "calot_triangle", "cystic_artery", "cystic_duct",
+                                          "gallbladder", "tool"} and {"gallbladder", "tool"} <= {r["class"] for r in rows}
+    assert any(r["method"] == "again" and r["dice_diff"] for r in rows)
+    assert (rep / "per_class_savings.csv").is_file() and "## Per class" in (rep / "report.md").read_text()
+    assert (rep / "overlays.png").is_file() and not (rep / "overlays.error.txt").exists()

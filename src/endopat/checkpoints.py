@@ -74,7 +74,9 @@ def make_checkpoint(
     task: str | None = None,
     in_channels: int | None = None,
     reinit: tuple[str, ...] | list[str] = (),
+    labels: dict | None = None,
 ) -> dict[str, Any]:
+    """The checkpoint dictionary; ``labels``: a segmenter's classes (:meth:`endopat.labels.Labels.to_dict`)."""
     ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -90,6 +92,8 @@ def make_checkpoint(
     }
     if task is not None:
         ckpt.update(task=task, reinit=list(reinit))
+    if labels is not None:
+        ckpt["labels"] = labels
     return ckpt
 
 

@@ -214,6 +214,9 @@ class FinetuneSettings(_Strict):
         64, ge=1, description="repeat a small training set so one epoch shows at least this many images"
     )
     threshold: float = Field(0.5, gt=0, lt=1)
+    loss: Literal["ce", "dice_ce"] = Field(
+        "ce", description="ce: cross-entropy (the paper's eq. 6); dice_ce: cross-entropy + MONAI's soft Dice "
+        "(DiceCELoss's sum, for small classes), both leaving out the ignore id")
     num_workers: int = Field(0, ge=0)
     skip_bad: bool = Field(False, description="leave out unreadable samples (logged, counted)")
     inflate: Literal["zero", "fresh"] = Field(

@@ -14,8 +14,9 @@ import torch
 from endopat.checkpoints import load_checkpoint, model_config
 from endopat.colour import rgb_uint8_to_lab_n
 from endopat.data.geometry import fit_image
-from endopat.evaluate import network_input
+from endopat.labels import BINARY, Labels
 from endopat.networks import arch_of, build_unet
+from endopat.segmenter import network_input
 
 
 class Embedder:
@@ -25,11 +26,13 @@ class Embedder:
     def __init__(self, path: str | Path | None, device: str = "cpu"):
 
         self.device = torch.device(device)
-        self.net, self.kind = None, None
+        self.net, self.kind, self.labels, self.threshold = None, None, BINARY, 0.5
         if path is None:
             return
         ckpt = load_checkpoint(path)
         self.kind, self.cfg = ckpt["kind"], model_config(ckpt)
+        self.labels = Labels.from_dict(ckpt.get("labels"), str(path))
+        self.threshold = float(ckpt.get("threshold", 0.5))
         self.in_channels = int(ckpt.get("in_channels", self.cfg.in_channels))
         last = arch_of(self.cfg).groups["last"][0] + "."
         out = next(v for k, v in ckpt["state_dict"].items() if k.startswith(last) and k.endswith("weight")).shape[0]
@@ -58,17 +61,28 @@ class Embedder:
 
     @torch.no_grad()
     def uncertainty(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(uncertainty score, foreground probability maps at network size) per frame."""
+        """(uncertainty score, probability maps at network size) per frame: a binary model's
+        foreground probability ``(B, H, W)``, a multi-class model's ``(B, C, H, W)``. The score is the
+        mean predictive entropy over the flipped views' mean (in units of log C: 0 certain, 1 uniform)
+        plus the views' variance (summed over classes; binary: the foreground's)."""
         x = self._input(frames)
         views = []
         for dims in ((), (3,), (2,), (2, 3)):  # identity, horizontal, vertical, both flips
             xv = x.flip(dims) if dims else x
-            p = torch.softmax(self.net(xv).float(), 1)[:, 1]
-            views.append(p.flip([d - 1 for d in dims]) if dims else p)
-        p = torch.stack(views)  # (4, B, H, W)
-        mean = p.mean(0).clamp(1e-6, 1 - 1e-6)
-        entropy = -(mean * mean.log2() + (1 - mean) * (1 - mean).log2())  # bits, in [0, 1]
-        score = entropy.mean(dim=(1, 2)) + p.var(0, unbiased=False).mean(dim=(1, 2))
+            p = torch.softmax(self.net(xv).float(), 1)
+            if self.labels.is_binary:
+                p = p[:, 1]
+            back = [d - 1 for d in dims] if self.labels.is_binary else list(dims)  # the channel axis dropped or not
+            views.append(p.flip(back) if dims else p)
+        p = torch.stack(views)  # (4, B, H, W) or (4, B, C, H, W)
+        if self.labels.is_binary:
+            mean = p.mean(0).clamp(1e-6, 1 - 1e-6)
+            entropy = -(mean * mean.log2() + (1 - mean) * (1 - mean).log2())  # bits, in [0, 1]
+            score = entropy.mean(dim=(1, 2)) + p.var(0, unbiased=False).mean(dim=(1, 2))
+            return score.cpu().numpy(), mean.cpu().numpy()
+        mean = p.mean(0)
+        entropy = -(mean * mean.clamp(min=1e-6).log()).sum(1) / np.log(mean.shape[1])  # (B, H, W) in [0, 1]
+        score = entropy.mean(dim=(1, 2)) + p.var(0, unbiased=False).sum(1).mean(dim=(1, 2))
         return score.cpu().numpy(), mean.cpu().numpy()
 
 

@@ -1,10 +1,11 @@
 """ONNX export of a segmenter, and an onnxruntime-backed segmenter with the same interface.
 
 The exported graph maps the normalised network input (L, or L/a/b, see :mod:`endopat.colour`) to
-the instrument probability ``(B, 1, H, W)``; batch, height and width are dynamic (height and width
-must stay multiples of 16; a ViT's are fixed at the training size). Everything needed to preprocess — input mode, training size,
-threshold, endopat version — is stored in the model's metadata, so an ``.onnx`` file is as
-self-describing as a checkpoint.
+the instrument probability ``(B, 1, H, W)`` of a binary model, or every class's ``(B, C, H, W)`` of a
+multi-class one; batch, height and width are dynamic (height and width must stay multiples of 16; a
+ViT's are fixed at the training size). Everything needed to preprocess and read the output — input
+mode, training size, threshold, the class list, endopat version — is stored in the model's metadata,
+so an ``.onnx`` file is as self-describing as a checkpoint.
 
 ``predict`` on a CPU runs this export through onnxruntime by default (2-3x the PyTorch speed in
 bench/predict.py), exporting a checkpoint once and caching it beside it (:func:`cached_onnx`).
@@ -16,25 +17,23 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
 import torch
 
 from endopat.archs import ARCHS
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError, reading
-from endopat.evaluate import Segmenter, network_input, probabilities
+from endopat.labels import Labels
+from endopat.segmenter import Predictor, Segmenter, output_probabilities
 from endopat.io import atomic_path, file_digest, output_file
 
 
 class _Probability(torch.nn.Module):
-    def __init__(self, unet: torch.nn.Module):
+    def __init__(self, unet: torch.nn.Module, labels: Labels):
         super().__init__()
-        self.unet = unet
+        self.unet, self.labels = unet, labels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.unet(x), dim=1)[:, 1:2]
+        return output_probabilities(self.unet(x), self.labels)
 
 
 PARITY_TOLERANCE = 1e-4  # max |probability difference| allowed between ONNX and PyTorch
@@ -57,12 +56,13 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     out = Path(out)
     with atomic_path(out) as tmp:
         torch.onnx.export(
-            _Probability(seg.model).eval(), (example,), str(tmp), dynamo=False, opset_version=opset,
+            _Probability(seg.model, seg.labels).eval(), (example,), str(tmp), dynamo=False, opset_version=opset,
             input_names=["input"], output_names=["probability"],
             dynamic_axes={"input": axes, "probability": axes},
         )
         model = onnx.load(str(tmp))
         meta = {"endopat": json.dumps({"model": seg.cfg.model_dump(mode="json"), "threshold": seg.threshold,
+                                       "labels": seg.labels.to_dict(),
                                        "preprocess": seg.checkpoint["preprocess"],
                                        "endopat_version": seg.checkpoint["endopat_version"],
                                        "provenance": seg.checkpoint.get("provenance", {}),
@@ -112,8 +112,8 @@ def cached_onnx(checkpoint: str | Path, log=None) -> Path:
     return export_onnx(checkpoint, target)
 
 
-class OnnxSegmenter:
-    """Like :class:`endopat.evaluate.Segmenter`, running the exported graph with onnxruntime."""
+class OnnxSegmenter(Predictor):
+    """Like :class:`endopat.segmenter.Segmenter`, running the exported graph with onnxruntime."""
 
     def __init__(self, path: str | Path, providers: list[str] | None = None):
         import onnxruntime as ort  # optional (the export extra)
@@ -136,15 +136,8 @@ class OnnxSegmenter:
             self.info = info = json.loads(meta)
             self.cfg = ModelConfig.model_validate(info["model"])
             self.threshold = float(info["threshold"])
+            self.labels = Labels.from_dict(info.get("labels"), str(path))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (prob,) = self.session.run(["probability"], {"input": x.numpy()})
         return torch.from_numpy(prob)
-
-    def network_input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        return network_input(self.cfg, images)
-
-    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Foreground probability maps at each image's own size (as the PyTorch segmenter)."""
-
-        return probabilities(self.forward, self.cfg, images)

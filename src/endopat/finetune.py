@@ -1,4 +1,5 @@
-"""Fine-tuning for binary instrument segmentation (the paper's section 2.2.2).
+"""Fine-tuning for segmentation (the paper's section 2.2.2: binary instrument segmentation; any
+number of classes from the data's :class:`endopat.labels.Labels`).
 
 Variants are a matter of the ``init`` checkpoint:
 
@@ -8,10 +9,11 @@ Variants are a matter of the ``init`` checkpoint:
 * supervised pretraining (SOA): fine-tune on another labeled set first, then ``init`` = that model;
 * PAT-Ext: re-colorization -> fine-tune on another labeled set -> fine-tune on the target.
 
-When ``init`` is itself a segmenter (same task, same two classes) its last layer is kept too, unless
-``reinit_last=True``. Loss: two-class cross-entropy (eq. 6), the background logit held at 0 so
-that the output layer trains one logit (:func:`endopat.networks.one_logit_head`); Adam; learning
-rate x0.1 after a
+When ``init`` is itself a segmenter of the same classes its last layer is kept too, unless
+``reinit_last=True`` (a segmenter of other classes: the last layer is re-initialised to the data's
+number of classes). Loss: cross-entropy (eq. 6; ``loss: dice_ce`` adds MONAI's soft Dice), the
+ignore id left out; a binary model's background logit is held at 0 so that the output layer trains
+one logit (:func:`endopat.networks.one_logit_head`); Adam; learning rate x0.1 after a
 ``plateau_patience``-epoch validation-loss plateau; the checkpoint kept is the best on validation
 loss; training stops early after ``early_stop_patience`` epochs without a new best. A training set
 smaller than ``min_samples_per_epoch`` is repeated within an epoch, so that 25 labels and 400 labels
@@ -23,7 +25,6 @@ Outputs in the run folder: ``best.pt`` (segmenter checkpoint), ``last.pt`` (resu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,12 +40,13 @@ from endopat.checkpoints import (
     save_checkpoint,
 )
 from endopat.config import FinetuneConfig, ModelConfig
-from endopat.data.frames import build_store
 from endopat.data.labeled import Sample, load_pairs
+from endopat.drawing import plot_finetune_history
 from endopat.encoder_weights import check_weights_file, load_encoder_weights, normalisation
 from endopat.errors import EndopatError
-from endopat.evaluate import dice_iou
 from endopat.io import atomic_write_text, file_digest
+from endopat.labels import Labels, common_labels
+from endopat.metrics import image_scores
 from endopat.networks import (
     ARCHS,
     arch_of,
@@ -53,10 +55,8 @@ from endopat.networks import (
     output_conv,
     prepare_input,
 )
-from endopat.report.figures import plot_finetune_history
 from endopat.runtime import GeneratorState, TrainingRun
-from endopat.semi import SEMI
-from endopat.semi.unlabeled import Unlabeled
+from endopat.semi.attach import SemiRun, attach
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
 
@@ -109,15 +109,16 @@ def _grid(cfg: ModelConfig, arch) -> tuple[int, int] | None:
 
 
 def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | None, reinit_last: bool | None,
-                   run: TrainingRun) -> tuple[torch.nn.Module, bool | None]:
-    """The U-Net: fresh, or loaded from ``init`` (every layer but the re-initialised ones); frozen
-    modules fixed."""
-    model, arch, lines = build_unet(cfg.model), arch_of(cfg.model), []
+                   run: TrainingRun, labels: Labels) -> tuple[torch.nn.Module, bool | None]:
+    """The U-Net with one output per class: fresh, or loaded from ``init`` (every layer but the
+    re-initialised ones); frozen modules fixed."""
+    model, arch, lines = build_unet(cfg.model, out_channels=labels.num_classes), arch_of(cfg.model), []
     if cfg.encoder_weights is not None:
         lines += load_encoder_weights(model, cfg.model, cfg.encoder_weights, cfg.encoder_norm).lines()
     if ckpt is not None:
         if reinit_last is None:
-            reinit_last = ckpt["kind"] != "segmenter"
+            same_classes = Labels.from_dict(ckpt.get("labels"), str(init)).names == labels.names
+            reinit_last = ckpt["kind"] != "segmenter" or not same_classes
         # the task's own (its output layer; a decoder it never trained) and the config's
         reinit = arch.modules([*ckpt.get("reinit", []), *cfg.reinit_modules]) if reinit_last else ()
         report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=(arch.first_layer, *arch.input_layers),
@@ -128,7 +129,8 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
         atomic_write_text(run.out / "init_report.txt", "\n".join(lines) + "\n")
         for line in lines:
             run.log(line)
-    one_logit_head(output_conv(model, arch))
+    if labels.is_binary:
+        one_logit_head(output_conv(model, arch))
     names = dict(model.named_children())
     for name in arch.modules(cfg.freeze):
         if name not in names:
@@ -138,38 +140,15 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
     return model, reinit_last
 
 
-@dataclass
-class _Semi:
-    """Semi-supervised fine-tuning's parts: the method, its unlabeled frames, the plain network
-    (whose parameters the teacher follows)."""
-
-    method: Any
-    unlabeled: Any
-    net: torch.nn.Module
-
-
-def _semi(cfg: FinetuneConfig, net: torch.nn.Module, run: TrainingRun) -> _Semi | None:
-    """The semi-supervised method of ``cfg.semi`` with its frame store (built once in the run folder,
-    reused on resume), both registered with the run so a resumed run continues their state."""
-    if cfg.semi is None:
-        return None
-    if not cfg.semi.unlabeled:
-        raise EndopatError(f"semi {cfg.semi.method}: no unlabeled frames (semi.unlabeled, or --unlabeled)")
-    store = build_store(cfg.semi.unlabeled, run.out / "unlabeled", tuple(cfg.model.image_size), fps=cfg.semi.fps,
-                        fit=cfg.model.fit, log=lambda *a: None)
-    cls = SEMI[cfg.semi.method]
-    extra = {}
-    if cls.name == "fixmatch":  # UniMatch's feature perturbation on the deepest encoder module
-        extra["deepest"] = dict(net.named_children())[arch_of(cfg.model).modules(["encoder"])[-1]]
-    method = run.track("semi", cls(cfg.semi, net, cfg.seed, **extra))
-    unlabeled = run.track("unlabeled", Unlabeled(store, cfg.model.input, cfg.semi.batch_size,
-                                                 cfg.semi.gap if cls.pairs else None, cfg.seed))
-    run.log(f"semi-supervised: {cls.name} on {len(store)} unlabeled frames of {cfg.semi.unlabeled}")
-    return _Semi(method, unlabeled, net)
+def _loss(logits: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig, labels: Labels,
+          per_image: bool = False) -> torch.Tensor:
+    """``cfg.loss`` without the ignore id's pixels (a binary mask without any: the paper's plain CE)."""
+    ignore = labels.ignore if (not labels.is_binary or bool((y == labels.ignore).any())) else None
+    return losses.supervised(logits, y, cfg.loss, ignore, per_image)
 
 
 def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: FinetuneConfig, epoch: int,
-                 semi: _Semi | None = None) -> float:
+                 semi: SemiRun | None = None, labels: Labels = Labels.binary()) -> float:
     """One pass over the (repeated) training set, each sample augmented by its own draw; the mean loss
     (with ``semi``: plus the ramped-up unlabeled loss of a batch of unlabeled frames per step, and the
     teacher updated after every step)."""
@@ -177,7 +156,7 @@ def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: Fin
     total, n = torch.zeros((), device=run.device), torch.zeros((), device=run.device)
     for i, (x, y, idx) in enumerate(loader):
         x, y = augment_batch(x, y, cfg.augment, draws(cfg.seed, epoch, idx))
-        loss = losses.segmentation(model(x), y)
+        loss = _loss(model(x), y, cfg, labels)
         if semi is not None:
             batch = semi.unlabeled.next()
             batch = tuple(b.to(run.device) for b in batch) if isinstance(batch, tuple) else batch.to(run.device)
@@ -191,15 +170,17 @@ def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: Fin
     return float(run.total(total) / run.total(n))
 
 
-def _validate(model: torch.nn.Module, loader, run: TrainingRun) -> tuple[float, float]:
-    """Mean per-image cross-entropy and Dice (argmax) over the validation set, across ranks."""
+def _validate(model: torch.nn.Module, loader, run: TrainingRun, cfg: FinetuneConfig,
+              labels: Labels) -> tuple[float, float]:
+    """Mean per-image cross-entropy and Dice (argmax; multi-class: the mean over foreground classes)
+    over the validation set, across ranks."""
     model.eval()
     vloss, vdice, vn = (torch.zeros((), device=run.device) for _ in range(3))
     with torch.no_grad():
         for x, y in loader:
             logits = model(x)
-            vloss += losses.segmentation(logits.float(), y, per_image=True).sum()
-            vdice += dice_iou(logits.argmax(1).bool(), y.bool())[0].sum()
+            vloss += _loss(logits.float(), y, cfg, labels, per_image=True).sum()
+            vdice += image_scores(logits.argmax(1), y, labels)[0].sum()
             vn += len(x)
     vn = run.total(vn)
     return float(run.total(vloss) / vn), float(run.total(vdice) / vn)
@@ -247,26 +228,27 @@ def finetune(
     """Train a segmenter on ``train`` (best on ``val``); returns the path of ``best.pt``."""
     cfg, init_ckpt = resolve_init(init, cfg or FinetuneConfig())
     train = _at_most(list(train), cfg.max_labels, cfg.seed)
+    labels = common_labels([*{s.labels for s in [*train, *val]}], "the training and validation data")
     size = tuple(cfg.model.image_size)
     x_train, y_train = load_pairs(train, size, cfg.skip_bad, log, cfg.model.fit)  # bad input fails before set-up
     x_val, y_val = load_pairs(list(val), size, cfg.skip_bad, log, cfg.model.fit)
     run = TrainingRun(cfg, out, HISTORY_FIELDS, "history.csv", progress, log, kind="fine-tuning")
-    net, reinit_last = _initial_model(cfg, init, init_ckpt, reinit_last, run)
+    net, reinit_last = _initial_model(cfg, init, init_ckpt, reinit_last, run, labels)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
     model, opt = run.setup("model", net, opt)
     sched = run.track("sched", torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr))
 
     train_loader, val_loader = _loaders(run, cfg, x_train, y_train, x_val, y_val)
-    semi = _semi(cfg, net, run)
+    semi = attach(cfg, net, run)
     meta = _provenance(cfg, len(train), len(val), init, init_ckpt, reinit_last, provenance)
 
     epoch, best_val, bad_epochs = run.position, run.extra.get("best_val", float("inf")), run.extra.get("bad_epochs", 0)
     run.restore_rng()  # a resumed run: every generator as at its last save
     with run.progress("fine-tuning", cfg.epochs) as advance:
         while epoch < cfg.epochs and not (cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience):
-            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch, semi)
-            val_loss, val_dice = _validate(model, val_loader, run)
+            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch, semi, labels)
+            val_loss, val_dice = _validate(model, val_loader, run, cfg, labels)
             sched.step(val_loss)  # lr x0.1 after a plateau of the validation loss
             epoch += 1
             run.record({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
@@ -275,7 +257,7 @@ def finetune(
                 best_val, bad_epochs = val_loss, 0
                 if run.is_main:
                     save_checkpoint(run.out / "best.pt", kind="segmenter", model_cfg=cfg.model,
-                                    state_dict=net.state_dict(), threshold=cfg.threshold,
+                                    state_dict=net.state_dict(), threshold=cfg.threshold, labels=labels.to_dict(),
                                     provenance=dict(meta, epoch=epoch, val_loss=val_loss, val_dice=val_dice))
             else:
                 bad_epochs += 1

@@ -67,15 +67,44 @@ def generator(
     return GeneratorLoss(gamma * gan + lam * reb + phi * plain, gan, reb, plain)
 
 
-def segmentation(logits: torch.Tensor, mask: torch.Tensor, per_image: bool = False) -> torch.Tensor:
-    """Eq. 6: cross-entropy over the two classes {background, instrument} (PyTorch's CE).
+def segmentation(logits: torch.Tensor, mask: torch.Tensor, per_image: bool = False,
+                 ignore: int | None = None) -> torch.Tensor:
+    """Eq. 6: cross-entropy over the classes (PyTorch's CE; the paper's two: {background, instrument}).
 
-    ``logits`` ``(B, 2, H, W)``, ``mask`` ``(B, H, W)`` with 0/1 (long or bool). The mean over every
-    pixel of the batch, or with ``per_image`` each image's mean ``(B,)`` (validation sums these).
+    ``logits`` ``(B, C, H, W)``, ``mask`` ``(B, H, W)`` class ids (long, uint8 or bool); pixels of
+    ``ignore`` count for nothing. The mean over every scored pixel of the batch, or with ``per_image``
+    each image's mean ``(B,)`` (validation sums these).
     """
+    target = mask.long()
+    if ignore is None:
+        if per_image:
+            return F.cross_entropy(logits, target, reduction="none").mean((1, 2))
+        return F.cross_entropy(logits, target)
     if per_image:
-        return F.cross_entropy(logits, mask.long(), reduction="none").mean((1, 2))
-    return F.cross_entropy(logits, mask.long())
+        scored = (target != ignore).float()
+        per_pixel = F.cross_entropy(logits, target, reduction="none", ignore_index=ignore)
+        return per_pixel.sum((1, 2)) / scored.sum((1, 2)).clamp(min=1)
+    return F.cross_entropy(logits, target, ignore_index=ignore)
+
+
+def dice(logits: torch.Tensor, mask: torch.Tensor, ignore: int | None = None) -> torch.Tensor:
+    """MONAI's soft Dice loss over every class (``DiceLoss(batch=True)`` on the softmax and the
+    one-hot target, pooled over the batch), ignore-id pixels left out of both."""
+    from monai.losses import DiceLoss  # heavy: imported when the loss is used
+
+    c = logits.shape[1]
+    target = mask.long()
+    scored = ((target != ignore) if ignore is not None else torch.ones_like(target, dtype=torch.bool))[:, None]
+    onehot = F.one_hot(target.clamp(max=c - 1), c).permute(0, 3, 1, 2) * scored
+    return DiceLoss(batch=True)(torch.softmax(logits, 1) * scored, onehot.float())
+
+
+def supervised(logits: torch.Tensor, mask: torch.Tensor, kind: str = "ce", ignore: int | None = None,
+               per_image: bool = False) -> torch.Tensor:
+    """Fine-tuning's loss: ``ce`` (:func:`segmentation`) or ``dice_ce`` (that plus :func:`dice`, as
+    MONAI's ``DiceCELoss`` sums them); ``per_image`` (validation) is the cross-entropy alone."""
+    ce = segmentation(logits, mask, per_image=per_image, ignore=ignore)
+    return ce + dice(logits, mask, ignore) if kind == "dice_ce" and not per_image else ce
 
 
 def masked_reconstruction(pred: torch.Tensor, target: torch.Tensor, hidden: torch.Tensor,

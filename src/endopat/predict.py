@@ -1,9 +1,13 @@
 """Segment new images and whole videos with a trained model (PyTorch checkpoint or ONNX file).
 
-* an image or a folder of images -> ``OUT/masks/<stem>.png`` (0/255, at the image's own size);
-* a video -> ``OUT/<stem>_overlay.mp4`` (instruments tinted, outlined) and ``OUT/<stem>_frames.csv``
-  (frame index, time, instrument area fraction, mean foreground probability), and with
-  ``save_masks`` the per-frame masks in ``OUT/<stem>_masks/``.
+* an image or a folder of images -> ``OUT/masks/<stem>.png`` (0/255, at the image's own size); a
+  multi-class model writes class ids instead (0 background, 1.. its classes; ``classes.txt`` names
+  them), ``OUT/overlays/<stem>.png`` (each class in its colour, outlined, with a legend) and
+  ``OUT/areas.csv`` (per image, each class's share of the pixels);
+* a video -> ``OUT/<stem>_overlay.mp4`` (instruments tinted, outlined; each class in its colour) and
+  ``OUT/<stem>_frames.csv`` (frame index, time, instrument area fraction, mean foreground probability;
+  multi-class: each class's area fraction and the mean confidence), and with ``save_masks`` the
+  per-frame masks in ``OUT/<stem>_masks/``.
 
 Videos stream: decode + preprocess -> infer -> draw + encode, in three threads linked by short
 queues (they overlap), so memory does not grow with the video's length.
@@ -21,22 +25,23 @@ import numpy as np
 import torch
 
 from endopat.data.video import iter_frames, video_info, write_video
+from endopat.drawing import class_overlay, overlay
 from endopat.errors import EndopatError
-from endopat.evaluate import Segmenter, full_resolution
 from endopat.export import OnnxSegmenter, cached_onnx
 from endopat.io import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     atomic_write_csv,
+    atomic_write_text,
     list_images,
     output_folder,
     read_image,
     write_png,
 )
+from endopat.labels import CLASSES_FILE
 from endopat.runtime import progress_bar
+from endopat.segmenter import Segmenter, class_ids, confidence, full_resolution
 
-TINT = np.array([0, 255, 120], dtype=np.float32)  # instrument tint (green-cyan: absent in tissue)
-OUTLINE = np.array([255, 255, 0], dtype=np.uint8)
 FRAME_FIELDS = ["frame", "time_s", "area_fraction", "mean_probability"]
 
 
@@ -74,21 +79,6 @@ def load_model(path: str | Path, device: str = "cpu", backend: str = "auto", log
 
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
     return OnnxSegmenter(path if onnx_file else cached_onnx(path, log), providers)
-
-
-def outline(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a boolean mask (mask minus its 4-neighbour erosion)."""
-    m = np.pad(mask, 1, constant_values=False)
-    eroded = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    return mask & ~eroded
-
-
-def overlay(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The frame with instrument pixels tinted and outlined (only masked pixels are blended)."""
-    out = frame.copy()
-    out[mask] = ((1 - alpha) * out[mask] + alpha * TINT).astype(np.uint8)
-    out[outline(mask)] = OUTLINE
-    return out
 
 
 def threaded(it: Iterator, maxsize: int = 16) -> Iterator:
@@ -139,15 +129,26 @@ def _batches(it: Iterator, size: int) -> Iterator[list]:
 def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
                    threshold: float | None = None, progress: Callable[[int], None] | None = None) -> list[Path]:
     thr = model.threshold if threshold is None else threshold
-    written = []
+    labels = model.labels
+    written, areas = [], []
     for chunk in _batches(iter(paths), batch_size):
         images = [read_image(p) for p in chunk]
-        for p, prob in zip(chunk, model.probabilities(images)):
+        for p, image, prob in zip(chunk, images, model.probabilities(images)):
             target = out / "masks" / f"{p.stem}.png"
-            write_png(target, ((prob >= thr) * 255).astype(np.uint8))
+            ids = class_ids(prob, labels, thr)
+            if labels.is_binary:
+                write_png(target, ids * 255)
+            else:
+                write_png(target, ids)
+                write_png(out / "overlays" / f"{p.stem}.png", class_overlay(image, ids, labels))
+                share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
+                areas.append({"image": p.name, **{n: round(float(share[i]), 6) for i, n in enumerate(labels.names)}})
             written.append(target)
         if progress:
             progress(len(chunk))
+    if not labels.is_binary:
+        atomic_write_csv(out / "areas.csv", ["image", *labels.names], areas)
+        atomic_write_text(out / "masks" / CLASSES_FILE, "".join(f"{i} {n}\n" for i, n in enumerate(labels.names)))
     return written
 
 
@@ -156,6 +157,7 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
 
 
     thr = model.threshold if threshold is None else threshold
+    labels = model.labels
     fps = video_info(video)["fps"] or 25.0
     rows: list[dict] = []
 
@@ -173,12 +175,22 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
         for chunk, prob in threaded(inferred(), 2):
             probs = full_resolution(model.cfg, prob, [f.shape[:2] for _, f in chunk])
             for (index, frame), prob in zip(chunk, probs):
-                mask = prob >= thr
+                if labels.is_binary:
+                    mask = prob >= thr
+                    rows.append({"frame": index, "time_s": round(index / fps, 4),
+                                 "area_fraction": float(mask.mean()), "mean_probability": float(prob.mean())})
+                    if save_masks:
+                        write_png(out / f"{video.stem}_masks" / f"frame_{index:06d}.png", mask.astype(np.uint8) * 255)
+                    yield overlay(frame, mask)
+                    continue
+                ids = class_ids(prob, labels)
+                share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
                 rows.append({"frame": index, "time_s": round(index / fps, 4),
-                             "area_fraction": float(mask.mean()), "mean_probability": float(prob.mean())})
+                             **{f"area_{n}": round(float(share[i]), 6) for i, n in enumerate(labels.names)},
+                             "mean_confidence": float(confidence(prob, labels).mean())})
                 if save_masks:
-                    write_png(out / f"{video.stem}_masks" / f"frame_{index:06d}.png", mask.astype(np.uint8) * 255)
-                yield overlay(frame, mask)
+                    write_png(out / f"{video.stem}_masks" / f"frame_{index:06d}.png", ids)
+                yield class_overlay(frame, ids, labels)
             if progress:
                 progress(len(chunk))
 
@@ -186,7 +198,9 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
     # a preview video: x264's veryfast preset encodes in half the time of medium at about the same size
     n = write_video(overlay_path, drawn(), fps=max(1, round(fps)), preset="veryfast")
     csv_path = out / f"{video.stem}_frames.csv"
-    atomic_write_csv(csv_path, FRAME_FIELDS, rows)
+    fields = FRAME_FIELDS if labels.is_binary else ["frame", "time_s", *(f"area_{n}" for n in labels.names),
+                                                     "mean_confidence"]
+    atomic_write_csv(csv_path, fields, rows)
     return {"overlay": overlay_path, "csv": csv_path, "frames": n}
 
 

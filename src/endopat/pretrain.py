@@ -22,10 +22,10 @@ import torch
 
 from endopat.checkpoints import save_checkpoint
 from endopat.data.frames import FrameStore, build_store, probe_source
+from endopat.drawing import plot_pretrain_losses
 from endopat.encoder_weights import check_weights_file
 from endopat.io import atomic_write_text
 from endopat.networks import arch_of
-from endopat.report.figures import plot_pretrain_losses
 from endopat.runtime import TrainingRun, progress_bar
 from endopat.tasks import get_task
 from endopat.tasks.config import PretrainConfig

@@ -62,6 +62,7 @@ from endopat.io import (
     write_png,
 )
 from endopat.runtime import progress_bar
+from endopat.segmenter import class_ids
 
 RANK_FIELDS = ["rank", "file", "video", "frame", "time_s", "strategy", "score", "distance", "uncertainty"]
 THUMB = 96  # contact-sheet thumbnail height
@@ -216,8 +217,9 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
                      "score": _num(score), "distance": _num(dist), "uncertainty": _num(u if uncertainty is not None else float("nan"))})
     atomic_write_csv(out / "ranking.csv", RANK_FIELDS, rows)
     write_png(out / "contact_sheet.png", contact_sheet(thumbs))
-    write_cvat(out / "cvat", chosen, masks or None)
-    write_label_studio(out / "label_studio", chosen, masks or None, model_version=str(model) if model else None)
+    write_cvat(out / "cvat", chosen, masks or None, embedder.labels)
+    write_label_studio(out / "label_studio", chosen, masks or None, model_version=str(model) if model else None,
+                       labels=embedder.labels)
     return {"chosen": len(rows), "candidates": len(cands), "ranking": out / "ranking.csv"}
 
 
@@ -232,9 +234,13 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
 
 
 def _full_mask(embedder: Embedder, frame: np.ndarray) -> np.ndarray:
-
+    """The model's class-id mask of ``frame`` at its size (the mean over flipped views; binary: at
+    the model's threshold)."""
     _, prob = embedder.uncertainty([frame])
-    return restore(torch.from_numpy(prob), frame.shape[:2], embedder.cfg.fit)[0].numpy() >= 0.5
+    p = torch.from_numpy(prob[0])
+    binary = embedder.labels.is_binary
+    full = restore(p[None] if binary else p, frame.shape[:2], embedder.cfg.fit).numpy()
+    return class_ids(full[0] if binary else full, embedder.labels, embedder.threshold)
 
 
 def contact_sheet(thumbs: Sequence[np.ndarray], columns: int = 6) -> np.ndarray:

@@ -15,6 +15,7 @@ from endopat.annotation.export import (
     ExportFiles,
     Parsed,
     choose_labels,
+    paint,
     json_export,
     polygon_mask,
 )
@@ -75,7 +76,7 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
             raise EndopatError(f"{where}: two images named '{file}'")
         seen.add(file)
         size = (int(image["height"]), int(image["width"]))
-        mask, found = np.zeros(size, bool), []
+        mask, found = np.zeros(size, np.uint8), []
         for a in by_image.pop(image["id"], []):
             label = categories.get(a.get("category_id"))
             if label is None:
@@ -87,7 +88,7 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
             if not a.get("segmentation"):
                 left_out["annotations without segmentation (boxes)"] += 1
                 continue
-            mask |= _segmentation(a["segmentation"], size, f"{here}, annotation {a.get('id')}")
+            paint(mask, _segmentation(a["segmentation"], size, f"{here}, annotation {a.get('id')}"), chosen[label])
             found.append(label)
         frames.append(Annotated(file, size, mask, labels=sorted(set(found)), annotator=annotator or "", where=here))
     if by_image:

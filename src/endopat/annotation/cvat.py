@@ -18,6 +18,7 @@ from endopat.annotation.export import (
     ExportFiles,
     Parsed,
     choose_labels,
+    paint,
     polygon_mask,
     runs_mask,
 )
@@ -69,7 +70,7 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
             size = (int(image.get("height")), int(image.get("width")))
         except (TypeError, ValueError):
             raise EndopatError(f"{here}: no width and height") from None
-        mask, found = np.zeros(size, bool), []
+        mask, found = np.zeros(size, np.uint8), []
         for shape in image:
             label = shape.get("label")
             if shape.tag not in AREAS:
@@ -85,14 +86,14 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
                     points = [tuple(float(v) for v in p.split(",")) for p in shape.get("points", "").split(";") if p]
                 except ValueError:
                     raise EndopatError(f"{here}: polygon points '{shape.get('points')}' are not x,y;x,y;...") from None
-                mask |= polygon_mask(points, size, here)
+                paint(mask, polygon_mask(points, size, here), chosen[label])
             else:
                 try:
                     runs = [int(v) for v in shape.get("rle", "").split(",") if v.strip()]
                     box = tuple(int(float(shape.get(k))) for k in ("left", "top", "width", "height"))
                 except (TypeError, ValueError):
                     raise EndopatError(f"{here}: a mask without readable rle, left, top, width, height") from None
-                mask |= runs_mask(runs, box, size, here)
+                paint(mask, runs_mask(runs, box, size, here), chosen[label])
             found.append(label)
         frames.append(Annotated(file, size, mask, labels=sorted(set(found)), annotator=who, group=task, where=here))
     if not frames:

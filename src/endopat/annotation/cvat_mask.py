@@ -57,9 +57,12 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
         if unknown.size:
             c = int(unknown[0])
             raise EndopatError(f"{here}: colour ({c >> 16},{(c >> 8) & 255},{c & 255}) is not in {Path(name).name}")
+        mask = np.zeros(code.shape, np.uint8)
+        for v, label in known.items():
+            if label in chosen:
+                mask[code == v] = chosen[label]
         hits = [v for v, label in known.items() if label in chosen]
-        mask = np.isin(code, hits)
-        found = sorted({known[v] for v in np.unique(code[mask]).tolist()})
+        found = sorted({known[v] for v in np.unique(code[np.isin(code, hits)]).tolist()})
         frames.append(Annotated(Path(member).stem, mask.shape, mask, labels=found, annotator=annotator or "",
                                 where=here))
     if not frames:

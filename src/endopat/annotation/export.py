@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from endopat.errors import EndopatError
+from endopat.labels import BINARY, Labels
 
 
 class ExportFiles:
@@ -75,7 +76,7 @@ class Annotated:
 
     name: str  # the image as the export names it (matched against --images by file name)
     size: tuple[int, int] | None  # (height, width), when the export says
-    mask: np.ndarray | None = None  # instrument mask (bool); None: rasterised once the size is known
+    mask: np.ndarray | None = None  # class-id mask (uint8; binary: 1 instrument); None: rasterised once the size is known
     shapes: list = field(default_factory=list)  # (kind, data) still to rasterise when size was unknown
     labels: list[str] = field(default_factory=list)  # the chosen labels found on it
     annotator: str = ""
@@ -91,19 +92,58 @@ class Parsed:
     left_out: Counter = field(default_factory=Counter)  # shapes and frames not imported, by reason
 
 
-def choose_labels(defined: list[str], wanted: list[str] | None, where: str) -> set[str]:
-    """The labels that count as instrument: ``wanted`` (each must exist), else the export's only
-    label, else one named ``instrument``; otherwise an error listing them."""
-    if wanted:
-        missing = [w for w in wanted if w not in defined]
-        if missing:
-            raise EndopatError(f"{where}: label '{missing[0]}' does not exist (labels: {', '.join(defined) or 'none'})")
-        return set(wanted)
-    if len(defined) == 1:
-        return set(defined)
-    if "instrument" in defined:
-        return {"instrument"}
-    raise EndopatError(f"{where}: labels {', '.join(defined) or 'none'}: choose which mean instrument with --label")
+@dataclass(frozen=True)
+class LabelChoice:
+    """Which of an export's labels are imported, and as which class: ``wanted`` are ``--label``
+    values (a label name, or ``NAME=CLASS``), ``classes`` the target's classes (binary: every chosen
+    label is the instrument)."""
+
+    wanted: tuple[str, ...] = ()
+    classes: Labels = BINARY
+
+
+def choose_labels(defined: list[str], wanted: "LabelChoice | list[str] | None", where: str) -> dict[str, int]:
+    """The export's labels that are imported, each with its class id.
+
+    Binary: ``wanted`` (each must exist), else the export's only label, else one named
+    ``instrument``; otherwise an error listing them. Multi-class: each label the export defines is
+    the class of its name (case, spaces and underscores aside), or the class ``NAME=CLASS`` maps it to
+    (``CLASS`` may be ``ignore``); a label that is neither is an error naming it, unless plain names in
+    ``wanted`` restrict the import to those."""
+    choice = wanted if isinstance(wanted, LabelChoice) else LabelChoice(tuple(wanted or ()))
+    plain = [w for w in choice.wanted if "=" not in w]
+    mapped = dict(w.split("=", 1) for w in choice.wanted if "=" in w)
+    missing = [w for w in [*plain, *mapped] if w not in defined]
+    if missing:
+        raise EndopatError(f"{where}: label '{missing[0]}' does not exist (labels: {', '.join(defined) or 'none'})")
+    classes = choice.classes
+    if classes.is_binary and not mapped:
+        if plain:
+            return dict.fromkeys(plain, 1)
+        if len(defined) == 1:
+            return dict.fromkeys(defined, 1)
+        if "instrument" in defined:
+            return {"instrument": 1}
+        raise EndopatError(f"{where}: labels {', '.join(defined) or 'none'}: choose which mean instrument with --label")
+    out = {}
+    for label in defined:
+        name = mapped.get(label, label)
+        if plain and label not in plain and label not in mapped:
+            continue
+        if name.strip().lower() == "ignore" and classes.ignore is not None:
+            out[label] = classes.ignore
+            continue
+        try:
+            out[label] = classes.id_of(name)
+        except EndopatError:
+            raise EndopatError(f"{where}: label '{label}' is not a class ({classes.describe()}); map it with "
+                               f"--label '{label}=CLASS'") from None
+    return out
+
+
+def paint(mask: np.ndarray, region: np.ndarray, class_id: int) -> None:
+    """Draw ``region`` (bool) into the class-id ``mask`` as ``class_id`` (a later shape over an earlier one)."""
+    mask[region] = class_id
 
 
 def polygon_mask(points: list[tuple[float, float]], size: tuple[int, int], where: str) -> np.ndarray:

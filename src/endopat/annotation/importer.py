@@ -6,8 +6,13 @@ relative to that folder, else by file name; Label Studio's upload prefix ``1a2b3
 CVAT's mask export names stems), and writes::
 
     out/images/<stem><ext>   the image, copied as it is
-    out/masks/<stem>.png     its instrument mask, 0/255, at the image's size
+    out/masks/<stem>.png     its instrument mask, 0/255, at the image's size (multi-class: class ids)
+    out/classes.txt          the class list (multi-class imports)
     out/manifest.json        per frame: export file, tool, labels, annotator, group, image source
+
+Multi-class: the classes come from ``classes`` (a model's or ``--classes``) or the folder's own
+``classes.txt``; each tool label becomes the class of its name, or the one ``--label NAME=CLASS``
+names; a label that is no class is a one-line error (:func:`endopat.annotation.export.choose_labels`).
 
 The group (video) the readers give a frame comes from its stem (``endopat suggest`` names frames
 ``<video>_f<index>_t<seconds>s``: group ``<video>``). Everything is read and checked before the
@@ -26,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from endopat.annotation import FORMATS
-from endopat.annotation.export import Annotated, ExportFiles, Parsed
+from endopat.annotation.export import Annotated, ExportFiles, LabelChoice, Parsed
 from endopat.annotation.label_studio import UPLOAD_PREFIX
 from endopat.data.labeled import group_of
 from endopat.errors import EndopatError, reading
@@ -39,13 +44,15 @@ from endopat.io import (
     read_image,
     write_png,
 )
+from endopat.labels import BINARY, CLASSES_FILE, Labels, common_labels
 
 MANIFEST = "manifest.json"
 
 
-def read_export(export: str | Path, format: str | None = None, labels: list[str] | None = None,
+def read_export(export: str | Path, format: str | None = None, labels: "list[str] | LabelChoice | None" = None,
                 annotator: str | None = None) -> Parsed:
-    """The frames of an export, in ``format`` or the one detected."""
+    """The frames of an export, in ``format`` or the one detected; ``labels``: the ``--label`` values
+    (or a :class:`LabelChoice` with the target's classes)."""
     if format is not None and format not in FORMATS:
         raise EndopatError(f"--format '{format}': choose one of {', '.join(FORMATS)}")
     with reading(export, "annotation export"):
@@ -95,16 +102,28 @@ def _image_size(path: Path) -> tuple[int, int]:
         return im.height, im.width
 
 
-def _existing_mask(out: Path, stem: str) -> np.ndarray | None:
+def _existing_mask(out: Path, stem: str, classes: Labels) -> np.ndarray | None:
     path = out / "masks" / f"{stem}.png"
-    return read_image(path, mode="L") > 127 if path.is_file() else None
+    if not path.is_file():
+        return None
+    return (read_image(path, mode="L") > 127) if classes.is_binary else read_image(path, mode="raw")
+
+
+def target_classes(out: Path, classes: Labels | None) -> Labels:
+    """The classes an import writes: ``classes``, the folder's ``classes.txt`` (they must agree), or binary."""
+    own = Labels.read(out / CLASSES_FILE) if (out / CLASSES_FILE).is_file() else None
+    if classes is not None and own is not None:
+        return common_labels([own, classes], f"{out / CLASSES_FILE} and the import's classes")
+    return classes or own or BINARY
 
 
 def import_export(export: str | Path, images: str | Path, out: str | Path, format: str | None = None,
-                  labels: list[str] | None = None, annotator: str | None = None, replace: bool = False) -> dict:
+                  labels: list[str] | None = None, annotator: str | None = None, replace: bool = False,
+                  classes: Labels | None = None) -> dict:
     """Import ``export`` into the labeled folder ``out`` (see the module docstring); returns counts."""
     out, images = output_folder(out), Path(images)
-    parsed = read_export(export, format, labels, annotator)
+    classes = target_classes(out, classes)
+    parsed = read_export(export, format, LabelChoice(tuple(labels or ()), classes), annotator)
     found = _Images(images)
     plan, stems, counts = [], {}, Counter()
     for frame in parsed.frames:  # everything checked before anything is written
@@ -113,12 +132,12 @@ def import_export(export: str | Path, images: str | Path, out: str | Path, forma
         if frame.size is not None and frame.size != size:
             raise EndopatError(f"{frame.where}: the export says {frame.size[1]}x{frame.size[0]}, {image} is "
                                f"{size[1]}x{size[0]}")
-        mask = np.zeros(size, bool) if frame.mask is None else frame.mask
+        mask = np.zeros(size, np.uint8) if frame.mask is None else frame.mask
         stem = image.stem
         if stem in stems:
             raise EndopatError(f"{frame.where}: two images with one name, '{stem}' ({stems[stem]} and {image})")
         stems[stem] = image
-        old = _existing_mask(out, stem)
+        old = _existing_mask(out, stem, classes)
         if old is not None and old.shape == mask.shape and np.array_equal(old, mask):
             counts["unchanged"] += 1
             continue
@@ -136,9 +155,12 @@ def import_export(export: str | Path, images: str | Path, out: str | Path, forma
                 old.unlink()  # a replaced frame whose image came in another format
         with atomic_path(out / "images" / f"{stem}{image.suffix.lower()}") as tmp:
             tmp.write_bytes(image.read_bytes())
-        write_png(out / "masks" / f"{stem}.png", mask.astype(np.uint8) * 255)
+        write_png(out / "masks" / f"{stem}.png", (mask > 0).astype(np.uint8) * 255 if classes.is_binary else mask)
         manifest[stem] = {"export": str(Path(export)), "tool": parsed.tool, "frame": frame.where,
                           "labels": frame.labels, "annotator": frame.annotator, "image": str(image),
                           "group": group_of(stem), "export_group": frame.group}
+    if not classes.is_binary and not (out / CLASSES_FILE).is_file():
+        atomic_write_text(out / CLASSES_FILE, "".join(f"{i} {n}\n" for i, n in enumerate(classes.names))
+                          + (f"{classes.ignore} ignore\n" if classes.ignore is not None else ""))
     atomic_write_text(manifest_path, json.dumps(dict(sorted(manifest.items())), indent=1))  # last
     return {"tool": parsed.tool, "frames": len(parsed.frames), **counts, "left_out": dict(parsed.left_out)}

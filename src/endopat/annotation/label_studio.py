@@ -21,6 +21,7 @@ from endopat.annotation.export import (
     ExportFiles,
     Parsed,
     choose_labels,
+    paint,
     json_export,
     polygon_mask,
 )
@@ -112,19 +113,20 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
                 left_out[f"{r.get('type')} results"] += 1
                 continue
             names = r["value"].get(KINDS[r["type"]], [])
-            if not set(names) & chosen:
+            if not set(names) & chosen.keys():
                 left_out[f"results labelled {', '.join(names)}"] += 1
                 continue
             size = (int(r["original_height"]), int(r["original_width"]))
-            mask = np.zeros(size, bool) if mask is None else mask
+            mask = np.zeros(size, np.uint8) if mask is None else mask
+            class_id = chosen[next(n for n in names if n in chosen)]
             if mask.shape != size:
                 raise EndopatError(f"{here}: results of two image sizes")
             if r["type"] == "brushlabels":
-                mask |= _brush(r["value"], size, here)
+                paint(mask, _brush(r["value"], size, here), class_id)
             else:
                 h, w = size
                 points = [(x * w / 100, y * h / 100) for x, y in r["value"].get("points", [])]
-                mask |= polygon_mask(points, size, here)
+                paint(mask, polygon_mask(points, size, here), class_id)
             found += [n for n in names if n in chosen]
         who = _who(annotation)
         frames.append(Annotated(file, size, mask, labels=sorted(set(found)), annotator=who[-1] or who[0],

@@ -27,9 +27,10 @@ from typing import Sequence
 import numpy as np
 
 from endopat.io import atomic_write_text
+from endopat.labels import BINARY, Labels
 
-LABEL = "instrument"
-COLOUR = "#00ff78"
+LABEL = BINARY.names[1]  # a binary model's one class: "instrument"
+COLOUR = BINARY.hex_colour(1)
 LOCAL_FILES = "/data/local-files/?d="
 
 
@@ -58,35 +59,49 @@ def brush_rle(mask: np.ndarray) -> list[int]:
     return [int(text[i : i + 8], 2) for i in range(0, len(text), 8)]
 
 
-LABEL_STUDIO_CONFIG = f"""<View>
+def label_studio_config(labels: Labels = BINARY) -> str:
+    """A labeling config: the image and one brush label per foreground class, in its colour."""
+    items = "".join(f'    <Label value="{labels.names[i]}" background="{labels.hex_colour(i)}"/>\n'
+                    for i in labels.foreground)
+    return f"""<View>
   <Image name="image" value="$image" zoom="true"/>
   <BrushLabels name="tag" toName="image">
-    <Label value="{LABEL}" background="{COLOUR}"/>
-  </BrushLabels>
+{items}  </BrushLabels>
 </View>
 """
 
 
+LABEL_STUDIO_CONFIG = label_studio_config()
+
+
+def brush_results(mask: np.ndarray, hw: tuple[int, int], labels: Labels = BINARY, prefix: str = "endopat") -> list[dict]:
+    """Label Studio brush results of a class-id (or boolean) mask: one region per class present."""
+    h, w = hw
+    return [{"id": f"{prefix}-{i}", "from_name": "tag", "to_name": "image", "type": "brushlabels",
+             "original_width": int(w), "original_height": int(h), "image_rotation": 0,
+             "value": {"format": "rle", "rle": brush_rle(mask == i), "brushlabels": [labels.names[i]]}}
+            for i in labels.foreground if labels.is_binary or (mask == i).any()]
+
+
 def label_studio_tasks(files: Sequence[tuple[str, tuple[int, int]]], masks: Sequence[np.ndarray] | None = None,
-                       model_version: str | None = None) -> list[dict]:
+                       model_version: str | None = None, labels: Labels = BINARY) -> list[dict]:
     tasks = []
-    for k, (file, (h, w)) in enumerate(files):
+    for k, (file, hw) in enumerate(files):
         task: dict = {"data": {"image": LOCAL_FILES + file}}
         if masks is not None:
-            task["predictions"] = [{
-                "model_version": model_version or "endopat",
-                "result": [{"id": f"endopat-{k}", "from_name": "tag", "to_name": "image", "type": "brushlabels",
-                            "original_width": int(w), "original_height": int(h), "image_rotation": 0,
-                            "value": {"format": "rle", "rle": brush_rle(masks[k]), "brushlabels": [LABEL]}}],
-            }]
+            results = brush_results(masks[k], hw, labels, f"endopat-{k}")
+            if labels.is_binary:
+                results[0]["id"] = f"endopat-{k}"
+            task["predictions"] = [{"model_version": model_version or "endopat", "result": results}]
         tasks.append(task)
     return tasks
 
 
 def write_label_studio(folder: Path, files: Sequence[tuple[str, tuple[int, int]]],
-                       masks: Sequence[np.ndarray] | None = None, model_version: str | None = None) -> Path:
-    atomic_write_text(folder / "label_config.xml", LABEL_STUDIO_CONFIG)
-    atomic_write_text(folder / "tasks.json", json.dumps(label_studio_tasks(files, masks, model_version)))
+                       masks: Sequence[np.ndarray] | None = None, model_version: str | None = None,
+                       labels: Labels = BINARY) -> Path:
+    atomic_write_text(folder / "label_config.xml", label_studio_config(labels))
+    atomic_write_text(folder / "tasks.json", json.dumps(label_studio_tasks(files, masks, model_version, labels)))
     return folder / "tasks.json"
 
 
@@ -105,29 +120,37 @@ def cvat_mask_rle(mask: np.ndarray) -> tuple[list[int], tuple[int, int, int, int
     return runs, (left, top, int(cols[-1] - left + 1), int(rows[-1] - top + 1))
 
 
-def cvat_xml(files: Sequence[tuple[str, tuple[int, int]]], masks: Sequence[np.ndarray] | None = None) -> str:
+def cvat_xml(files: Sequence[tuple[str, tuple[int, int]]], masks: Sequence[np.ndarray] | None = None,
+             labels: Labels = BINARY) -> str:
+    """CVAT for images 1.1: one mask label per foreground class, one ``<mask>`` per class present."""
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     task = ET.SubElement(ET.SubElement(root, "meta"), "task")
     for tag, text in (("id", "0"), ("name", "endopat suggest"), ("size", str(len(files))), ("mode", "annotation")):
         ET.SubElement(task, tag).text = text
-    label = ET.SubElement(ET.SubElement(task, "labels"), "label")
-    ET.SubElement(label, "name").text = LABEL
-    ET.SubElement(label, "color").text = COLOUR
-    ET.SubElement(label, "type").text = "mask"
-    ET.SubElement(label, "attributes")
+    label_list = ET.SubElement(task, "labels")
+    for i in labels.foreground:
+        label = ET.SubElement(label_list, "label")
+        ET.SubElement(label, "name").text = labels.names[i]
+        ET.SubElement(label, "color").text = labels.hex_colour(i)
+        ET.SubElement(label, "type").text = "mask"
+        ET.SubElement(label, "attributes")
     for k, (file, (h, w)) in enumerate(files):
         image = ET.SubElement(root, "image", id=str(k), name=file, width=str(w), height=str(h))
-        if masks is not None and masks[k].any():
-            runs, (left, top, bw, bh) = cvat_mask_rle(masks[k])
-            ET.SubElement(image, "mask", label=LABEL, source="auto", occluded="0", rle=", ".join(map(str, runs)),
-                          left=str(left), top=str(top), width=str(bw), height=str(bh), z_order="0")
+        for i in labels.foreground if masks is not None else ():
+            region = masks[k] == i
+            if not region.any():
+                continue
+            runs, (left, top, bw, bh) = cvat_mask_rle(region)
+            ET.SubElement(image, "mask", label=labels.names[i], source="auto", occluded="0",
+                          rle=", ".join(map(str, runs)), left=str(left), top=str(top), width=str(bw), height=str(bh),
+                          z_order="0")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def write_cvat(folder: Path, files: Sequence[tuple[str, tuple[int, int]]],
-               masks: Sequence[np.ndarray] | None = None) -> Path:
+               masks: Sequence[np.ndarray] | None = None, labels: Labels = BINARY) -> Path:
     atomic_write_text(folder / "images.txt", "".join(f"{f}\n" for f, _ in files))
-    atomic_write_text(folder / "annotations.xml", cvat_xml(files, masks))
+    atomic_write_text(folder / "annotations.xml", cvat_xml(files, masks, labels))
     return folder / "annotations.xml"

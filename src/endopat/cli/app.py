@@ -36,15 +36,17 @@ EncoderNormOpt = typer.Option(None, "--encoder-norm", help="the normalisation th
                               "trained with: imagenet (default; torchvision, DINOv2, MAE, SurgeNet) or endovit")
 MaskThresholdOpt = typer.Option(0.5, "--mask-threshold", help="grey masks (JPEG, 16-bit): instrument from this "
                                 "share of the value range")
-ClassMapOpt = typer.Option(None, "--class-map", help="colour-coded masks: 'VALUE=instrument;VALUE=background', "
-                           "a value 0-255 or R,G,B")
+ClassMapOpt = typer.Option(None, "--class-map", help="mask values to classes: 'VALUE=CLASS;...', a value 0-255 or "
+                           "R,G,B (e.g. '255,0,0=instrument;0,0,0=background'; other names: multi-class)")
+ClassesOpt = typer.Option(None, "--classes", help="class-id masks: the class names by id, comma-separated "
+                          "('background,gallbladder,tool'); a classes.txt beside images/ and masks/ does the same")
 
 
 
-def mask_format_of(threshold: float, class_map: Optional[str]):
-    from endopat.data.labeled import MaskFormat
+def mask_format_of(threshold: float, class_map: Optional[str], classes: Optional[str] = None):
+    from endopat.data.masks import MaskFormat
 
-    return MaskFormat.parse(threshold, class_map, "--mask-threshold/--class-map")
+    return MaskFormat.parse(threshold, class_map, "--mask-threshold/--class-map/--classes", classes)
 
 
 def size_of(value: Optional[str]) -> Optional[tuple[int, int]]:

@@ -9,6 +9,7 @@ import typer
 
 from endopat.cli.app import (
     ClassMapOpt,
+    ClassesOpt,
     MaskThresholdOpt,
     ProgressOpt,
     app,
@@ -87,14 +88,15 @@ def inspect(
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),
     mask_threshold: float = MaskThresholdOpt,
     class_map: Optional[str] = ClassMapOpt,
+    classes: Optional[str] = ClassesOpt,
 ) -> None:
-    """Name the layout, count images, masks and videos, and list every problem found (exit 1 if any)."""
+    """Name the layout, count images, masks and videos, the classes, and list every problem found (exit 1 if any)."""
     import json
 
     from endopat.data.inspect import inspect_source
     from endopat.io import atomic_write_text
 
-    report = inspect_source(src, layout, mask_format=mask_format_of(mask_threshold, class_map))
+    report = inspect_source(src, layout, mask_format=mask_format_of(mask_threshold, class_map, classes))
     if json_out:
         atomic_write_text(json_out, json.dumps(report, indent=1))
     if report["kind"] == "labeled":
@@ -106,8 +108,17 @@ def inspect(
             if r["sizes"]:
                 echo(f"  aspect-true model.image_size: {aspect_hint(r['sizes'])}")
             echo("  masks: " + (", ".join(f"{k} ({n})" for k, n in r["mask_encodings"].items()) or "none"))
-            echo(f"  instrument fraction: median {fg['median']:.3f}, IQR [{fg['q1']:.3f} {fg['q3']:.3f}], "
-                  f"max {fg['max']:.3f}; frames without instrument {100 * fg['empty_share']:.0f}%")
+            binary = list(r.get("classes", {"background": 0, "instrument": 0})) == ["background", "instrument"]
+            what = "instrument" if binary else "foreground (any class but background)"
+            echo(f"  {what} fraction: median {fg['median']:.3f}, IQR [{fg['q1']:.3f} {fg['q3']:.3f}], "
+                  f"max {fg['max']:.3f}; frames without {'instrument' if binary else 'foreground'} "
+                  f"{100 * fg['empty_share']:.0f}%")
+            if not binary and "classes" in r:
+                echo("  classes (share of labeled pixels, frames):")
+                for name, c in r["classes"].items():
+                    echo(f"    {c['id']:>3} {name}: {100 * c['pixel_share']:.1f}%, {c['frames']} frames")
+                if "ignored" in r:
+                    echo(f"    ignored: {100 * r['ignored']['pixel_share']:.1f}% of pixels, {r['ignored']['frames']} frames")
     else:
         for v in report["videos"]:
             echo(f"{v['path']}: {v['decoded_frames']} frames, {v['width']}x{v['height']}, {v['fps']} fps")
@@ -153,16 +164,27 @@ def import_cmd(
     images: Path = typer.Option(..., "--images", help="the folder holding the annotated images (e.g. suggest's)"),
     out: Path = typer.Option(..., "--out", "-o", help="labeled folder (images/ + masks/) to write or add to"),
     format: Optional[str] = typer.Option(None, help="cvat, cvat-mask, coco or label-studio (default: detected)"),
-    label: list[str] = typer.Option([], help="a label that means instrument; repeatable (default: the only "
-                                    "label, or 'instrument')"),
+    label: list[str] = typer.Option([], help="binary: a label that means instrument; repeatable (default: the "
+                                    "only label, or 'instrument'); multi-class: NAME=CLASS maps a tool label to a class"),
+    classes: Optional[str] = typer.Option(None, "--classes", help="multi-class: the class names by id "
+                                          "('background,gallbladder,tool'), or a checkpoint .pt/.onnx whose classes "
+                                          "to use (default: the folder's classes.txt, else binary)"),
     annotator: Optional[str] = typer.Option(None, help="Label Studio: this annotator's annotations (e-mail or "
                                             "id; default: the latest annotation of each task)"),
     replace: bool = typer.Option(False, "--replace", help="replace a frame's mask that differs"),
 ) -> None:
     """Read an annotation tool's export back into a labeled folder (the annotation loop's return)."""
     from endopat.annotation.importer import import_export
+    from endopat.labels import Labels
 
-    r = import_export(export, images, out, format, label or None, annotator, replace)
+    target = None
+    if classes and Path(classes).suffix.lower() in (".pt", ".onnx"):
+        from endopat.predict import load_model
+
+        target = load_model(classes, backend="torch" if classes.lower().endswith(".pt") else "onnx").labels
+    elif classes:
+        target = Labels.parse(classes)
+    r = import_export(export, images, out, format, label or None, annotator, replace, target)
     echo(f"{r['tool']}: {r['frames']} frames; added {r.get('added', 0)}, replaced {r.get('replaced', 0)}, "
           f"unchanged {r.get('unchanged', 0)} ({r.get('empty', 0)} without instrument) -> {out}")
     if r["left_out"]:

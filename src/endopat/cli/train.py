@@ -10,6 +10,7 @@ import typer
 from endopat.cli.app import (
     ArchOpt,
     ClassMapOpt,
+    ClassesOpt,
     ConfigOpt,
     EncoderNormOpt,
     EncoderWeightsOpt,
@@ -76,6 +77,7 @@ def finetune(
     layout: Optional[str] = typer.Option(None, help="dataset layout (default: detected)"),
     mask_threshold: float = MaskThresholdOpt,
     class_map: Optional[str] = ClassMapOpt,
+    classes: Optional[str] = ClassesOpt,
     init: Optional[Path] = typer.Option(None, help="checkpoint to start from (PAT: a pretrained one)"),
     config: Optional[Path] = ConfigOpt,
     epochs: Optional[int] = typer.Option(None),
@@ -117,6 +119,6 @@ def finetune(
                       skip_bad=skip_bad, semi__method=semi, semi__unlabeled=str_or_none(unlabeled))
     check_start(cfg, init)  # a bad --init or --encoder-weights fails before the split is written
     train, val = train_val(data, out, split_file, fraction, subset, layout, cfg.seed,
-                           mask_format_of(mask_threshold, class_map), log=echo)
+                           mask_format_of(mask_threshold, class_map, classes), log=echo)
     best = run(train, val, out, cfg, init=init, reinit_last=reinit_last, progress=progress, log=echo)
     echo(f"best checkpoint: {best}")

@@ -11,6 +11,7 @@ from endopat.choose import STRATEGIES
 from endopat.cli.app import (
     ArchOpt,
     ClassMapOpt,
+    ClassesOpt,
     EncoderNormOpt,
     MaskThresholdOpt,
     ProgressOpt,
@@ -31,6 +32,7 @@ def evaluate(
     layout: Optional[str] = typer.Option(None),
     mask_threshold: float = MaskThresholdOpt,
     class_map: Optional[str] = ClassMapOpt,
+    classes: Optional[str] = ClassesOpt,
     device: str = typer.Option("cpu"),
 ) -> None:
     """Per-image Dice and IoU, with mean, median and IQR."""
@@ -40,7 +42,7 @@ def evaluate(
     from endopat.io import output_file
 
     output_file(out)
-    samples = part_to_score(data, split, split_file, model, layout, mask_format_of(mask_threshold, class_map), echo)
+    samples = part_to_score(data, split, split_file, model, layout, mask_format_of(mask_threshold, class_map, classes), echo)
     rows = run(model, samples, device=device)
     write_metrics_csv(rows, out)
     for metric, s in summarize(rows).items():

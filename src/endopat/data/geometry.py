@@ -87,12 +87,16 @@ def fit_images_on(images, size: tuple[int, int], fit: Fit, device):
 
 
 def fit_mask(mask: np.ndarray, size: tuple[int, int], fit: Fit = "letterbox") -> np.ndarray:
-    """Boolean ``(h, w)`` -> ``(H, W)`` under ``fit`` (nearest; letterbox pads background)."""
+    """A mask ``(h, w)`` -> ``(H, W)`` under ``fit`` (nearest; letterbox pads background): boolean
+    stays boolean, class ids (uint8) stay ids."""
     box = content_box(mask.shape, size, fit)
-    inner = _resize(mask.astype(np.uint8) * 255, (box.height, box.width), nearest=True) > 127
+    if mask.dtype == bool:
+        inner = _resize(mask.astype(np.uint8) * 255, (box.height, box.width), nearest=True) > 127
+    else:
+        inner = _resize(np.ascontiguousarray(mask, dtype=np.uint8), (box.height, box.width), nearest=True)
     if (box.height, box.width) == tuple(size):
         return inner
-    out = np.zeros(size, dtype=bool)
+    out = np.zeros(size, dtype=inner.dtype)
     out[box.top : box.top + box.height, box.left : box.left + box.width] = inner
     return out
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from endopat.data.labeled import MASK_ENCODINGS, SPLITS, load_image, load_mask
+from endopat.data.labeled import SPLITS, load_image, load_mask
+from endopat.data.masks import MASK_ENCODINGS
 from endopat.data.readers import detect_layout, read_labeled
 from endopat.data.video import iter_frames, video_info
 from endopat.errors import EndopatError
@@ -18,9 +18,9 @@ from endopat.io import VIDEO_SUFFIXES, list_images, list_videos, read_image
 
 def inspect_labeled(src: str | Path, layout: str | None = None,
                     progress: Callable[[int, int], None] | None = None, mask_format=None) -> dict:
-    """Layout, counts, groups, image sizes, mask encodings, foreground-fraction distribution and
-    problems."""
-
+    """Layout, counts, groups, image sizes, mask encodings, foreground-fraction distribution, the
+    classes (pixel share and frames per class) and problems (one line each, naming the file: e.g. a
+    mask whose values are not in the class list)."""
 
     src = Path(src)
     parts = [s for s in SPLITS if (src / s).is_dir()] if src.is_dir() else []
@@ -30,7 +30,9 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
         name = layout or detect_layout(root)
         samples = read_labeled(root, name, keep_bad=True)
         if mask_format is not None:
-            samples = [replace(s, mask_format=mask_format) for s in samples]
+            samples = [s.with_format(mask_format) for s in samples]
+        labels = samples[0].labels if samples else None
+        pixels, frames = np.zeros(256, np.int64), np.zeros(256, np.int64)
         sizes, fractions, groups, encodings = Counter(), [], Counter(), Counter()
         n_mask_files = 0
         for i, s in enumerate(samples):
@@ -38,10 +40,15 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
             n_mask_files += len(s.masks)
             try:
                 for m in s.masks:
-                    encodings[MASK_ENCODINGS[s.encoding].describe(read_image(m, mode="raw"), s.mask_format)] += 1
+                    encodings[MASK_ENCODINGS[s.encoding].describe(read_image(m, mode="raw"), s)] += 1
                 image = load_image(s)
                 sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
-                fractions.append(float(load_mask(s, image.shape[:2]).mean()))
+                ids = load_mask(s, image.shape[:2])
+                counts = np.bincount(ids.ravel(), minlength=256)
+                pixels += counts
+                frames += counts > 0
+                scored = ids != s.labels.ignore if s.labels.ignore is not None else np.ones(ids.shape, bool)
+                fractions.append(float(((ids > 0) & scored).sum() / max(1, scored.sum())))
             except EndopatError as err:
                 report["problems"].append(str(err))
             if progress:
@@ -54,6 +61,14 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
                            "median": float(np.median(f)), "q3": float(np.percentile(f, 75)),
                            "max": float(f.max()), "empty_share": float((f == 0).mean())},
         }
+        if labels is not None:
+            labelled = pixels[: labels.num_classes].sum()
+            report["splits"][split]["classes"] = {
+                name: {"id": i, "pixel_share": float(pixels[i] / max(1, labelled)), "frames": int(frames[i])}
+                for i, name in enumerate(labels.names)}
+            if labels.ignore is not None:
+                report["splits"][split]["ignored"] = {"pixel_share": float(pixels[labels.ignore] / max(1, pixels.sum())),
+                                                      "frames": int(frames[labels.ignore])}
     return report
 
 

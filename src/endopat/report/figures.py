@@ -1,95 +1,26 @@
-"""Figures as PNG files (matplotlib, Agg backend): loss curves, a/b histograms (paper Fig. 4), a
-study's DSC-against-labels curves (Fig. 5/6) and its example test images."""
+"""The report's figures as PNG files (matplotlib, Agg backend): a/b histograms (paper Fig. 4), a
+study's DSC-against-labels curves (Fig. 5/6) and its example test images (training plots and mask
+drawing: :mod:`endopat.drawing`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from endopat.data.labeled import load_image, load_mask
 from endopat.data.splits import parse_fraction
-from endopat.evaluate import Segmenter, dice_iou
-from endopat.io import atomic_path
-from endopat.predict import overlay
-
-
-def _pyplot():
-    import matplotlib  # heavy: imported when a figure is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # heavy: imported when a figure is drawn
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> Path:
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    _pyplot().close(fig)
-    return Path(path)
-
-
-def plot_pretrain_losses(rows: Sequence[Mapping[str, float]], path: str | Path,
-                         fields: Sequence[str] = ("loss_g", "gan", "rebalanced", "l2", "loss_d")) -> Path:
-    """A task's logged scalars against the step (smoothed); re-colorization's in three panels:
-    generator terms, weighted totals, and D(real)/D(fake)."""
-    if "d_real" not in fields:
-        return _plot_task_losses(rows, path, fields)
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    if rows:
-        step = np.array([r["step"] for r in rows])
-        k = max(1, len(rows) // 50)
-
-        def smooth(key):
-            v = np.array([r[key] for r in rows])
-            return np.convolve(v, np.ones(k) / k, mode="valid"), step[k - 1 :]
-
-        for key, label in [("gan", "LSGAN (eq. 2)"), ("rebalanced", "rebalanced L2 (eq. 3)"),
-                           ("l2", "L2 (eq. 4)")]:
-            v, s = smooth(key)
-            axes[0].plot(s, v, label=label)
-        axes[0].set_yscale("log")
-        v, s = smooth("loss_g")
-        axes[1].plot(s, v, label="L_G (eq. 1)")
-        v, s = smooth("loss_d")
-        axes[1].plot(s, v, label="L_D (eq. 5)")
-        for key in ("d_real", "d_fake"):
-            v, s = smooth(key)
-            axes[2].plot(s, v, label=key.replace("d_", "D(") + ")")
-        axes[2].set_ylim(-0.02, 1.02)
-    titles = ["generator terms (unweighted)", "weighted totals", "discriminator outputs"]
-    for ax, title in zip(axes, titles):
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def _plot_task_losses(rows: Sequence[Mapping[str, float]], path: str | Path, fields: Sequence[str]) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    if rows:
-        step = np.array([r["step"] for r in rows])
-        k = max(1, len(rows) // 50)
-        for key in fields:
-            v = np.convolve(np.array([r[key] for r in rows]), np.ones(k) / k, mode="valid")
-            ax.plot(step[k - 1 :], v, label=key)
-    ax.set_xlabel("step")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+from endopat.drawing import class_overlay, overlay, pyplot, save_figure
+from endopat.metrics import image_scores
+from endopat.segmenter import Segmenter
 
 
 def plot_ab_histograms(hists: Mapping[str, "object"], path: str | Path) -> Path:
     """Log relative frequency of a and b values per source (the paper's Fig. 4)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     values = np.arange(256) - 128
     for name, hist in hists.items():
@@ -104,29 +35,11 @@ def plot_ab_histograms(hists: Mapping[str, "object"], path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("log10 relative frequency")
     axes[1].legend(fontsize=8)
-    return _save(fig, path)
-
-
-def plot_finetune_history(rows: Sequence[Mapping[str, float]], path: str | Path, title: str = "") -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    if rows:
-        ep = [r["epoch"] for r in rows]
-        ax.plot(ep, [r["train_loss"] for r in rows], label="train loss")
-        ax.plot(ep, [r["val_loss"] for r in rows], label="val loss")
-        ax2 = ax.twinx()
-        ax2.plot(ep, [r["val_dice"] for r in rows], color="tab:green", label="val Dice")
-        ax2.set_ylim(0, 1)
-        ax2.set_ylabel("val Dice")
-    ax.set_xlabel("epoch")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(summ: list[dict], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     by_method: dict[str, list[dict]] = defaultdict(list)
     for s in summ:
@@ -145,7 +58,7 @@ def plot_curves(summ: list[dict], path: Path) -> Path:
     ax.set_title("DSC against labeled-set size (band: min-max over runs)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: list[str]) -> Path | None:
@@ -161,21 +74,29 @@ def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: lis
     picks = [test[int(i)] for i in np.linspace(0, len(test) - 1, min(n, len(test)))]
     images = [load_image(s) for s in picks]
     gts = [load_mask(s, im.shape[:2]) for s, im in zip(picks, images)]
-    preds = {}
+    preds, labels = {}, picks[0].labels
     for m in methods:
-        seg = Segmenter(Path(chosen[m]["folder"]) / "run" / "best.pt")
-        preds[m] = [p >= seg.threshold for p in seg.probabilities(images)]
-    plt = _pyplot()
+        preds[m] = Segmenter(Path(chosen[m]["folder"]) / "run" / "best.pt").predict_ids(images)
+    # binary: the instrument tinted and outlined; multi-class: each class in its colour, one legend
+    draw = (lambda im, ids: overlay(im, ids == 1)) if labels.is_binary else (  # noqa: E731
+        lambda im, ids: class_overlay(im, ids, labels, legend=False))
+    plt = pyplot()
     cols = 1 + len(methods)
     fig, axes = plt.subplots(len(picks), cols, figsize=(2.2 * cols, 2.2 * len(picks)), squeeze=False)
     for i, (im, gt) in enumerate(zip(images, gts)):
-        axes[i][0].imshow(overlay(im, gt))
+        axes[i][0].imshow(draw(im, gt))
         axes[i][0].set_title("ground truth" if i == 0 else "", fontsize=8)
         for j, m in enumerate(methods, start=1):
-            d, _ = dice_iou(torch.from_numpy(preds[m][i])[None], torch.from_numpy(gt)[None])
-            axes[i][j].imshow(overlay(im, preds[m][i]))
+            d = image_scores(torch.from_numpy(preds[m][i])[None], torch.from_numpy(gt)[None], labels)[0]
+            axes[i][j].imshow(draw(im, preds[m][i]))
             axes[i][j].set_title(f"{m}\nDSC {float(d[0]):.2f}" if i == 0 else f"DSC {float(d[0]):.2f}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
+    if not labels.is_binary:
+        from matplotlib.patches import Patch
+
+        fig.legend(handles=[Patch(color=np.array(labels.colours[k]) / 255, label=labels.names[k])
+                            for k in labels.foreground], loc="lower center", ncol=min(4, len(labels.foreground)),
+                   fontsize=7, frameon=False)
     fig.suptitle(f"test images, label fraction {smallest}, subset 0", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

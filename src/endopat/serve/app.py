@@ -68,7 +68,7 @@ class Server:
         config = config or self.configs.get(str(project).split(".", 1)[0])
         if not config:
             raise RequestError(400, "no label_config in the request and none from /setup for this project")
-        return labels.parse(config, labels.CLASSES, self.aliases)
+        return labels.parse(config, labels.foreground(self.served.labels), self.aliases)
 
     def predict(self, body: PredictRequest) -> dict:
         target = self.target(body.label_config, body.project)
@@ -76,14 +76,15 @@ class Server:
             return {"results": []}
         pictures = [self.images.decode(*self.images.task_image(t)) for t in body.tasks]
         predictions, version = self.served.predict(pictures)
-        results = []
+        results, ids = [], self.served.labels.id_of
         for task, picture, p in zip(body.tasks, pictures, predictions):
             h, w = picture.shape[:2]
+            regions = {cls: p.mask == ids(cls) for cls in target.labels}
             result = [{"id": f"endopat-{task.get('id', 0)}-{cls}", "from_name": target.from_name,
                        "to_name": target.to_name, "type": "brushlabels", "original_width": w, "original_height": h,
                        "image_rotation": 0, "readonly": False, "score": p.score,
-                       "value": {"format": "rle", "rle": brush_rle(p.mask), "brushlabels": [value]}}
-                      for cls, value in target.labels.items() if p.mask.any()]
+                       "value": {"format": "rle", "rle": brush_rle(regions[cls]), "brushlabels": [value]}}
+                      for cls, value in target.labels.items() if regions[cls].any()]
             results.append({"result": result, "score": p.score, "model_version": version})
         return {"results": results}
 
@@ -163,7 +164,8 @@ def _routes(app, server: Server) -> None:
 
     @app.post("/setup")
     def setup(body: SetupRequest) -> dict:
-        labels.parse(body.schema_, labels.CLASSES, server.aliases)  # refuses unknown labels now, not at /predict
+        # refuses unknown labels now, not at /predict
+        labels.parse(body.schema_, labels.foreground(server.served.labels), server.aliases)
         server.configs[str(body.project).split(".", 1)[0]] = body.schema_
         server.images.adopt((body.model_extra or {}).get("hostname"), (body.model_extra or {}).get("access_token"))
         return {"model_version": server.served.model_version}
@@ -217,5 +219,6 @@ def build_server(checkpoint: str | Path, state: str | Path, labeled: str | Path 
                          label_studio_url, label_studio_token, max_image_pixels)
     served = ServedModel(Path(checkpoint), state, backend)
     learner = (Learner(served, output_folder(labeled), images, state, Path(init) if init else None, retrain_every,
-                       epochs, log, Path(unlabeled[0]) if unlabeled else None, push) if labeled is not None else None)
+                       epochs, log, Path(unlabeled[0]) if unlabeled else None, push, aliases)
+               if labeled is not None else None)
     return Server(served, images, learner, dict(aliases or {}), basic_auth, token)

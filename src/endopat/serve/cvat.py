@@ -4,7 +4,8 @@ and ``detect(context, image)``) over an endopat segmenter: one mask shape per cl
     cvat-cli --server-host http://localhost:8080 task auto-annotate TASK_ID \\
         --function-module endopat.serve.cvat -p checkpoint=str:runs/ft/best.pt
 
-CVAT matches the spec's label names with the task's labels (name a CVAT label ``instrument``).
+CVAT matches the spec's label names with the task's labels (the model's class names: ``instrument``
+for a binary model).
 ``examples/cvat-nuclio/`` deploys the same function as a Nuclio serverless function for CVAT's UI."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from endopat.predict import load_model
-from endopat.serve.labels import CLASSES
+from endopat.serve.labels import foreground
 
 
 class EndopatFunction:
@@ -23,12 +24,12 @@ class EndopatFunction:
 
         self._model = load_model(checkpoint, backend=backend)
         self.spec = cvataa.DetectionFunctionSpec(
-            labels=[cvataa.label_spec(name, k, type="mask") for k, name in enumerate(CLASSES)])
+            labels=[cvataa.label_spec(name, k, type="mask") for k, name in enumerate(foreground(self._model.labels))])
 
     def masks(self, image) -> list[np.ndarray]:
         """One boolean mask per class of the spec, at the image's size (what ``predict`` writes)."""
-        prob = self._model.probabilities([np.asarray(image.convert("RGB"))])[0]
-        return [prob >= self._model.threshold]
+        ids = self._model.predict_ids([np.asarray(image.convert("RGB"))])[0]
+        return [ids == i for i in self._model.labels.foreground]
 
     def detect(self, context, image) -> list:
         import cvat_sdk.auto_annotation as cvataa

@@ -7,10 +7,15 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from endopat.annotation.write import LABEL
+from endopat.labels import BINARY, Labels
 from endopat.serve.images import RequestError
 
-CLASSES = (LABEL,)  # a binary checkpoint's one foreground class
+CLASSES = tuple(BINARY.names[i] for i in BINARY.foreground)  # a binary checkpoint's one foreground class
+
+
+def foreground(labels: Labels) -> tuple[str, ...]:
+    """The classes a labeling config can name: the model's foreground classes."""
+    return tuple(labels.names[i] for i in labels.foreground)
 TOOLS = ("BrushLabels", "PolygonLabels")
 MAX_CONFIG = 1_000_000
 
@@ -38,13 +43,13 @@ def parse(config: str, classes: tuple[str, ...] = CLASSES, aliases: dict[str, st
     except ET.ParseError as err:
         raise RequestError(400, f"labeling config is not valid XML ({err})") from None
     aliases = {k.lower(): v for k, v in (aliases or {}).items()}
-    by_name = {c.lower(): c for c in classes}
+    by_name = {c.lower().replace(" ", "_"): c for c in classes}
     brush = None
     for control in (e for e in root.iter() if e.tag in TOOLS):
         mapped = {}
         for label in control.iter("Label"):
             value = label.get("value", "")
-            cls = aliases.get(value.lower()) or by_name.get(value.lower())
+            cls = aliases.get(value.lower()) or by_name.get(value.lower().replace(" ", "_"))
             if cls not in classes:
                 raise RequestError(422, f"label '{value}' of <{control.tag} name=\"{control.get('name')}\"> is not a "
                                         f"class of the served model ({', '.join(classes)}); rename it or start the "

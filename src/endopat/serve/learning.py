@@ -31,12 +31,13 @@ EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "START_TRAINING")
 class Learner:
     def __init__(self, served: ServedModel, labeled: Path, images: ImageSource, state: Path,
                  start: Path | None = None, retrain_every: int = 0, epochs: int = 30, log=print,
-                 unlabeled: Path | None = None, push: int = 0):
+                 unlabeled: Path | None = None, push: int = 0, aliases: dict[str, str] | None = None):
         self.served, self.labeled, self.images, self.state = served, labeled, images, state
         self.start = start or served.checkpoint  # what every retraining starts from
         self.retrain_every, self.epochs, self.log = retrain_every, epochs, log
         self.unlabeled, self.push = unlabeled, push  # where next frames come from; how many after a swap
         self.new = 0  # masks added or replaced since the last training started
+        self.aliases = dict(aliases or {})  # a labeling config's label -> the model's class (--label)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -80,7 +81,9 @@ class Learner:
                                                "annotations": [annotation]}]))
         try:
             return import_export(export, image.parent, self.labeled, format="label-studio",
-                                 replace=event == "ANNOTATION_UPDATED")
+                                 replace=event == "ANNOTATION_UPDATED", classes=self.served.labels,
+                                 labels=[f"{k}={v}" for k, v in self.aliases.items()]
+                                 if not self.served.labels.is_binary else None)
         except EndopatError as err:
             raise RequestError(409 if "holds a different mask" in str(err) else 400, str(err)) from None
 

@@ -13,15 +13,17 @@ from typing import Sequence
 import numpy as np
 
 from endopat.io import atomic_write_text
+from endopat.labels import Labels
 from endopat.predict import load_model
+from endopat.segmenter import confidence
 
 CURRENT = "current.json"
 
 
 @dataclass
 class Prediction:
-    mask: np.ndarray  # (H, W) bool at the image's own size
-    score: float  # mean per-pixel confidence max(p, 1 - p): low where the model hesitates
+    mask: np.ndarray  # (H, W) uint8 class ids at the image's own size (binary: 1 = instrument)
+    score: float  # mean per-pixel confidence (the predicted class's probability): low where the model hesitates
 
 
 class ServedModel:
@@ -40,6 +42,10 @@ class ServedModel:
         self._model = load_model(self.checkpoint, backend=backend)
 
     @property
+    def labels(self) -> Labels:
+        return self._model.labels
+
+    @property
     def model_version(self) -> str:
         return f"endopat-v{self.version}"
 
@@ -48,7 +54,7 @@ class ServedModel:
             model, version = self._model, self.model_version
         out = []
         for prob in model.probabilities(list(images)):
-            out.append(Prediction(prob >= model.threshold, float(np.maximum(prob, 1 - prob).mean())))
+            out.append(Prediction(model.class_ids(prob), float(confidence(prob, model.labels).mean())))
         return out, version
 
     def swap(self, checkpoint: Path) -> str:

@@ -24,7 +24,7 @@ from endopat.config import (
     load_yaml,
     validate,
 )
-from endopat.data.labeled import MaskFormat
+from endopat.data.masks import MaskFormat
 from endopat.data.splits import DEFAULT_FRACTIONS, fraction_label, parse_fraction
 from endopat.data.synth import SynthSpec
 from endopat.errors import EndopatError
@@ -45,8 +45,11 @@ class LabeledSource(_Strict):
     layout: str | None = None
     mask_threshold: float = Field(0.5, gt=0, lt=1, description="grey masks (JPEG, 16-bit): instrument from "
                                   "this share of the value range")
-    class_map: dict[str, Literal["instrument", "background"]] = Field(
-        {}, description="colour-coded masks: value (0-255) or 'R,G,B' -> instrument / background")
+    class_map: dict[str, str] = Field(
+        {}, description="mask values to classes: value (0-255) or 'R,G,B' -> class name (instrument / background "
+        "keep the binary target; other names make a multi-class one; ignore: pixels that count for nothing)")
+    classes: list[str] | None = Field(None, description="class-id masks: the class names by id (0 the background); "
+                                      "a classes.txt beside images/ and masks/ does the same")
     skip_bad: bool = Field(False, description="leave out the frames the reader finds unusable (a missing mask), "
                            "counted in the log, instead of stopping")
     chunk: int | None = Field(None, ge=1, description="split each video into groups of this many consecutive "
@@ -63,7 +66,7 @@ class LabeledSource(_Strict):
 
     def mask_format(self):
 
-        return MaskFormat.parse(self.mask_threshold, self.class_map, f"labeled source {self.path}")
+        return MaskFormat.parse(self.mask_threshold, self.class_map, f"labeled source {self.path}", self.classes)
 
 
 class UnlabeledSource(_Strict):

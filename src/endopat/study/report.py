@@ -27,9 +27,11 @@ from endopat.data.splits import parse_fraction
 from endopat.errors import EndopatError, reading
 from endopat.evaluate import summarize
 from endopat.io import atomic_write_text
+from endopat.labels import BINARY, Labels
 from endopat.report import compute
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
+from endopat.study import report_classes
 from endopat.study.report_html import fmt, page
 from endopat.study.report_tasks import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
@@ -100,7 +102,8 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict], base: Comparison) 
 
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
               tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = (),
-              no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), vs_md: list[str] = ()) -> str:
+              no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), vs_md: list[str] = (),
+              class_md: list[str] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
                        f"{r['labels_text']} | {r['saved_text']} |" for r in sav)
@@ -116,7 +119,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "| method | baseline labels | baseline DSC | labels needed [95% CI] | saved [95% CI] |",
           "|---|---:|---:|---:|---:|", sav_md, "",
           *([NO_SAVINGS_TEXT + "; ".join(f"{m} ({why})" for m, why in no_sav) + ".", ""] if no_sav else []),
-          "## Differences from the baseline", "", DIFF_TEXT, "", *_diff_table(pst), "", *vs_md,
+          "## Differences from the baseline", "", DIFF_TEXT, "", *_diff_table(pst), "", *vs_md, *class_md,
           *(["## Label selection", "", SELECTION_TEXT, "",
              "| method | vs | fraction | mean DSC difference | 95% CI | verdict |", "|---|---|---|---:|---|---|",
              *(f"| {r['method']} | {r['vs']} | {r['fraction']} | {r['dice_diff']:+.3f} | "
@@ -130,7 +133,8 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "## What each pretraining learnt (sample figures)", "",
           *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
-          "## Example test images (tinted: instrument; yellow: outline)", "", "![overlays](overlays.png)", "",
+          ("## Example test images (tinted: instrument; yellow: outline)" if labels_of(data).is_binary else
+           "## Example test images (each class in its colour, outlined)"), "", "![overlays](overlays.png)", "",
           *compute.markdown(list(cost))]
     return "\n".join(md)
 
@@ -162,6 +166,11 @@ def _check_vs(cfg, vs: tuple[str, ...], out: Path) -> None:
         if name not in names:
             raise EndopatError(f"--vs '{name}': no such method in {out / 'study.json'} (the methods: "
                                + ", ".join(names) + ")")
+
+
+def labels_of(data) -> Labels:
+    """The study's classes (its labeled data's)."""
+    return data.samples[0].labels if data.samples else BINARY
 
 
 def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> Path:
@@ -213,8 +222,13 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     cost = compute.compute_rows(out, cells, order)
     write_csv(cost, rep / "compute.csv", ["what", "runs", "seconds", "hours", "minutes_per_run"])
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
+    labels = labels_of(data)
+    class_rows, class_sav = ([], []) if labels.is_binary or not cells else report_classes.per_class(
+        cells, labels, cfg.baseline, cfg.seed, len(data.split.train), order, summaries)
+    report_classes.write(class_rows, class_sav, rep)
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
-                                                   sel_sav, no_sav, cost, vs_md))
+                                                   sel_sav, no_sav, cost, vs_md,
+                                                   report_classes.markdown(class_rows, class_sav)))
 
     atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
                                                  curves, hist_png, overlays, no_sav, cost))

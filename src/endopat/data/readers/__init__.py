@@ -7,14 +7,20 @@ most specific layouts are tried first).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from endopat.data.labeled import SPLITS, MaskFormat, Sample
+from endopat.data.labeled import SPLITS, Sample
+from endopat.data.masks import MaskFormat
 from endopat.data.readers import cholecseg8k, endovis17, generic, kvasir, robustmis19
 from endopat.errors import EndopatError
 
 READERS = {m.NAME: m for m in (endovis17, robustmis19, cholecseg8k, kvasir, generic)}
+# the multi-class readings of a layout (detection gives the binary one): name -> (layout, options)
+VARIANTS = {"endovis17-parts": ("endovis17", {"classes": "parts"}),
+            "endovis17-types": ("endovis17", {"classes": "types"}),
+            "cholecseg8k-13": ("cholecseg8k", {"classes": "13"}),
+            "cholecseg8k-8": ("cholecseg8k", {"classes": "8"})}
+LAYOUTS = (*READERS, *VARIANTS)
 
 
 def detect_layout(root: str | Path) -> str:
@@ -37,8 +43,11 @@ def read_labeled(root: str | Path, layout: str | None = None, keep_bad: bool = F
     """
     root = Path(root)
     name = layout or detect_layout(root)
+    if name in VARIANTS:
+        name, more = VARIANTS[name]
+        options = {**more, **options}
     if name not in READERS:
-        raise EndopatError(f"unknown layout '{name}' (choose from {', '.join(READERS)})")
+        raise EndopatError(f"unknown layout '{name}' (choose from {', '.join(LAYOUTS)})")
     samples = READERS[name].read(root, **options)
     bad = [s for s in samples if s.problem]
     if bad and not keep_bad:
@@ -67,5 +76,5 @@ def open_labeled(src: str | Path, layout: str | None = None,
     if skip_bad:
         parts = {k: [s for s in v if not s.problem] for k, v in parts.items()}
     if mask_format is not None and mask_format != MaskFormat():
-        parts = {k: [replace(s, mask_format=mask_format) for s in v] for k, v in parts.items()}
+        parts = {k: [s.with_format(mask_format) for s in v] for k, v in parts.items()}
     return parts

@@ -1,0 +1,83 @@
+"""A multi-class study's per-class results: each class read as the headline is read.
+
+For a class, a cell's per-image scores are its ``dice_<class>`` and ``iou_<class>`` on the test images
+whose truth shows the class (``gt_<class>`` > 0: where the class is absent from the truth its Dice is
+0 or undefined, and which depends on each model's false positives). Those rows go through the same
+code as the headline — :func:`endopat.study.report.summaries`, the calibrated
+:class:`endopat.report.compare.Comparison` and its label savings — so a class's differences and
+savings carry the same intervals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from endopat.labels import Labels
+from endopat.report.compare import Comparison, fmt_labels, fmt_saved
+from endopat.report.tables import write_csv
+
+CLASS_FIELDS = ["class", "method", "fraction", "labels", "runs", "n_test", "dice_mean", "iou_mean", "dice_diff",
+                "run_ci_low", "run_ci_high", "verdict"]
+CLASS_SAVINGS_FIELDS = ["class", "method", "baseline_labels", "baseline_dice", "labels_needed", "labels_low",
+                        "labels_high", "saved_pct", "saved_low", "saved_high"]
+CLASSES_TEXT = ("Each class on the test images whose ground truth shows it (`n test`); the mean over "
+                "foreground classes is the headline above. Differences and savings as above (calibrated "
+                "intervals).")
+
+
+def class_cells(cells: list[dict], name: str) -> list[dict]:
+    """The cells with each row's scores replaced by the class's, on the images that show it."""
+    out = []
+    for c in cells:
+        rows = [dict(r, dice=float(r[f"dice_{name}"]), iou=float(r[f"iou_{name}"])) for r in c["rows"]
+                if r.get(f"gt_{name}") not in (None, "") and float(r[f"gt_{name}"]) > 0]
+        if rows:
+            out.append(dict(c, rows=rows))
+    return out
+
+
+def per_class(cells: list[dict], labels: Labels, baseline: str, seed: int, pool: int, order: list[str],
+              summaries) -> tuple[list[dict], list[dict]]:
+    """Rows per class, method and fraction (mean, difference, interval, verdict), and per-class savings."""
+    rows, savings = [], []
+    for k in labels.foreground:
+        name = labels.names[k]
+        cs = class_cells(cells, name)
+        if not cs:
+            continue
+        summ = summaries(cs, order)
+        comparison = Comparison(cs, baseline, seed, pool=pool)
+        diffs = {(d["method"], d["fraction"]): d for d in comparison.differences()}
+        for s in summ:
+            d = diffs.get((s["method"], s["fraction"]), {})
+            rows.append({"class": name, "method": s["method"], "fraction": s["fraction"], "labels": s["labels"],
+                         "runs": s["runs"], "n_test": s["dice"]["n"] // max(1, s["runs"]),
+                         "dice_mean": s["dice"]["mean"], "iou_mean": s["iou"]["mean"],
+                         "dice_diff": d.get("dice_diff"), "run_ci_low": d.get("run_ci_low"),
+                         "run_ci_high": d.get("run_ci_high"), "verdict": d.get("verdict", "")})
+        for r in comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}):
+            savings.append(dict(r, **{"class": name, "labels_text": fmt_labels(r, r["smallest"], r["largest"]),
+                                      "saved_text": fmt_saved(r, r["smallest"], r["largest"])}))
+    return rows, savings
+
+
+def markdown(rows: list[dict], savings: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    ci = lambda r: "" if r["dice_diff"] is None else (  # noqa: E731
+        f"{r['dice_diff']:+.3f} [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}]")
+    return ["## Per class", "", CLASSES_TEXT, "",
+            "| class | method | fraction | labels | n test | DSC | IoU | DSC difference [95% CI] | verdict |",
+            "|---|---|---|---:|---:|---:|---:|---|---|",
+            *(f"| {r['class']} | {r['method']} | {r['fraction']} | {r['labels']} | {r['n_test']} | {r['dice_mean']:.3f} "
+              f"| {r['iou_mean']:.3f} | {ci(r)} | {r['verdict']} |" for r in rows), "",
+            *(["| class | method | baseline labels | baseline DSC | labels needed [95% CI] | saved [95% CI] |",
+               "|---|---|---:|---:|---:|---:|",
+               *(f"| {r['class']} | {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
+                 f"{r['labels_text']} | {r['saved_text']} |" for r in savings), ""] if savings else [])]
+
+
+def write(rows: list[dict], savings: list[dict], rep: Path) -> None:
+    if rows:
+        write_csv(rows, rep / "per_class.csv", CLASS_FIELDS)
+        write_csv(savings, rep / "per_class_savings.csv", ["class", *[f for f in CLASS_SAVINGS_FIELDS if f != "class"]])
