@@ -289,3 +289,20 @@ def test_any_bytes_as_an_onnx_model_load_or_end_in_one_line(tmp_path):
     entry.key, entry.value = "endopat", json.dumps({"model": ModelConfig().model_dump(mode="json"), "threshold": 0.5})
     onnx.save(model, str(seed))
     fuzz(tmp_path, "m.onnx", seed.read_bytes(), OnnxSegmenter)
+
+
+def test_any_bytes_as_a_classes_txt_read_or_end_in_one_line(tmp_path):
+    from endopat.labels import Labels
+
+    fuzz(tmp_path, "classes.txt", b"0 background\n1 cystic_plate\n2 tool\n255 ignore\n", Labels.read)
+
+
+def test_any_class_id_mask_bytes_read_or_end_in_one_line(tmp_path):
+    from endopat.data.labeled import Sample, load_mask
+    from endopat.labels import Labels
+
+    ids = (np.arange(24 * 32).reshape(24, 32) % 4).astype(np.uint8)
+    ids[0] = 255
+    labels = Labels(("background", "a", "b", "c"))
+    fuzz(tmp_path, "m.png", _png(ids),
+         lambda p: load_mask(Sample(tmp_path / "img.png", (p,), "g", "id", encoding="ids", labels=labels), (24, 32)))

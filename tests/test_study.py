@@ -557,4 +557,5 @@ def test_a_multi_class_study_reports_every_class_with_its_differences_and_saving
                                           "gallbladder", "tool"} and {"gallbladder", "tool"} <= {r["class"] for r in rows}
     assert any(r["method"] == "again" and r["dice_diff"] for r in rows)
     assert (rep / "per_class_savings.csv").is_file() and "## Per class" in (rep / "report.md").read_text()
+    assert (rep / "curves_gallbladder.png").is_file()
     assert (rep / "overlays.png").is_file() and not (rep / "overlays.error.txt").exists()

@@ -38,7 +38,8 @@ def plot_ab_histograms(hists: Mapping[str, "object"], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_curves(summ: list[dict], path: Path) -> Path:
+def plot_curves(summ: list[dict], path: Path, what: str = "") -> Path:
+    """Mean test DSC against the labeled-set size per method (``what``: e.g. a class, in the title)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     by_method: dict[str, list[dict]] = defaultdict(list)
@@ -55,7 +56,7 @@ def plot_curves(summ: list[dict], path: Path) -> Path:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("labeled training images")
     ax.set_ylabel("mean test DSC")
-    ax.set_title("DSC against labeled-set size (band: min-max over runs)")
+    ax.set_title(f"{what + ': ' if what else ''}DSC against labeled-set size (band: min-max over runs)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -224,7 +224,7 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
     labels = labels_of(data)
     class_rows, class_sav = ([], []) if labels.is_binary or not cells else report_classes.per_class(
-        cells, labels, cfg.baseline, cfg.seed, len(data.split.train), order, summaries)
+        cells, labels, cfg.baseline, cfg.seed, len(data.split.train), order, summaries, rep)
     report_classes.write(class_rows, class_sav, rep)
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
                                                    sel_sav, no_sav, cost, vs_md,

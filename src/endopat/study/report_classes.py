@@ -14,6 +14,7 @@ from pathlib import Path
 
 from endopat.labels import Labels
 from endopat.report.compare import Comparison, fmt_labels, fmt_saved
+from endopat.report.figures import plot_curves
 from endopat.report.tables import write_csv
 
 CLASS_FIELDS = ["class", "method", "fraction", "labels", "runs", "n_test", "dice_mean", "iou_mean", "dice_diff",
@@ -37,8 +38,9 @@ def class_cells(cells: list[dict], name: str) -> list[dict]:
 
 
 def per_class(cells: list[dict], labels: Labels, baseline: str, seed: int, pool: int, order: list[str],
-              summaries) -> tuple[list[dict], list[dict]]:
-    """Rows per class, method and fraction (mean, difference, interval, verdict), and per-class savings."""
+              summaries, rep: Path) -> tuple[list[dict], list[dict]]:
+    """Rows per class, method and fraction (mean, difference, interval, verdict), and per-class
+    savings; each class's curves in ``rep/curves_<class>.png``."""
     rows, savings = [], []
     for k in labels.foreground:
         name = labels.names[k]
@@ -46,6 +48,7 @@ def per_class(cells: list[dict], labels: Labels, baseline: str, seed: int, pool:
         if not cs:
             continue
         summ = summaries(cs, order)
+        plot_curves(summ, rep / f"curves_{name}.png", name)
         comparison = Comparison(cs, baseline, seed, pool=pool)
         diffs = {(d["method"], d["fraction"]): d for d in comparison.differences()}
         for s in summ:
@@ -66,7 +69,8 @@ def markdown(rows: list[dict], savings: list[dict]) -> list[str]:
         return []
     ci = lambda r: "" if r["dice_diff"] is None else (  # noqa: E731
         f"{r['dice_diff']:+.3f} [{r['run_ci_low']:+.3f}, {r['run_ci_high']:+.3f}]")
-    return ["## Per class", "", CLASSES_TEXT, "",
+    names = list(dict.fromkeys(r["class"] for r in rows))
+    return ["## Per class", "", CLASSES_TEXT, "", *(f"![{n}](curves_{n}.png)" for n in names), "",
             "| class | method | fraction | labels | n test | DSC | IoU | DSC difference [95% CI] | verdict |",
             "|---|---|---|---:|---:|---:|---:|---|---|",
             *(f"| {r['class']} | {r['method']} | {r['fraction']} | {r['labels']} | {r['n_test']} | {r['dice_mean']:.3f} "
