@@ -52,6 +52,50 @@ def test_the_encoder_gives_the_features_of_transformers_on_the_same_published_we
         assert torch.allclose(g, w, atol=1e-4)
 
 
+def test_convnext_large_widths_give_the_features_of_transformers_in_a_depth_reduced_copy():
+    from endopat.archs.convnext import VARIANTS, ConvNeXt
+
+    depths, widths, _ = (1, 1, 2, 1), VARIANTS["convnext_large"][1], False
+    torch.manual_seed(5)
+    ours = ConvNeXt(3, depths, widths, False).eval()
+    for name, p in ours.named_parameters():
+        if name.endswith("gamma"):
+            torch.nn.init.normal_(p, 0.1, 0.05)
+    theirs = transformers.ConvNextModel(transformers.ConvNextConfig(
+        depths=list(depths), hidden_sizes=list(widths), layer_norm_eps=1e-6)).eval()
+    missing, unexpected = theirs.load_state_dict(to_hf(ours.state_dict()), strict=False)
+    assert not unexpected and all(k.startswith("layernorm.") for k in missing)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        got, want = ours(x), theirs(pixel_values=x, output_hidden_states=True).hidden_states[1:]
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_lemonfm_checkpoint_loads_strictly_onto_convnext_large(tmp_path):
+    """LemonFM's layout (visurg-ai/LEMON src/model_loader.py): torchvision convnext_large keys under
+    'teacher', each with a 'backbone.' prefix; the same tensors as Meta's layout give."""
+    tv = random_published("convnext_large", seed=6, layout="torchvision-convnext")
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in tv.items()}, "epoch": 100}, tmp_path / "lemon.pth")
+    torch.save({"model": random_published("convnext_large", seed=6)}, tmp_path / "meta.pth")
+    cfg = ModelConfig(arch="convnext_large", image_size=(64, 64))
+    a, b = build_unet(cfg), build_unet(cfg)
+    ra, rb = load_encoder_weights(a, cfg, tmp_path / "lemon.pth"), load_encoder_weights(b, cfg, tmp_path / "meta.pth")
+    assert ra.layout == "torchvision-convnext" and len(ra.loaded) == len(rb.loaded)
+    sa, sb = a.encoder.state_dict(), b.encoder.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    with torch.no_grad():
+        assert a.eval()(torch.randn(1, 3, 64, 96)).shape == (1, 2, 64, 96)
+
+
+def test_a_tiny_file_is_refused_by_convnext_large_naming_it(tmp_path):
+    torch.save({"model": random_published("convnext_tiny", seed=1)}, tmp_path / "tiny.pth")
+    cfg = ModelConfig(arch="convnext_large", image_size=(64, 64))
+    with pytest.raises(EndopatError, match="tiny.pth: "):
+        load_encoder_weights(build_unet(cfg), cfg, tmp_path / "tiny.pth")
+
+
 def test_torchvision_s_convnext_file_loads_the_same_encoder_as_meta_s(tmp_path):
     torch.save(random_published("convnext_tiny", seed=4, layout="torchvision-convnext"), tmp_path / "tv.pth")
     torch.save({"model": random_published("convnext_tiny", seed=4, layout="meta-convnext")}, tmp_path / "meta.pth")

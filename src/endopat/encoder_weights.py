@@ -55,7 +55,7 @@ from endopat.networks import build_unet
 from endopat.weight_layouts import LAYOUTS, NORMALISATIONS
 
 IMAGENET_MEAN, IMAGENET_STD = NORMALISATIONS["imagenet"]
-WRAPPERS = ("state_dict", "model", "model_state_dict")
+WRAPPERS = ("state_dict", "model", "model_state_dict", "teacher")  # "teacher": DINO-style (LemonFM, SurgeNet)
 
 
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:

@@ -76,7 +76,9 @@ LAYOUTS = {l.name: l for l in (
            files="DINOv2 dinov2_vit{s,b}14_pretrain.pth; timm vit_*_patch14_dinov2 (SurgeNet-DINO); "
                  "MAE/EndoViT {'model': ...} (decoder skipped)"),
     Layout("meta-convnext", lambda k: k, ("norm.", "head."), adapt=_same_numel,
-           files="Meta convnext_tiny_1k_224_ema.pth, convnextv2_tiny_1k_224_ema.pt, SurgeNet ConvNeXtV2"),
+           files="Meta convnext_tiny_1k_224_ema.pth, convnextv2_tiny_1k_224_ema.pt, convnext_large_*.pth, "
+                 "SurgeNet ConvNeXtV2"),
     Layout("torchvision-convnext", _torchvision_convnext, ("classifier.",), adapt=_same_numel,
-           files="torchvision convnext_tiny-983f1562.pth"),
+           files="torchvision convnext_tiny-983f1562.pth, convnext_large-ea097f82.pth; LemonFM (its 'teacher', "
+                 "'backbone.' keys)"),
 )}

@@ -1,4 +1,4 @@
-"""ConvNeXt-T and ConvNeXtV2-T encoders with MONAI's U-Net decoder (FlexibleUNet's).
+"""ConvNeXt-T, ConvNeXtV2-T and ConvNeXt-L encoders with MONAI's U-Net decoder (FlexibleUNet's).
 
 The encoder is written here with the keys of Meta's releases (``{'model': ...}``:
 ``downsample_layers.N.*``, ``stages.N.M.{dwconv, norm, pwconv1, pwconv2}`` and the LayerScale
@@ -6,7 +6,9 @@ The encoder is written here with the keys of Meta's releases (``{'model': ...}``
 unused). That is the layout of ``convnext_tiny_1k_224_ema.pth``, ``convnextv2_tiny_1k_224_ema.pt``
 and of SurgeNet's ConvNeXtV2 (SurgeNet's own loader reads it into Meta's ConvNeXtV2 class).
 torchvision's ``convnext_tiny-983f1562.pth`` (``features.N...``) is mapped onto the same keys by
-:mod:`endopat.encoder_weights`. ``tests/test_archs_convnext.py`` checks the features against
+:mod:`endopat.encoder_weights`; so is LemonFM (visurg-ai/LEMON, ``src/model_loader.py``): a
+torchvision ``convnext_large`` whose checkpoint keeps its weights under ``['teacher']`` with a
+``backbone.`` prefix (both unwrapped when the file is read). ``tests/test_archs_convnext.py`` checks the features against
 transformers' ``ConvNextModel`` / ``ConvNextV2Model`` on the same weights.
 
 The four stages (strides 4, 8, 16, 32) and a stride-2 convolution on the image (``skip``, part of
@@ -24,7 +26,8 @@ from endopat.archs.base import Arch
 
 # name: (depths, widths, V2)
 VARIANTS = {"convnext_tiny": ((3, 3, 9, 3), (96, 192, 384, 768), False),
-            "convnextv2_tiny": ((3, 3, 9, 3), (96, 192, 384, 768), True)}
+            "convnextv2_tiny": ((3, 3, 9, 3), (96, 192, 384, 768), True),
+            "convnext_large": ((3, 3, 27, 3), (192, 384, 768, 1536), False)}  # LemonFM, torchvision, Meta
 GROUPS = {"encoder": ("encoder",), "decoder": ("skip", "decoder", "segmentation_head"), "last": ("segmentation_head",)}
 SKIP = 32  # channels of the stride-2 image convolution
 

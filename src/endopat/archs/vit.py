@@ -1,11 +1,12 @@
-"""Vision transformers (ViT-S/14, ViT-B/14, ViT-S/16, ViT-B/16) with a UNETR decoder.
+"""Vision transformers (ViT-S/14, ViT-B/14, ViT-L/14, ViT-S/16, ViT-B/16) with a UNETR decoder.
 
 The encoder is written here, compactly, with the state-dict keys of the published files, so that
 they load strictly and mean what they meant (``tests/test_archs_vit.py`` checks its features
 against transformers' ``Dinov2Model`` and ``ViTModel`` on the same weights):
 
-* Meta's DINOv2 (``dinov2_vits14_pretrain.pth``, ``dinov2_vitb14_pretrain.pth``) and timm's
-  ``vit_small_patch14_dinov2`` / ``vit_base_patch14_dinov2`` (SurgeNet-DINO ships this one):
+* Meta's DINOv2 (``dinov2_vits14_pretrain.pth``, ``dinov2_vitb14_pretrain.pth``,
+  ``dinov2_vitl14_pretrain.pth``) and timm's ``vit_{small,base,large}_patch14_dinov2`` (SurgeNet-DINO
+  ships these):
   ``cls_token``, ``pos_embed`` (37 x 37 patches + 1, for 518 px), ``mask_token`` (Meta only),
   ``patch_embed.proj.*``, ``blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1,
   mlp.fc2, ls2.gamma}``, ``norm.*``;
@@ -38,6 +39,7 @@ from endopat.archs.base import Arch
 VARIANTS = {
     "vit_s14": (384, 12, 6, 14, True),    # DINOv2 ViT-S/14, SurgeNet-DINO (DINOv2 ViT-S/14 at 336 px)
     "vit_b14": (768, 12, 12, 14, True),   # DINOv2 ViT-B/14
+    "vit_l14": (1024, 24, 16, 14, True),  # DINOv2 ViT-L/14, SurgeNet-DINO ViT-L
     "vit_s16": (384, 12, 6, 16, False),   # DINO ViT-S/16 (SurgeNetXL DINOv1)
     "vit_b16": (768, 12, 12, 16, False),  # MAE ViT-B/16, EndoViT
 }
@@ -126,7 +128,7 @@ class VisionTransformer(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, dim))
         self.blocks = nn.ModuleList(Block(dim, heads, layer_scale) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.taps = tuple(depth * k // 4 - 1 for k in (1, 2, 3))  # UNETR: after blocks 3, 6, 9 of 12
+        self.taps = tuple(depth * k // 4 - 1 for k in (1, 2, 3))  # UNETR: after blocks 3, 6, 9 of 12 (6, 12, 18 of 24)
         self.token_mask: torch.Tensor | None = None
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         for m in self.modules():
