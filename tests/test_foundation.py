@@ -22,8 +22,11 @@ def data(tmp_path_factory):
     return root / "unlabeled", open_labeled(root / "labeled")
 
 
-@pytest.mark.parametrize("arch, size, task", [("vit_s16", 32, "recolor"), ("vit_s16", 32, "inpaint"),
-                                              ("vit_s16", 32, "contrastive"), ("convnextv2_tiny", 32, "inpaint")])
+@pytest.mark.parametrize("arch, size, task", [
+    ("vit_s16", 32, "recolor"), ("vit_s16", 32, "inpaint"), ("vit_s16", 32, "contrastive"),
+    ("convnextv2_tiny", 32, "inpaint"),
+    ("vit_s16_dinov3", 32, "recolor"), ("vit_s16_dinov3", 32, "inpaint"), ("vit_s16_dinov3", 32, "contrastive")])
+# the large files of the same families (vit_l14, convnext_large) load strictly in their own tests
 def test_a_task_continues_a_foundation_encoder_and_fine_tuning_takes_it_over(tmp_path, data, arch, size, task):
     torch.save(random_published(arch), tmp_path / "w.pth")
     unlabeled, parts = data

@@ -148,8 +148,9 @@ def load_encoder_weights(model: nn.Module, cfg: ModelConfig, path: str | Path, n
     source = read_weights_file(path) if source is None else source
     encoder = model.get_submodule("encoder")
     target = encoder.state_dict()
-    name = max(arch.weights_layouts, key=lambda n: sum(LAYOUTS[n].published(k) in source for k in target))
-    layout = LAYOUTS[name]
+    prepared = {n: LAYOUTS[n].prepare(source) for n in arch.weights_layouts}
+    name = max(arch.weights_layouts, key=lambda n: sum(LAYOUTS[n].published(k) in prepared[n] for k in target))
+    layout, source = LAYOUTS[name], prepared[name]
     report = WeightsReport(str(path), cfg.arch, name, norm)
     new, used, const = _match(source, target, layout, encoder, arch.first_layer[len("encoder."):], norm, report, path)
     report.unused = sorted(set(source) - used)
@@ -255,8 +256,8 @@ def random_published(arch: str, seed: int = 0, layout: str | None = None, mae_de
         if name.endswith(("gamma", "mask_token")):
             torch.nn.init.normal_(p, 0.1, 0.05)  # LayerScale, GRN, mask token: away from their 0/1e-5 start
     layout = LAYOUTS[layout or spec.weights_layouts[0]]
-    state = {layout.published(k): v.clone() for k, v in encoder.state_dict().items()
-             if not k.endswith("num_batches_tracked")}
+    state = layout.export({layout.published(k): v.clone() for k, v in encoder.state_dict().items()
+                           if not k.endswith("num_batches_tracked")})
     if layout.name == "torchvision-convnext":
         state = {k: v.reshape(-1, 1, 1) if k.endswith("layer_scale") else v for k, v in state.items()}
     width = {"resnet50": 2048}.get(arch, 512) if layout.name == "torchvision-resnet" else spec.bottleneck(None)
@@ -267,7 +268,7 @@ def random_published(arch: str, seed: int = 0, layout: str | None = None, mae_de
                                       "classifier.2.weight": torch.randn(1000, width),
                                       "classifier.2.bias": torch.zeros(1000)}}
     state |= extra.get(layout.name, {})
-    if spec.patch == 16:  # MAE, EndoViT and DINO (v1) files carry no encoder mask token
+    if layout.name == "vit" and spec.patch == 16:  # MAE, EndoViT and DINO (v1) files carry no encoder mask token
         state.pop("mask_token")
     if mae_decoder:  # MAE's decoder: its own mask token, embedding, blocks, prediction
         state |= {"mask_token": torch.zeros(1, 1, 512), "decoder_embed.weight": torch.randn(512, width),

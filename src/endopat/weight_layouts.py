@@ -54,6 +54,36 @@ def _torchvision_convnext(key: str) -> str:
     return key
 
 
+def _timm_dinov3_in(state: dict) -> dict:
+    """timm's DINOv3 keys (its ``checkpoint_filter_fn``) -> Meta's: ``reg_token`` -> ``storage_tokens``,
+    ``gamma_1/2`` -> ``ls1/2.gamma``, ``attn.q_bias`` + ``attn.v_bias`` -> ``attn.qkv.bias`` (the key
+    part zero, as Meta's mask makes it)."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith("attn.v_bias"):
+            continue
+        if k.endswith("attn.q_bias"):
+            out[k.replace("q_bias", "qkv.bias")] = torch.cat([v, torch.zeros_like(v), state[k.replace("q_bias", "v_bias")]])
+            continue
+        k = k.replace("reg_token", "storage_tokens").replace("gamma_1", "ls1.gamma").replace("gamma_2", "ls2.gamma")
+        out[k] = v
+    return out
+
+
+def _timm_dinov3_out(state: dict) -> dict:
+    """The inverse (what a timm DINOv3 file holds: no mask token, periods or bias masks)."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith(("bias_mask", "periods")) or k == "mask_token":
+            continue
+        if k.endswith("attn.qkv.bias"):
+            q, _, vb = v.chunk(3)
+            out[k.replace("qkv.bias", "q_bias")], out[k.replace("qkv.bias", "v_bias")] = q, vb
+            continue
+        out[k.replace("storage_tokens", "reg_token").replace("ls1.gamma", "gamma_1").replace("ls2.gamma", "gamma_2")] = v
+    return out
+
+
 @dataclass(frozen=True)
 class Layout:
     name: str
@@ -62,6 +92,8 @@ class Layout:
     optional: tuple[str, ...] = ("num_batches_tracked",)  # encoder keys that may be missing: kept fresh
     adapt: Callable[[str, torch.Tensor, torch.Tensor, nn.Module], torch.Tensor | None] = lambda k, s, t, e: None
     files: str = ""
+    prepare: Callable[[dict], dict] = lambda state: state  # a file's tensors rewritten before matching
+    export: Callable[[dict], dict] = lambda state: state  # the inverse, for stand-in files (random_published)
 
 
 LAYOUTS = {l.name: l for l in (
@@ -78,6 +110,13 @@ LAYOUTS = {l.name: l for l in (
     Layout("meta-convnext", lambda k: k, ("norm.", "head."), adapt=_same_numel,
            files="Meta convnext_tiny_1k_224_ema.pth, convnextv2_tiny_1k_224_ema.pt, convnext_large_*.pth, "
                  "SurgeNet ConvNeXtV2"),
+    Layout("meta-dinov3", lambda k: k, ("head.", "local_cls_norm."),
+           files="Meta dinov3_vit{s,b,l}16_pretrain_lvd1689m-*.pth; SurgeNet-DINO DINOv3"),
+    # timm's files carry no mask token, rotary periods or bias masks (kept as built: zero, computed,
+    # the key bias masked); its distilled B/L files have no q/v bias (kept zero, as theirs are)
+    Layout("timm-dinov3", lambda k: k, ("head.", "fc_norm."),
+           optional=("mask_token", "periods", "bias_mask", "attn.qkv.bias"), prepare=_timm_dinov3_in,
+           export=_timm_dinov3_out, files="timm vit_{small,base,large}_patch16_dinov3.lvd1689m"),
     Layout("torchvision-convnext", _torchvision_convnext, ("classifier.",), adapt=_same_numel,
            files="torchvision convnext_tiny-983f1562.pth, convnext_large-ea097f82.pth; LemonFM (its 'teacher', "
                  "'backbone.' keys)"),

@@ -190,11 +190,16 @@ class UNETRDecoder(nn.Module):
 class ViTUNet(nn.Module):
     """Encoder, decoder and a 1x1 output convolution ``head``; output at the input's size."""
 
-    def __init__(self, in_channels: int, out_channels: int, variant: tuple, grid: tuple[int, int], features: int):
+    def __init__(self, in_channels: int, out_channels: int, variant: tuple | None, grid: tuple[int, int],
+                 features: int, encoder: nn.Module | None = None):
+        """``variant`` builds a :class:`VisionTransformer`; another ViT encoder (DINOv3's) is given as
+        ``encoder`` (with ``variant`` None): the same decoder and head over its token maps."""
         super().__init__()
-        dim, depth, heads, patch, layer_scale = variant
-        self.encoder = VisionTransformer(in_channels, dim, depth, heads, patch, layer_scale, grid)
-        self.decoder = UNETRDecoder(in_channels, dim, features)
+        if encoder is None:
+            dim, depth, heads, patch, layer_scale = variant
+            encoder = VisionTransformer(in_channels, dim, depth, heads, patch, layer_scale, grid)
+        self.encoder = encoder
+        self.decoder = UNETRDecoder(in_channels, encoder.patch_embed.proj.out_channels, features)
         self.head = nn.Conv2d(features, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
