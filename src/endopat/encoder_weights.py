@@ -264,6 +264,7 @@ def random_published(arch: str, seed: int = 0, layout: str | None = None, mae_de
     extra = {"torchvision-resnet": {"fc.weight": torch.randn(1000, width), "fc.bias": torch.zeros(1000)},
              "meta-convnext": {"norm.weight": torch.ones(width), "norm.bias": torch.zeros(width),
                                "head.weight": torch.randn(1000, width), "head.bias": torch.zeros(1000)},
+             "pvt-v2": {"head.weight": torch.randn(1000, width), "head.bias": torch.zeros(1000)},
              "torchvision-convnext": {"classifier.0.weight": torch.ones(width), "classifier.0.bias": torch.zeros(width),
                                       "classifier.2.weight": torch.randn(1000, width),
                                       "classifier.2.bias": torch.zeros(1000)}}

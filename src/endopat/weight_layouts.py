@@ -117,6 +117,7 @@ LAYOUTS = {l.name: l for l in (
     Layout("timm-dinov3", lambda k: k, ("head.", "fc_norm."),
            optional=("mask_token", "periods", "bias_mask", "attn.qkv.bias"), prepare=_timm_dinov3_in,
            export=_timm_dinov3_out, files="timm vit_{small,base,large}_patch16_dinov3.lvd1689m"),
+    Layout("pvt-v2", lambda k: k, ("head.",), files="whai362/PVT pvt_v2_b2.pth; SurgeNetXL PVTv2 (teacher file)"),
     Layout("torchvision-convnext", _torchvision_convnext, ("classifier.",), adapt=_same_numel,
            files="torchvision convnext_tiny-983f1562.pth, convnext_large-ea097f82.pth; LemonFM (its 'teacher', "
                  "'backbone.' keys)"),

@@ -92,16 +92,19 @@ class ConvNeXt(nn.Module):
         return out
 
 
-class ConvNeXtUNet(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, variant: tuple, decoder_channels: tuple[int, ...]):
+class StageUNet(nn.Module):
+    """A hierarchical encoder's four stages (strides 4-32) and a stride-2 image convolution under
+    FlexibleUNet's decoder and head (ConvNeXt's, PVTv2's)."""
+
+    def __init__(self, in_channels: int, out_channels: int, encoder: nn.Module, widths: tuple[int, ...],
+                 decoder_channels: tuple[int, ...]):
         super().__init__()
         from monai.networks.nets.flexible_unet import (  # imported when a network is built: MONAI takes seconds
             SegmentationHead,
             UNetDecoder,
         )
 
-        depths, widths, v2 = variant
-        self.encoder = ConvNeXt(in_channels, depths, widths, v2)
+        self.encoder = encoder
         self.skip = nn.Sequential(nn.Conv2d(in_channels, SKIP, 3, 2, 1, bias=False), nn.BatchNorm2d(SKIP),
                                   nn.ReLU(inplace=True))
         # FlexibleUNet's decoder and head, with its defaults
@@ -119,7 +122,9 @@ def _arch(name: str) -> Arch:
     variant = VARIANTS[name]
 
     def build(cfg, in_channels: int, out_channels: int) -> nn.Module:
-        return ConvNeXtUNet(in_channels, out_channels, variant, tuple(cfg.decoder_channels))
+        depths, widths, v2 = variant
+        return StageUNet(in_channels, out_channels, ConvNeXt(in_channels, depths, widths, v2), widths,
+                         tuple(cfg.decoder_channels))
 
     layouts = ("meta-convnext",) if variant[2] else ("meta-convnext", "torchvision-convnext")
     return Arch(name, build, lambda net, x: net.encoder(x), lambda cfg: variant[1][-1],

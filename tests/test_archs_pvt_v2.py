@@ -1,0 +1,87 @@
+"""PVTv2-B2 (endopat.archs.pvt_v2): the authors' key layout (and SurgeNetXL's teacher wrapping of it)
+loads strictly, the features equal transformers' PvtV2Model on the same random weights, the U-Net
+runs at two sizes, and files of another family are refused."""
+
+import re
+
+import pytest
+import torch
+
+from endopat.archs.pvt_v2 import B2
+from endopat.config import ModelConfig
+from endopat.encoder_weights import load_encoder_weights, random_published
+from endopat.errors import EndopatError
+from endopat.networks import build_unet
+
+transformers = pytest.importorskip("transformers")
+
+
+def to_hf(state: dict) -> dict:
+    """The release's keys -> transformers' (its PVTv2 conversion's mapping; kv split in two)."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("head."):
+            continue
+        if k.endswith(("attn.kv.weight", "attn.kv.bias")):
+            key, value = v.chunk(2)
+            base = re.sub(r"attn\.kv\.", "attn.key.", k)
+            out[base], out[base.replace("attn.key.", "attn.value.")] = key, value
+            continue
+        out[k] = v
+    renamed = {}
+    for k, v in out.items():
+        k = re.sub(r"^patch_embed(\d)\.proj\.", lambda m: f"encoder.layers.{int(m[1]) - 1}.patch_embedding.proj.", k)
+        k = re.sub(r"^patch_embed(\d)\.norm\.", lambda m: f"encoder.layers.{int(m[1]) - 1}.patch_embedding.layer_norm.", k)
+        k = re.sub(r"^block(\d)\.(\d+)\.", lambda m: f"encoder.layers.{int(m[1]) - 1}.blocks.{m[2]}.", k)
+        k = re.sub(r"^norm(\d)\.", lambda m: f"encoder.layers.{int(m[1]) - 1}.layer_norm.", k)
+        for a, b in ((".norm1.", ".layer_norm_1."), (".norm2.", ".layer_norm_2."), (".attn.q.", ".attention.query."),
+                     (".attn.key.", ".attention.key."), (".attn.value.", ".attention.value."),
+                     (".attn.proj.", ".attention.proj."), (".attn.sr.", ".attention.spatial_reduction."),
+                     (".attn.norm.", ".attention.layer_norm."), (".mlp.fc1.", ".mlp.dense1."), (".mlp.fc2.", ".mlp.dense2.")):
+            k = k.replace(a, b)
+        renamed[k] = v
+    return renamed
+
+
+def test_the_encoder_gives_the_features_of_transformers_on_the_same_published_weights():
+    state = random_published("pvt_v2_b2", seed=1)
+    g = torch.Generator().manual_seed(1)
+    state = {k: (v + 0.1 * torch.randn(v.shape, generator=g) if k.endswith("bias") else v) for k, v in state.items()}
+    ours = build_unet(ModelConfig(arch="pvt_v2_b2", image_size=(64, 64)), in_channels=3).encoder
+    ours.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")}, strict=True)
+    widths, heads, ratios, depths, srs = B2
+    theirs = transformers.PvtV2Model(transformers.PvtV2Config(
+        hidden_sizes=list(widths), num_attention_heads=list(heads), mlp_ratios=list(ratios), depths=list(depths),
+        sr_ratios=list(srs), layer_norm_eps=1e-6)).eval()
+    missing, unexpected = theirs.load_state_dict(to_hf(state), strict=False)
+    assert not missing and not unexpected
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        got, want = ours.eval()(x), theirs(pixel_values=x, output_hidden_states=True).hidden_states
+    for g_, w in zip(got, want):
+        assert g_.shape == w.shape and torch.allclose(g_, w, atol=1e-4)
+
+
+def test_a_surgenetxl_teacher_file_loads_strictly(tmp_path):
+    state = random_published("pvt_v2_b2", seed=2)
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in state.items()}}, tmp_path / "pvtv2_teacher.pth")
+    cfg = ModelConfig(arch="pvt_v2_b2", image_size=(64, 64))
+    net = build_unet(cfg)
+    report = load_encoder_weights(net, cfg, tmp_path / "pvtv2_teacher.pth")
+    assert report.layout == "pvt-v2" and report.unused == ["head.bias", "head.weight"] and not report.fresh
+
+
+@pytest.mark.parametrize("input_mode", ["L", "Lab"])
+def test_the_unet_segments_at_two_sizes(input_mode):
+    net = build_unet(ModelConfig(arch="pvt_v2_b2", image_size=(64, 64), input=input_mode)).eval()
+    for size in ((64, 64), (64, 96)):
+        with torch.no_grad():
+            assert net(torch.randn(1, 1 if input_mode == "L" else 3, *size)).shape == (1, 2, *size)
+
+
+@pytest.mark.parametrize("other", ["convnext_tiny", "vit_s16"])
+def test_a_file_of_another_family_is_refused_naming_it(tmp_path, other):
+    torch.save(random_published(other), tmp_path / "other.pth")
+    cfg = ModelConfig(arch="pvt_v2_b2", image_size=(64, 64))
+    with pytest.raises(EndopatError, match="other.pth: "):
+        load_encoder_weights(build_unet(cfg), cfg, tmp_path / "other.pth")
