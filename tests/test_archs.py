@@ -101,3 +101,37 @@ def test_a_toy_architecture_and_a_toy_task_registered_in_one_line_pretrain_and_f
                     init=pre, progress=False, log=lambda *a: None)
     state = torch.load(best, weights_only=True)
     assert state["model"]["arch"] == arch and (tmp_path / "ft" / "init_report.txt").is_file()
+
+
+@pytest.mark.parametrize("arch, input_mode, size", [
+    ("vit_s16_dinov3", "L", (64, 112)), ("vit_s16_dinov3", "Lab", (64, 112)),
+    ("pvt_v2_b2", "L", (64, 96)), ("pvt_v2_b2", "Lab", (64, 96))])
+def test_a_foundation_unet_segments_at_its_training_size_and_another(arch, input_mode, size):
+    from endopat.config import ModelConfig
+    from endopat.networks import build_unet
+
+    net = build_unet(ModelConfig(arch=arch, image_size=(64, 64), input=input_mode)).eval()
+    for hw in ((64, 64), size):
+        with torch.no_grad():
+            assert net(torch.randn(1, 1 if input_mode == "L" else 3, *hw)).shape == (1, 2, *hw)
+
+
+@pytest.mark.parametrize("arch, other, message", [
+    ("vit_s14", "vit_b14", "of another shape"), ("vit_s14", "resnet18", "no tensor matches"),
+    ("vit_s14", "convnext_tiny", "not vit_s14 encoder weights"),
+    ("vit_s16_dinov3", "vit_b16_dinov3", "of another shape"), ("vit_s16_dinov3", "vit_s14", "not vit_s16_dinov3"),
+    ("vit_s16_dinov3", "convnext_tiny", "not vit_s16_dinov3"),
+    ("pvt_v2_b2", "convnext_tiny", ""), ("pvt_v2_b2", "vit_s16", ""),
+    ("convnext_large", "convnext_tiny", "of another shape")])
+def test_a_weights_file_of_another_family_or_size_is_refused_naming_it(tmp_path, arch, other, message):
+    from endopat.config import ModelConfig
+    from endopat.encoder_weights import load_encoder_weights, random_published
+    from endopat.errors import EndopatError
+    from endopat.networks import build_unet
+
+    torch.save(random_published(other), tmp_path / "other.pth")
+    side = 64 // ARCHS[arch].multiple * ARCHS[arch].multiple
+    cfg = ModelConfig(arch=arch, image_size=(side, side))
+    with pytest.raises(EndopatError, match=f"other.pth: .*{message}") as err:
+        load_encoder_weights(build_unet(cfg), cfg, tmp_path / "other.pth")
+    assert "\n" not in str(err.value)

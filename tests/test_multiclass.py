@@ -23,6 +23,14 @@ CLASSES = ("background", "cystic_plate", "calot_triangle", "cystic_artery", "cys
 MODEL = ModelConfig(features=[8, 8, 16, 16, 32, 8], image_size=[48, 80])
 
 
+def frames_folder(samples, folder):
+    """A folder of the samples' images (what predict and suggest take)."""
+    folder.mkdir()
+    for s in samples:
+        shutil.copy(s.image, folder / s.image.name)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def endoscapes(shared_data):
     return open_labeled(shared_data / "endoscapes-seg50-dev")["all"]
@@ -75,11 +83,7 @@ def test_predict_writes_class_ids_palette_overlays_and_areas(trained, tmp_path):
     from endopat.predict import predict
 
     best, test, _ = trained
-    src = tmp_path / "frames"
-    src.mkdir()
-    for s in test[:2]:
-        shutil.copy(s.image, src / s.image.name)
-    r = predict(best, src, tmp_path / "pred", progress=False, backend="torch")
+    r = predict(best, frames_folder(test[:2], tmp_path / "frames"), tmp_path / "pred", progress=False, backend="torch")
     ids = read_image(r["masks"][0], mode="raw")
     assert ids.shape == (480, 854) and set(np.unique(ids).tolist()) <= set(range(7))
     assert (tmp_path / "pred" / "overlays" / r["masks"][0].name).is_file()
@@ -108,11 +112,8 @@ def test_suggest_pre_annotates_each_class_and_the_export_imports_back_pixel_equa
     from endopat.suggest import suggest
 
     best, test, _ = trained
-    src = tmp_path / "frames"
-    src.mkdir()
-    for s in test[:3]:
-        shutil.copy(s.image, src / s.image.name)
-    suggest(src, 2, tmp_path / "s", model=best, strategy="uncertain", progress=False, log=lambda *a: None)
+    suggest(frames_folder(test[:3], tmp_path / "frames"), 2, tmp_path / "s", model=best, strategy="uncertain",
+            progress=False, log=lambda *a: None)
     config = (tmp_path / "s" / "label_studio" / "label_config.xml").read_text()
     assert all(f'value="{n}"' in config for n in CLASSES[1:])
     tasks = json.loads((tmp_path / "s" / "label_studio" / "tasks.json").read_text())

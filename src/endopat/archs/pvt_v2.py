@@ -19,6 +19,7 @@ from torch import nn
 
 from endopat.archs.base import Arch
 from endopat.archs.convnext import GROUPS, StageUNet
+from endopat.archs.vit import init_linear
 
 # B2: widths, heads, MLP ratios, depths, spatial-reduction ratios
 B2 = ((64, 128, 320, 512), (1, 2, 5, 8), (8, 8, 4, 4), (3, 4, 6, 3), (8, 4, 2, 1))
@@ -97,10 +98,7 @@ class PyramidVisionTransformerV2(nn.Module):
             setattr(self, f"block{i + 1}", nn.ModuleList(Block(widths[i], heads[i], mlp_ratios[i], srs[i])
                                                          for _ in range(depths[i])))
             setattr(self, f"norm{i + 1}", nn.LayerNorm(widths[i], eps=1e-6))
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_linear(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []

@@ -46,6 +46,14 @@ VARIANTS = {
 GROUPS = {"encoder": ("encoder",), "decoder": ("decoder", "head"), "last": ("head",)}
 
 
+def init_linear(module: nn.Module) -> None:
+    """Every linear layer of ``module``: truncated-normal weights (std 0.02), zero biases (ViT's init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+
+
 def resize_pos_embed(pos: torch.Tensor, grid: tuple[int, int], old_grid: tuple[int, int] | None = None) -> torch.Tensor:
     """Position embeddings ``(1, 1 + n, D)`` (class token first) for a patch grid ``grid``: the
     patch part resized bicubically (``align_corners=False``, no antialiasing: DINOv2, transformers)
@@ -131,10 +139,7 @@ class VisionTransformer(nn.Module):
         self.taps = tuple(depth * k // 4 - 1 for k in (1, 2, 3))  # UNETR: after blocks 3, 6, 9 of 12 (6, 12, 18 of 24)
         self.token_mask: torch.Tensor | None = None
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_linear(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         grid = (x.shape[-2] // self.patch, x.shape[-1] // self.patch)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from endopat.archs.base import Arch
-from endopat.archs.vit import GROUPS, LayerScale, Mlp, PatchEmbed, ViTUNet
+from endopat.archs.vit import GROUPS, LayerScale, Mlp, PatchEmbed, ViTUNet, init_linear
 
 # name: (width, depth, heads)
 VARIANTS = {"vit_s16_dinov3": (384, 12, 6), "vit_b16_dinov3": (768, 12, 12), "vit_l16_dinov3": (1024, 24, 16)}
@@ -108,10 +108,7 @@ class DINOv3ViT(nn.Module):
         self.token_mask: torch.Tensor | None = None
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.storage_tokens, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_linear(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         grid = (x.shape[-2] // PATCH, x.shape[-1] // PATCH)
