@@ -152,3 +152,19 @@ def test_import_refuses_a_label_that_is_no_class_in_one_line(trained, tmp_path):
                       labels=["liver=gallbladder"])
     mask = read_image(tmp_path / "l2" / "masks" / f"{test[0].image.stem}.png", mode="raw")
     assert r["added"] == 1 and set(np.unique(mask).tolist()) == {0, 5}
+
+
+def test_the_evaluate_command_prints_each_class_on_the_images_that_show_it(trained, tmp_path, monkeypatch, capsys):
+    from test_cli import run_cli
+
+    best, test, _ = trained
+    for s in test:
+        for sub, path in (("images", s.image), ("masks", s.masks[0])):
+            (tmp_path / "d" / "test" / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, tmp_path / "d" / "test" / sub / path.name)
+    (tmp_path / "d" / "classes.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(CLASSES)) + "255 ignore\n")
+    assert run_cli(monkeypatch, "evaluate", best, "-d", tmp_path / "d", "-o", tmp_path / "m.csv") == 0
+    out = capsys.readouterr().out
+    assert "per class (images whose truth shows it):" in out and "  gallbladder: Dice " in out
+    header = (tmp_path / "m.csv").read_text().splitlines()[0]
+    assert "dice_gallbladder" in header and "gt_tool" in header

@@ -558,4 +558,6 @@ def test_a_multi_class_study_reports_every_class_with_its_differences_and_saving
     assert any(r["method"] == "again" and r["dice_diff"] for r in rows)
     assert (rep / "per_class_savings.csv").is_file() and "## Per class" in (rep / "report.md").read_text()
     assert (rep / "curves_gallbladder.png").is_file()
+    page = (rep / "report.html").read_text()
+    assert "<h2>Per class</h2>" in page and "<td>gallbladder</td>" in page
     assert (rep / "overlays.png").is_file() and not (rep / "overlays.error.txt").exists()

@@ -82,6 +82,24 @@ def summarize(rows: Sequence[dict], keys: Sequence[str] = ("dice", "iou")) -> di
     return out
 
 
+def class_rows(rows: Sequence[dict], name: str) -> list[dict]:
+    """The rows of the images whose ground truth shows class ``name`` (``gt_<name>`` > 0), each with
+    that class's Dice and IoU as its ``dice``/``iou`` (elsewhere a class's Dice is 0 or undefined
+    depending on the model's false positives): how a class is read in summaries and studies."""
+    return [dict(r, dice=float(r[f"dice_{name}"]), iou=float(r[f"iou_{name}"])) for r in rows
+            if r.get(f"gt_{name}") not in (None, "") and float(r[f"gt_{name}"]) > 0]
+
+
+def class_summaries(rows: Sequence[dict], names: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`summarize` of each class's :func:`class_rows` (classes no image shows left out)."""
+    out = {}
+    for name in names:
+        mine = class_rows(rows, name)
+        if mine:
+            out[name] = summarize(mine)
+    return out
+
+
 def write_metrics_csv(rows: Sequence[dict], path: str | Path) -> Path:
     extra = [k for k in (rows[0] if rows else {}) if k not in METRIC_FIELDS]
     atomic_write_csv(path, METRIC_FIELDS + extra, rows)

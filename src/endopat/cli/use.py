@@ -38,7 +38,7 @@ def evaluate(
     """Per-image Dice and IoU, with mean, median and IQR."""
     from endopat.data.splits import part_to_score
     from endopat.evaluate import evaluate as run
-    from endopat.evaluate import summarize, write_metrics_csv
+    from endopat.evaluate import class_summaries, summarize, write_metrics_csv
     from endopat.io import output_file
 
     output_file(out)
@@ -48,6 +48,11 @@ def evaluate(
     for metric, s in summarize(rows).items():
         echo(f"{metric}: mean {s['mean']:.3f}  median {s['median']:.3f}  "
               f"IQR [{s['q1']:.3f} {s['q3']:.3f}]  n={s['n']}")
+    names = [k[len("dice_"):] for k in rows[0] if k.startswith("dice_")] if rows else []
+    if names:  # a multi-class model: each class on the images that show it
+        echo("per class (images whose truth shows it):")
+        for name, s in class_summaries(rows, names).items():
+            echo(f"  {name}: Dice {s['dice']['mean']:.3f}  IoU {s['iou']['mean']:.3f}  n={s['dice']['n']}")
     echo(f"per-image metrics: {out}")
 
 

@@ -32,7 +32,7 @@ from endopat.report import compute
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
 from endopat.study import report_classes
-from endopat.study.report_html import fmt, page
+from endopat.study.report_html import class_section, fmt, page
 from endopat.study.report_tasks import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
 from endopat.report.texts import (DIFF_TEXT, PROTOCOL_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT,
@@ -230,6 +230,9 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
                                                    sel_sav, no_sav, cost, vs_md,
                                                    report_classes.markdown(class_rows, class_sav)))
 
+    class_html = class_section(class_rows, class_sav, [rep / f"curves_{n}.png" for n in
+                                                       dict.fromkeys(r["class"] for r in class_rows)],
+                               report_classes.CLASSES_TEXT)
     atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
-                                                 curves, hist_png, overlays, no_sav, cost))
+                                                 curves, hist_png, overlays, no_sav, cost, class_html))
     return rep / "report.md"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from endopat.evaluate import class_rows
 from endopat.labels import Labels
 from endopat.report.compare import Comparison, fmt_labels, fmt_saved
 from endopat.report.figures import plot_curves
@@ -27,14 +28,9 @@ CLASSES_TEXT = ("Each class on the test images whose ground truth shows it (`n t
 
 
 def class_cells(cells: list[dict], name: str) -> list[dict]:
-    """The cells with each row's scores replaced by the class's, on the images that show it."""
-    out = []
-    for c in cells:
-        rows = [dict(r, dice=float(r[f"dice_{name}"]), iou=float(r[f"iou_{name}"])) for r in c["rows"]
-                if r.get(f"gt_{name}") not in (None, "") and float(r[f"gt_{name}"]) > 0]
-        if rows:
-            out.append(dict(c, rows=rows))
-    return out
+    """The cells with each row's scores replaced by the class's, on the images that show it
+    (:func:`endopat.evaluate.class_rows`)."""
+    return [dict(c, rows=rows) for c in cells for rows in [class_rows(c["rows"], name)] if rows]
 
 
 def per_class(cells: list[dict], labels: Labels, baseline: str, seed: int, pool: int, order: list[str],

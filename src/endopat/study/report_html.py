@@ -55,8 +55,9 @@ def _compute_table(cost: list[dict]) -> str:
 
 def page(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
           tasks: list[tuple[Path, str]], curves: Path | None, hist_png: Path | None, overlays: Path | None,
-          no_sav: list[tuple[str, str]] = (), cost: list[dict] = ()) -> str:
-    """report.html: the tables of report.md (rounded alike) and the figures, embedded."""
+          no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), per_class: str = "") -> str:
+    """report.html: the tables of report.md (rounded alike) and the figures, embedded; ``per_class``:
+    a multi-class study's section (:func:`class_section`)."""
     cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
             ("dice_mean", "DSC mean"), ("dice_change_pct", "DSC % vs baseline"), ("dice_median", "DSC median"),
             ("dice_q1", "DSC Q1"), ("dice_q3", "DSC Q3"), ("iou_mean", "IoU mean"),
@@ -84,6 +85,7 @@ from training and validation.</p>
     *[(k, f"share: {t}") for k, t in SHARES], ("runs_to_resolve", "runs to resolve"),
     ("runs_to_resolve_note", "(design, or why none)"), ("ci_low", "CI low (images only)"), ("ci_high", "CI high (images only)"),
     ("wilcoxon_p", "Wilcoxon p")])}
+{per_class}
 <h2>Pretraining sources and the test split</h2><p>{html.escape(SOURCES_TEXT)}</p>
 <ul id="sources">{"".join(f"<li><b>{html.escape(o.name)}</b> ({html.escape(o.source)}): {html.escape(o.sentence())}</li>"
                          for o in data.sources.values())}</ul>
@@ -93,3 +95,18 @@ from training and validation.</p>
 {"<h2>Compute</h2>" + _compute_table(cost) if cost else ""}
 </body></html>"""
     return page
+
+
+def class_section(rows: list[dict], savings: list[dict], curves: list[Path], text: str) -> str:
+    """The per-class section of a multi-class study (:mod:`endopat.study.report_classes`)."""
+    if not rows:
+        return ""
+    return (f"<h2>Per class</h2><p>{html.escape(text)}</p>"
+            + "".join(_img_tag(p, f"{p.stem[len('curves_'):]}: DSC against labeled images") for p in curves)
+            + _html_table(rows, [("class", "class"), ("method", "method"), ("fraction", "fraction"),
+                                 ("labels", "labels"), ("n_test", "test images"), ("dice_mean", "DSC"),
+                                 ("iou_mean", "IoU"), ("dice_diff", "DSC diff"), ("run_ci_low", "CI low"),
+                                 ("run_ci_high", "CI high"), ("verdict", "verdict")])
+            + _html_table(savings, [("class", "class"), ("method", "method"), ("baseline_labels", "baseline labels"),
+                                    ("baseline_dice", "baseline DSC"), ("labels_text", "labels needed [95% CI]"),
+                                    ("saved_text", "saved [95% CI]")]))
