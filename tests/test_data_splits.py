@@ -69,3 +69,18 @@ def test_a_split_naming_unknown_samples_is_an_error():
     split = make_split(samples(), seed=0)
     with pytest.raises(EndopatError, match="not in the data"):
         split.resolve(samples(groups=3), split.train)
+
+
+def test_subsets_drawn_by_video_take_each_frame_from_another_video_while_there_are_enough():
+    from endopat.data.splits import label_subsets
+
+    train = [f"v{v}_f{f}" for v in range(6) for f in range(5)]
+    groups = {i: i.split("_")[0] for i in train}
+    subsets = label_subsets(train, ["1/10", "1/5"], 2, seed=3, groups=groups)
+    for fraction, size in (("1/10", 3), ("1/5", 6)):
+        a, b = subsets[fraction]
+        assert len(a) == len(b) == size and not set(a) & set(b)
+        assert len({groups[i] for i in a}) == size  # one frame per video
+    a, b = subsets["1/10"]
+    assert not {groups[i] for i in a} & {groups[i] for i in b}  # 3 + 3 of 6 videos: disjoint videos
+

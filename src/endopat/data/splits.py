@@ -97,10 +97,29 @@ class Split:
         return [by_id[i] for i in ids]
 
 
+def spread_over_groups(train: Sequence[str], groups: dict[str, str], seed: int = 0) -> list[str]:
+    """``train`` reordered so that consecutive ids come from different groups (videos): the groups in
+    a seeded order, each one's frames shuffled, then one frame of each group per round. A run of k
+    ids then spans min(k, groups) videos, and the next run the videos after those."""
+    rng = np.random.default_rng(seed)
+    by_group: dict[str, list[str]] = {}
+    for i in train:
+        by_group.setdefault(groups[i], []).append(i)
+    names = sorted(by_group)
+    names = [names[k] for k in rng.permutation(len(names))]
+    queues = [[by_group[g][k] for k in rng.permutation(len(by_group[g]))] for g in names]
+    return [q[r] for r in range(max(map(len, queues), default=0)) for q in queues if r < len(q)]
+
+
 def label_subsets(train: Sequence[str], fractions: Sequence[str] = DEFAULT_FRACTIONS,
-                  max_subsets: int = 5, seed: int = 0) -> dict[str, list[list[str]]]:
+                  max_subsets: int = 5, seed: int = 0, groups: dict[str, str] | None = None
+                  ) -> dict[str, list[list[str]]]:
+    """Disjoint label subsets per fraction: consecutive runs of a seeded order of ``train`` — random
+    frames, or with ``groups`` (id -> video) frames spread over as many videos as possible
+    (:func:`spread_over_groups`)."""
     n = len(train)
-    order = [train[i] for i in np.random.default_rng(seed).permutation(n)]
+    order = (spread_over_groups(train, groups, seed) if groups is not None
+             else [train[i] for i in np.random.default_rng(seed).permutation(n)])
     out = {}
     for text in fractions:
         k = parse_fraction(text)
@@ -127,11 +146,12 @@ def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0
                test_fraction: float = 0.25, fractions: Sequence[str] = DEFAULT_FRACTIONS,
                max_subsets: int = 5, source: str = "", layout: str | None = None,
                predefined: dict[str, Sequence[Sample]] | None = None,
-               test_groups: Sequence[str] = (), val_groups: Sequence[str] = ()) -> Split:
+               test_groups: Sequence[str] = (), val_groups: Sequence[str] = (), subsets_by: str = "frame") -> Split:
     """Group-disjoint split of ``samples`` (or the ``predefined`` train/val/test folders).
 
     ``test_groups`` / ``val_groups`` name groups (videos, surgeries) that go to test / val; the
     fractions then only draw the parts not named (none when both are named: the rest is train).
+    ``subsets_by``: ``frame`` (label subsets of random frames) or ``video`` (spread over videos).
     """
     if predefined:
         if not {"train", "val", "test"} <= set(predefined):
@@ -163,7 +183,10 @@ def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0
         train = [s.id for s in samples if s.group not in test_set | val_set]
         val = [s.id for s in samples if s.group in val_set]
         test = [s.id for s in samples if s.group in test_set]
-    return Split(train, val, test, label_subsets(train, fractions, max_subsets, seed), seed, source, layout)
+    groups = {s.id: s.group for s in samples} if subsets_by == "video" else None
+    if groups is not None and predefined:
+        groups = {s.id: s.group for part in predefined.values() for s in part}
+    return Split(train, val, test, label_subsets(train, fractions, max_subsets, seed, groups), seed, source, layout)
 
 
 def split_in(folder: str | Path, samples: Sequence[Sample], seed: int = 0, source: str = "",

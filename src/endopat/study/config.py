@@ -102,6 +102,9 @@ class StudyConfig(_Strict):
     val_groups: list[str] = Field([], description="groups that form the validation set")
     fractions: list[str] = list(DEFAULT_FRACTIONS)
     subsets: int = Field(5, ge=1)
+    subsets_by: Literal["frame", "video"] = Field(
+        "frame", description="label subsets of random frames, or spread over as many videos as possible (each "
+        "subset's frames from different videos, the subsets on different videos while there are enough)")
     finetune_seeds: int = Field(1, ge=1, description="fine-tuning runs per subset, each with its own seed")
     pretrain_seeds: int = Field(1, ge=1, description="runs of each pretraining stage, each with its own "
                                 "seed and shared by every cell that starts from it")

@@ -86,7 +86,7 @@ def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
             split = make_split(samples, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.fractions,
                                cfg.subsets, source=cfg.labeled.path, layout=cfg.labeled.layout,
                                predefined=None if "all" in parts else parts,
-                               test_groups=cfg.test_groups, val_groups=cfg.val_groups)
+                               test_groups=cfg.test_groups, val_groups=cfg.val_groups, subsets_by=cfg.subsets_by)
             split.save(split_path)
             log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {split_path}")
     data = StudyData(samples, split)
