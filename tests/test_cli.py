@@ -397,6 +397,7 @@ def test_inspect_prints_the_classes_of_a_class_id_folder_with_their_shares(monke
     out = capsys.readouterr().out
     assert "class ids of 7 classes (418)" in out and "problems: 0" in out
     assert re.search(r"5 gallbladder: \d+\.\d%, \d+ frames", out) and "ignored:" in out
+    assert "blank images (one colour): 7 (" in out  # the dataset's black frames, all background
 
 
 def test_classes_on_the_command_line_name_class_id_masks(monkeypatch, capsys, tmp_path):

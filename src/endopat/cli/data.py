@@ -108,6 +108,10 @@ def inspect(
             if r["sizes"]:
                 echo(f"  aspect-true model.image_size: {aspect_hint(r['sizes'])}")
             echo("  masks: " + (", ".join(f"{k} ({n})" for k, n in r["mask_encodings"].items()) or "none"))
+            if r["blank_images"]:
+                shown = ", ".join(r["blank_images"][:4]) + (" ..." if len(r["blank_images"]) > 4 else "")
+                echo(f"  blank images (one colour): {len(r['blank_images'])} ({shown}); they score 1 when nothing "
+                     "is predicted on them")
             binary = list(r.get("classes", {"background": 0, "instrument": 0})) == ["background", "instrument"]
             what = "instrument" if binary else "foreground (any class but background)"
             echo(f"  {what} fraction: median {fg['median']:.3f}, IQR [{fg['q1']:.3f} {fg['q3']:.3f}], "

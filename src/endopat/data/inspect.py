@@ -33,7 +33,7 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
             samples = [s.with_format(mask_format) for s in samples]
         labels = samples[0].labels if samples else None
         pixels, frames = np.zeros(256, np.int64), np.zeros(256, np.int64)
-        sizes, fractions, groups, encodings = Counter(), [], Counter(), Counter()
+        sizes, fractions, groups, encodings, blank = Counter(), [], Counter(), Counter(), []
         n_mask_files = 0
         for i, s in enumerate(samples):
             groups[s.group] += 1
@@ -43,6 +43,8 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
                     encodings[MASK_ENCODINGS[s.encoding].describe(read_image(m, mode="raw"), s)] += 1
                 image = load_image(s)
                 sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
+                if (image == image.flat[0]).all():  # one colour (a black frame between scenes)
+                    blank.append(s.image.name)
                 ids = load_mask(s, image.shape[:2])
                 counts = np.bincount(ids.ravel(), minlength=256)
                 pixels += counts
@@ -56,7 +58,7 @@ def inspect_labeled(src: str | Path, layout: str | None = None,
         f = np.array(fractions) if fractions else np.zeros(1)
         report["splits"][split] = {
             "layout": name, "images": len(samples), "mask_files": n_mask_files,
-            "groups": len(groups), "sizes": dict(sizes), "mask_encodings": dict(encodings),
+            "groups": len(groups), "sizes": dict(sizes), "mask_encodings": dict(encodings), "blank_images": blank,
             "foreground": {"min": float(f.min()), "q1": float(np.percentile(f, 25)),
                            "median": float(np.median(f)), "q3": float(np.percentile(f, 75)),
                            "max": float(f.max()), "empty_share": float((f == 0).mean())},
