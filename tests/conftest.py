@@ -66,3 +66,23 @@ def accepted_label_studio_export(tasks, who=1):
             "id": 10 + i, "completed_by": who, "result": result, "was_cancelled": False,
             "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z"}]})
     return out
+
+
+def three_class_folder(out):
+    """Synthetic frames whose instrument masks are split into two classes (left and right halves),
+    beside a classes.txt, with a few pixels of the ignore id; ``out/synth/unlabeled`` holds a video."""
+    import numpy as np
+
+    from endopat.data.synth import SynthSpec, generate
+    from endopat.io import read_image, write_png
+
+    generate(out / "synth", SynthSpec(size=32, videos=3, unlabeled_videos=1, frames=4, label_every=2))
+    for split in ("train", "val", "test"):
+        for mask in sorted((out / "synth" / "labeled" / split / "masks").glob("*.png")):
+            ids = (read_image(mask, mode="L") > 127).astype(np.uint8)
+            ids[:, 16:] *= 2
+            ids[0, :4] = 255
+            write_png(out / split / "masks" / mask.name, ids)
+            write_png(out / split / "images" / mask.name, read_image(mask.parents[1] / "images" / mask.name))
+    (out / "classes.txt").write_text("0 background\n1 left\n2 right\n255 ignore\n")
+    return out

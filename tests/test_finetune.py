@@ -81,23 +81,9 @@ def test_fine_tuning_on_a_tiny_real_split_clears_a_floor_no_broken_loop_reaches(
 
 @pytest.fixture(scope="module")
 def three_class(tmp_path_factory):
-    """The synthetic frames again, their instrument masks split into two classes (left and right
-    halves) beside a classes.txt, and a few pixels of the ignore id."""
-    import numpy as np
+    from conftest import three_class_folder
 
-    from endopat.io import read_image, write_png
-
-    out = tmp_path_factory.mktemp("mc")
-    generate(out / "synth", SynthSpec(size=32, videos=3, unlabeled_videos=0, frames=4, label_every=2))
-    for split in ("train", "val", "test"):
-        for mask in sorted((out / "synth" / "labeled" / split / "masks").glob("*.png")):
-            ids = (read_image(mask, mode="L") > 127).astype(np.uint8)
-            ids[:, 16:] *= 2
-            ids[0, :4] = 255
-            write_png(out / split / "masks" / mask.name, ids)
-            write_png(out / split / "images" / mask.name, read_image(mask.parents[1] / "images" / mask.name))
-    (out / "classes.txt").write_text("0 background\n1 left\n2 right\n255 ignore\n")
-    return open_labeled(out)
+    return open_labeled(three_class_folder(tmp_path_factory.mktemp("mc")))
 
 
 def test_a_binary_segmenter_starts_a_three_class_one_with_a_fresh_last_layer(labeled, three_class, tmp_path):

@@ -114,6 +114,25 @@ def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_p
     assert not _same_weights(sup, best)  # the unlabeled loss moved the weights
 
 
+@pytest.mark.parametrize("method", SEMI_METHODS)
+def test_each_method_fine_tunes_a_three_class_model_with_an_ignore_id(tmp_path, method):
+    from conftest import three_class_folder
+
+    from endopat.data.readers import open_labeled
+    from endopat.finetune import finetune
+
+    root = three_class_folder(tmp_path)
+    parts = open_labeled(root)
+    cfg = FinetuneConfig.model_validate({
+        "model": MODEL, "epochs": 1, "min_samples_per_epoch": 4, "batch_size": 2, "early_stop_patience": None,
+        "semi": {"method": method, "unlabeled": str(root / "synth" / "unlabeled"), "batch_size": 2, "ramp_up": 0,
+                 "threshold": 0.51, "fps": 10.0}})
+    best = finetune(parts["train"], parts["val"], tmp_path / method, cfg, progress=False, log=lambda *a: None)
+    ckpt = torch.load(best, weights_only=True)
+    assert ckpt["labels"]["names"] == ["background", "left", "right"]
+    assert [v for k, v in ckpt["state_dict"].items() if k.startswith("final_conv") and k.endswith("weight")][-1].shape[0] == 3
+
+
 SEMI_SETTINGS = json.dumps({"semi": {"method": "fixmatch", "batch_size": 2, "ramp_up": 3, "threshold": 0.51, "fps": 5.0},
                    "epochs": 4})
 
