@@ -118,6 +118,20 @@ def test_a_colour_coded_mask_needs_a_class_map_and_reads_with_one(tmp_path):
         load_mask(Sample(tmp_path / "i.png", (path,), "g", "i", mask_format=partial), TRUTH.shape)
 
 
+def test_a_palette_mask_with_a_multi_class_map_reads_class_ids_in_the_map_s_order(tmp_path):
+    from endopat.data.labeled import Sample
+
+    path = _colour_mask(tmp_path)
+    fmt = MaskFormat.parse(class_map="0,0,0=background;255,0,0=tool;0,255,0=liver")
+    sample = Sample(tmp_path / "i.png", (path,), "g", "i").with_format(fmt)
+    assert sample.labels.names == ("background", "tool", "liver")
+    ids = load_mask(sample, TRUTH.shape)
+    assert (ids[TRUTH] == 1).all() and (ids[20:, :4] == 2).all() and ids.dtype == np.uint8
+    ignoring = MaskFormat.parse(class_map="0,0,0=background;255,0,0=tool;0,255,0=ignore")
+    ids = load_mask(Sample(tmp_path / "i.png", (path,), "g", "i").with_format(ignoring), TRUTH.shape)
+    assert (ids[20:, :4] == 255).all() and ignoring.labels.names == ("background", "tool")
+
+
 def test_a_grey_level_class_map_reads_label_values(tmp_path):
     from endopat.data.labeled import Sample
 

@@ -72,3 +72,28 @@ def test_with_masks_converted_to_polygons_the_driver_accepts_them(function):
     shapes = fn.detect(_DetectionFunctionContextImpl(frame_name="a.png", conv_mask_to_poly=True), _image())
     _, mapped = _mapper(fn.spec, conv_mask_to_poly=True).validate_and_remap(shapes, 0)
     assert mapped and all(s.type.value == "polygon" and len(s.points) >= 6 for s in mapped)
+
+
+def test_a_three_class_model_s_spec_and_shapes_carry_each_class(tmp_path):
+    import torch
+
+    from endopat.labels import Labels
+
+    torch.manual_seed(4)
+    labels = Labels(("background", "liver", "tool"))
+    save_checkpoint(tmp_path / "mc.pt", kind="segmenter", model_cfg=CFG, labels=labels.to_dict(),
+                    state_dict=build_unet(CFG, out_channels=3).state_dict())
+    fn = cvat.create(checkpoint=str(tmp_path / "mc.pt"), backend="torch")
+    assert [label.name for label in fn.spec.labels] == ["liver", "tool"]
+    image = _image(1)
+    ids = Segmenter(tmp_path / "mc.pt").predict_ids([np.asarray(image)])[0]
+    assert (ids > 0).any()  # the untrained net predicts some foreground: the shapes are checkable
+    dataset = [models.Label(id=10 + k, name=n, type="mask", attributes=[], sublabels=[]) for k, n in
+               enumerate(("liver", "tool"))]
+    mapper = _AnnotationMapper(logging.getLogger("test"), fn.spec.labels, dataset, allow_unmatched_labels=False,
+                               conv_mask_to_poly=False)
+    _, mapped = mapper.validate_and_remap(fn.detect(_DetectionFunctionContextImpl(frame_name="a.png"), image), 0)
+    assert {s.label_id for s in mapped} == {10 + k for k, c in enumerate((1, 2)) if (ids == c).any()}
+    for shape in mapped:
+        want = ids == (1 if shape.label_id == 10 else 2)
+        assert np.array_equal(decode_mask(shape.points, image_width=40, image_height=30), want)
