@@ -133,6 +133,22 @@ def test_each_method_fine_tunes_a_three_class_model_with_an_ignore_id(tmp_path, 
     assert [v for k, v in ckpt["state_dict"].items() if k.startswith("final_conv") and k.endswith("weight")][-1].shape[0] == 3
 
 
+@pytest.mark.parametrize("arch, method", [("vit_s16_dinov3", "fixmatch"), ("pvt_v2_b2", "mean_teacher"),
+                                          ("vit_s16_dinov3", "temporal")])
+def test_a_semi_supervised_method_runs_on_a_2026_foundation_family(tiny_data, tmp_path, arch, method):  # noqa: F811
+    from endopat.data.readers import open_labeled
+    from endopat.finetune import finetune
+
+    parts = open_labeled(tiny_data / "labeled")
+    cfg = FinetuneConfig.model_validate({
+        "model": {"arch": arch, "image_size": [32, 32], "decoder_channels": [16, 8, 8, 8, 8]}, "epochs": 1,
+        "min_samples_per_epoch": 2, "batch_size": 2,
+        "semi": {"method": method, "unlabeled": str(tiny_data / "unlabeled"), "batch_size": 2, "ramp_up": 0,
+                 "threshold": 0.51, "fps": 5.0}})
+    best = finetune(parts["train"], parts["val"], tmp_path / "ft", cfg, progress=False, log=lambda *a: None)
+    assert torch.load(best, weights_only=True)["model"]["arch"] == arch
+
+
 SEMI_SETTINGS = json.dumps({"semi": {"method": "fixmatch", "batch_size": 2, "ramp_up": 3, "threshold": 0.51, "fps": 5.0},
                    "epochs": 4})
 
