@@ -140,15 +140,16 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
     return model, reinit_last
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig, labels: Labels,
-          per_image: bool = False) -> torch.Tensor:
-    """``cfg.loss`` without the ignore id's pixels (a binary mask without any: the paper's plain CE)."""
-    ignore = labels.ignore if (not labels.is_binary or bool((y == labels.ignore).any())) else None
-    return losses.supervised(logits, y, cfg.loss, ignore, per_image)
+def _ignored(labels: Labels, *masks: np.ndarray) -> int | None:
+    """The ignore id the loss leaves out: the labels', unless the target is binary and no pixel of the
+    data carries it (then the paper's plain cross-entropy, as binary fine-tuning always had)."""
+    if labels.ignore is None or (labels.is_binary and not any((m == labels.ignore).any() for m in masks)):
+        return None
+    return labels.ignore
 
 
 def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: FinetuneConfig, epoch: int,
-                 semi: SemiRun | None = None, labels: Labels = Labels.binary()) -> float:
+                 semi: SemiRun | None = None, ignore: int | None = None) -> float:
     """One pass over the (repeated) training set, each sample augmented by its own draw; the mean loss
     (with ``semi``: plus the ramped-up unlabeled loss of a batch of unlabeled frames per step, and the
     teacher updated after every step)."""
@@ -156,7 +157,7 @@ def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: Fin
     total, n = torch.zeros((), device=run.device), torch.zeros((), device=run.device)
     for i, (x, y, idx) in enumerate(loader):
         x, y = augment_batch(x, y, cfg.augment, draws(cfg.seed, epoch, idx))
-        loss = _loss(model(x), y, cfg, labels)
+        loss = losses.supervised(model(x), y, cfg.loss, ignore)
         if semi is not None:
             batch = semi.unlabeled.next()
             batch = tuple(b.to(run.device) for b in batch) if isinstance(batch, tuple) else batch.to(run.device)
@@ -170,8 +171,8 @@ def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: Fin
     return float(run.total(total) / run.total(n))
 
 
-def _validate(model: torch.nn.Module, loader, run: TrainingRun, cfg: FinetuneConfig,
-              labels: Labels) -> tuple[float, float]:
+def _validate(model: torch.nn.Module, loader, run: TrainingRun, cfg: FinetuneConfig, labels: Labels,
+              ignore: int | None) -> tuple[float, float]:
     """Mean per-image cross-entropy and Dice (argmax; multi-class: the mean over foreground classes)
     over the validation set, across ranks."""
     model.eval()
@@ -179,7 +180,7 @@ def _validate(model: torch.nn.Module, loader, run: TrainingRun, cfg: FinetuneCon
     with torch.no_grad():
         for x, y in loader:
             logits = model(x)
-            vloss += _loss(logits.float(), y, cfg, labels, per_image=True).sum()
+            vloss += losses.supervised(logits.float(), y, cfg.loss, ignore, per_image=True).sum()
             vdice += image_scores(logits.argmax(1), y, labels)[0].sum()
             vn += len(x)
     vn = run.total(vn)
@@ -232,6 +233,7 @@ def finetune(
     size = tuple(cfg.model.image_size)
     x_train, y_train = load_pairs(train, size, cfg.skip_bad, log, cfg.model.fit)  # bad input fails before set-up
     x_val, y_val = load_pairs(list(val), size, cfg.skip_bad, log, cfg.model.fit)
+    ignore = _ignored(labels, y_train, y_val)
     run = TrainingRun(cfg, out, HISTORY_FIELDS, "history.csv", progress, log, kind="fine-tuning")
     net, reinit_last = _initial_model(cfg, init, init_ckpt, reinit_last, run, labels)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
@@ -247,8 +249,8 @@ def finetune(
     run.restore_rng()  # a resumed run: every generator as at its last save
     with run.progress("fine-tuning", cfg.epochs) as advance:
         while epoch < cfg.epochs and not (cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience):
-            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch, semi, labels)
-            val_loss, val_dice = _validate(model, val_loader, run, cfg, labels)
+            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch, semi, ignore)
+            val_loss, val_dice = _validate(model, val_loader, run, cfg, labels, ignore)
             sched.step(val_loss)  # lr x0.1 after a plateau of the validation loss
             epoch += 1
             run.record({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
