@@ -56,3 +56,20 @@ def test_ids_outside_the_class_list_are_an_error_naming_the_file():
 def test_sources_with_different_classes_are_refused():
     with pytest.raises(EndopatError, match="disagree on the classes"):
         common_labels([BINARY, Labels(("background", "tool"))])
+
+
+@pytest.mark.parametrize("labels", [{"names": "background,tool"}, {"names": ["background"]}, {"names": [1, 2]},
+                                    {"names": ["background", "tool"], "colours": [[0, 0]]}, ["background", "tool"],
+                                    {"names": ["background", "tool"], "ignore": 1}])
+def test_a_checkpoint_with_a_malformed_class_list_is_a_one_line_error_naming_it(tmp_path, labels):
+    from endopat.checkpoints import save_checkpoint
+    from endopat.config import ModelConfig
+    from endopat.networks import build_unet
+    from endopat.segmenter import Segmenter
+
+    cfg = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+    save_checkpoint(tmp_path / "best.pt", kind="segmenter", model_cfg=cfg, state_dict=build_unet(cfg).state_dict(),
+                    labels=labels)
+    with pytest.raises(EndopatError) as err:
+        Segmenter(tmp_path / "best.pt")
+    assert str(err.value).startswith(str(tmp_path / "best.pt")) and "\n" not in str(err.value)
