@@ -10,6 +10,7 @@ most probable class). The ONNX segmenter (:mod:`endopat.export`) shares every st
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Sequence
 
@@ -43,7 +44,7 @@ def output_probabilities(logits: torch.Tensor, labels: Labels) -> torch.Tensor:
     return prob[:, 1:2] if labels.is_binary else prob
 
 
-class Predictor:
+class Predictor(ABC):
     """What the PyTorch and ONNX segmenters share: preprocessing, full-resolution maps, class ids.
     A subclass sets ``cfg``, ``labels``, ``threshold`` and implements ``forward``."""
 
@@ -52,8 +53,9 @@ class Predictor:
     threshold: float = 0.5
     device: torch.device | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Network input -> probabilities (:func:`output_probabilities`)."""
 
     def network_input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         return network_input(self.cfg, images)

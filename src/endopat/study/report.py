@@ -32,7 +32,7 @@ from endopat.report import compute
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
 from endopat.study import report_classes
-from endopat.study.report_html import class_section, fmt, page
+from endopat.study.report_html import fmt, page
 from endopat.study.report_tasks import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
 from endopat.report.texts import (DIFF_TEXT, PROTOCOL_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT,
@@ -168,6 +168,16 @@ def _check_vs(cfg, vs: tuple[str, ...], out: Path) -> None:
                                + ", ".join(names) + ")")
 
 
+def _ab_histograms(out: Path, cfg, rep: Path) -> Path | None:
+    """Fig. 4: the a/b histograms the pretraining stages saved, one curve per unlabeled source."""
+    hists = {}
+    for name in cfg.unlabeled:
+        p = out / "stages" / "pretrain" / name / "ab_histogram.json"
+        if p.is_file():
+            hists[name] = colour.ABHistogram.load(p)
+    return plot_ab_histograms(hists, rep / "ab_histograms.png") if hists else None
+
+
 def labels_of(data) -> Labels:
     """The study's classes (its labeled data's)."""
     return data.samples[0].labels if data.samples else BINARY
@@ -205,12 +215,7 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
         write_csv(sel_diff, rep / "selection.csv", ["vs", *STATS_FIELDS])
         write_csv(sel_sav, rep / "selection_savings.csv", ["vs", *SAVINGS_FIELDS])
     curves = plot_curves(summ, rep / "curves.png") if summ else None
-    hists = {}
-    for name in cfg.unlabeled:
-        p = out / "stages" / "pretrain" / name / "ab_histogram.json"
-        if p.is_file():
-            hists[name] = colour.ABHistogram.load(p)
-    hist_png = plot_ab_histograms(hists, rep / "ab_histograms.png") if hists else None
+    hist_png = _ab_histograms(out, cfg, rep)
     try:
         overlays = plot_overlays(cells, data, cfg.overlays, rep / "overlays.png", order)
     except Exception as err:  # a figure must not lose the tables; say why it is missing
@@ -222,17 +227,10 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     cost = compute.compute_rows(out, cells, order)
     write_csv(cost, rep / "compute.csv", ["what", "runs", "seconds", "hours", "minutes_per_run"])
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
-    labels = labels_of(data)
-    class_rows, class_sav = ([], []) if labels.is_binary or not cells else report_classes.per_class(
-        cells, labels, cfg.baseline, cfg.seed, len(data.split.train), order, summaries, rep)
-    report_classes.write(class_rows, class_sav, rep)
+    class_md, class_html = report_classes.section(cells, labels_of(data), cfg, len(data.split.train), order,
+                                                  summaries, rep)
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
-                                                   sel_sav, no_sav, cost, vs_md,
-                                                   report_classes.markdown(class_rows, class_sav)))
-
-    class_html = class_section(class_rows, class_sav, [rep / f"curves_{n}.png" for n in
-                                                       dict.fromkeys(r["class"] for r in class_rows)],
-                               report_classes.CLASSES_TEXT)
+                                                   sel_sav, no_sav, cost, vs_md, class_md))
     atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
                                                  curves, hist_png, overlays, no_sav, cost, class_html))
     return rep / "report.md"

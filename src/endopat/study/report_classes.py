@@ -17,6 +17,7 @@ from endopat.labels import Labels
 from endopat.report.compare import Comparison, fmt_labels, fmt_saved
 from endopat.report.figures import plot_curves
 from endopat.report.tables import write_csv
+from endopat.study.report_html import class_section
 
 CLASS_FIELDS = ["class", "method", "fraction", "labels", "runs", "n_test", "dice_mean", "iou_mean", "dice_diff",
                 "run_ci_low", "run_ci_high", "verdict"]
@@ -81,3 +82,15 @@ def write(rows: list[dict], savings: list[dict], rep: Path) -> None:
     if rows:
         write_csv(rows, rep / "per_class.csv", CLASS_FIELDS)
         write_csv(savings, rep / "per_class_savings.csv", ["class", *[f for f in CLASS_SAVINGS_FIELDS if f != "class"]])
+
+
+def section(cells: list[dict], labels: Labels, cfg, pool: int, order: list[str], summaries,
+            rep: Path) -> tuple[list[str], str]:
+    """A multi-class study's per-class results: written to ``rep`` (CSVs, curves), returned as
+    report.md lines and report.html markup (both empty for a binary study)."""
+    if labels.is_binary or not cells:
+        return [], ""
+    rows, savings = per_class(cells, labels, cfg.baseline, cfg.seed, pool, order, summaries, rep)
+    write(rows, savings, rep)
+    curves = [rep / f"curves_{n}.png" for n in dict.fromkeys(r["class"] for r in rows)]
+    return markdown(rows, savings), class_section(rows, savings, curves, CLASSES_TEXT)
