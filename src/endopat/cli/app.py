@@ -24,7 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="PAT: pretrain a U-Net by GAN re-colorization of unlabeled endoscopic video, "
-    "then fine-tune it for instrument segmentation with few labels.",
+    "then fine-tune it for instrument (or multi-class) segmentation with few labels.",
 )
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (keys as in endopat.config)")

@@ -190,6 +190,6 @@ def import_cmd(
         target = Labels.parse(classes)
     r = import_export(export, images, out, format, label or None, annotator, replace, target)
     echo(f"{r['tool']}: {r['frames']} frames; added {r.get('added', 0)}, replaced {r.get('replaced', 0)}, "
-          f"unchanged {r.get('unchanged', 0)} ({r.get('empty', 0)} without instrument) -> {out}")
+          f"unchanged {r.get('unchanged', 0)} ({r.get('empty', 0)} only background) -> {out}")
     if r["left_out"]:
         echo("left out: " + ", ".join(f"{n} {what}" for what, n in r["left_out"].items()))

@@ -104,8 +104,9 @@ def finetune(
                                              "images, or a frame store"),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Fine-tune for binary instrument segmentation (baseline without --init, PAT with one; with
-    --semi the unlabeled frames are used while fine-tuning)."""
+    """Fine-tune a segmenter: binary instruments, or the data's classes (a classes.txt, --classes,
+    --class-map); baseline without --init, PAT with one; with --semi the unlabeled frames are used
+    while fine-tuning."""
     from endopat.config import FinetuneConfig, load_config
     from endopat.data.splits import train_val
     from endopat.finetune import check_start

@@ -69,7 +69,8 @@ def predict(
                                 "onnx or torch"),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Segment instruments: masks for images; overlay video + per-frame CSV for a video."""
+    """Segment images and videos: masks (multi-class: class ids, overlays, areas.csv) for images;
+    overlay video + per-frame CSV for a video."""
     from endopat.predict import predict as run
 
     result = run(model, source, out, batch_size, threshold, device, save_masks, progress, backend, echo)
