@@ -11,7 +11,7 @@ from endopat.data.readers.generic import read as read_generic
 from endopat.data.video import write_video
 from endopat.metrics import dice_iou
 from endopat.labels import BINARY
-from endopat.segmenter import probabilities
+from endopat.segmenter import Predictor
 from endopat.predict import predict_images
 
 H, W = 1080, 1920  # a full-HD laparoscopic frame
@@ -100,12 +100,12 @@ def test_a_full_hd_frame_and_its_mask_keep_their_geometry_from_video_to_predicte
     # predict: a 'network' that finds grey pixels by their a channel (the letterbox pad is grey
     # too, so a pad leaking into the output would show), written at the frame's full resolution
 
-    class GreyFinder:
+    class GreyFinder(Predictor):
         threshold, labels = 0.5, BINARY
         cfg = ModelConfig(image_size=size, input="Lab")
 
-        def probabilities(self, frames):
-            return probabilities(lambda x: (x[:, 1:2].abs() < 0.15).float(), self.cfg, frames)
+        def forward(self, x):
+            return (x[:, 1:2].abs() < 0.15).float()
 
     (written,) = predict_images(GreyFinder(), [tmp_path / "lab" / "images" / "f.png"], tmp_path / "out")
     predicted = np.asarray(Image.open(written)) > 127

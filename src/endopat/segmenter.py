@@ -102,13 +102,6 @@ class Segmenter(Predictor):
         return output_probabilities(self.model(x.to(self.device)).float(), self.labels)
 
 
-def probabilities(forward, cfg, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Fit RGB images into ``cfg.image_size`` (``cfg.fit``, :mod:`endopat.data.geometry`), run
-    ``forward`` on the network input, and map each probability back onto its image's full
-    resolution (bilinear)."""
-    return full_resolution(cfg, forward(network_input(cfg, images)), [im.shape[:2] for im in images])
-
-
 def network_input(cfg, images: Sequence[np.ndarray], device: torch.device | None = None) -> torch.Tensor:
     """RGB uint8 images of any size -> the network's input batch (fitted, Lab, normalised); on
     ``device`` when given (fitted there too: :func:`endopat.data.geometry.fit_images_on`)."""
