@@ -18,7 +18,8 @@ import torch
 ROWS = [("basic_unet", {}), ("basic_unet (paper widths)", {"features": (32, 32, 64, 128, 256, 32)}),
         *((a, {}) for a in ("resnet18", "resnet34", "resnet50", *(f"efficientnet-b{i}" for i in range(5)),
                             "vit_s14", "vit_b14", "vit_l14", "vit_s16", "vit_b16", "vit_s16_dinov3", "vit_b16_dinov3",
-                            "vit_l16_dinov3", "convnext_tiny", "convnextv2_tiny", "convnext_large", "pvt_v2_b2"))]
+                            "vit_l16_dinov3", "convnext_tiny", "convnextv2_tiny", "convnext_large", "pvt_v2_b2",
+                            "caformer_s18_relu"))]
 
 
 def timed(fn, reps: int, sync) -> float:

@@ -11,5 +11,5 @@ timeout 300 "$PY" bench/gpu.py "$@"
 if [[ " $* " != *" --quick "* ]]; then
   DEV=$( [[ " $* " == *" --device cpu "* ]] && echo cpu || echo cuda )
   timeout 300 "$PY" bench/encoders.py --device "$DEV" --batch 8 --reps 3 --sizes 224x224,512x640 \
-    --archs basic_unet,resnet50,vit_s14,vit_b14,vit_l14,vit_b16,vit_s16_dinov3,vit_b16_dinov3,vit_l16_dinov3,convnext_tiny,convnextv2_tiny,convnext_large,pvt_v2_b2
+    --archs basic_unet,resnet50,vit_s14,vit_b14,vit_l14,vit_b16,vit_s16_dinov3,vit_b16_dinov3,vit_l16_dinov3,convnext_tiny,convnextv2_tiny,convnext_large,pvt_v2_b2,caformer_s18_relu
 fi

@@ -105,7 +105,8 @@ def test_a_toy_architecture_and_a_toy_task_registered_in_one_line_pretrain_and_f
 
 @pytest.mark.parametrize("arch, input_mode, size", [
     ("vit_s16_dinov3", "L", (64, 112)), ("vit_s16_dinov3", "Lab", (64, 112)),
-    ("pvt_v2_b2", "L", (64, 96)), ("pvt_v2_b2", "Lab", (64, 96))])
+    ("pvt_v2_b2", "L", (64, 96)), ("pvt_v2_b2", "Lab", (64, 96)),
+    ("caformer_s18", "L", (64, 96)), ("caformer_s18_relu", "Lab", (96, 64))])
 def test_a_foundation_unet_segments_at_its_training_size_and_another(arch, input_mode, size):
     from endopat.config import ModelConfig
     from endopat.networks import build_unet
@@ -122,6 +123,7 @@ def test_a_foundation_unet_segments_at_its_training_size_and_another(arch, input
     ("vit_s16_dinov3", "vit_b16_dinov3", "of another shape"), ("vit_s16_dinov3", "vit_s14", "not vit_s16_dinov3"),
     ("vit_s16_dinov3", "convnext_tiny", "not vit_s16_dinov3"),
     ("pvt_v2_b2", "convnext_tiny", ""), ("pvt_v2_b2", "vit_s16", ""),
+    ("caformer_s18", "pvt_v2_b2", ""), ("caformer_s18_relu", "convnext_tiny", ""),
     ("convnext_large", "convnext_tiny", "of another shape")])
 def test_a_weights_file_of_another_family_or_size_is_refused_naming_it(tmp_path, arch, other, message):
     from endopat.config import ModelConfig

@@ -310,9 +310,9 @@ def test_a_full_hd_labeled_folder_trains_letterboxed_and_predicts_full_resolutio
 
 # one per block type and weights layout (basic and bottleneck ResNets, EfficientNet); every
 # architecture is built and run in test_networks.py, and their weights load in test_encoder_weights.py
-# and the foundation families: a ViT (patch 14: a 28-pixel image) and ConvNeXtV2
+# and the foundation families: a ViT (patch 14: a 28-pixel image), ConvNeXtV2 and SurgeNet's CaFormer
 HANDOFF_ARCHS = [("resnet18", 32), ("resnet50", 32), ("efficientnet-b0", 32), ("vit_s14", 28),
-                 ("convnextv2_tiny", 32)]
+                 ("convnextv2_tiny", 32), ("caformer_s18_relu", 32)]
 
 
 @pytest.mark.parametrize("arch, size", HANDOFF_ARCHS)

@@ -26,7 +26,8 @@ def data(tmp_path_factory):
     ("vit_s16", 32, "recolor"), ("vit_s16", 32, "inpaint"), ("vit_s16", 32, "contrastive"),
     ("convnextv2_tiny", 32, "inpaint"),
     ("vit_s16_dinov3", 32, "recolor"), ("vit_s16_dinov3", 32, "inpaint"), ("vit_s16_dinov3", 32, "contrastive"),
-    ("pvt_v2_b2", 32, "recolor"), ("pvt_v2_b2", 32, "inpaint")])
+    ("pvt_v2_b2", 32, "recolor"), ("pvt_v2_b2", 32, "inpaint"),
+    ("caformer_s18", 32, "contrastive"), ("caformer_s18_relu", 32, "inpaint")])
 # the large files of the same families (vit_l14, convnext_large) load strictly in their own tests
 def test_a_task_continues_a_foundation_encoder_and_fine_tuning_takes_it_over(tmp_path, data, arch, size, task):
     torch.save(random_published(arch), tmp_path / "w.pth")

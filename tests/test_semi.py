@@ -134,7 +134,7 @@ def test_each_method_fine_tunes_a_three_class_model_with_an_ignore_id(tmp_path, 
 
 
 @pytest.mark.parametrize("arch, method", [("vit_s16_dinov3", "fixmatch"), ("pvt_v2_b2", "mean_teacher"),
-                                          ("vit_s16_dinov3", "temporal")])
+                                          ("vit_s16_dinov3", "temporal"), ("caformer_s18_relu", "fixmatch")])
 def test_a_semi_supervised_method_runs_on_a_2026_foundation_family(tiny_data, tmp_path, arch, method):  # noqa: F811
     from endopat.data.readers import open_labeled
     from endopat.finetune import finetune

@@ -264,6 +264,8 @@ def random_published(arch: str, seed: int = 0, layout: str | None = None, mae_de
     extra = {"torchvision-resnet": {"fc.weight": torch.randn(1000, width), "fc.bias": torch.zeros(1000)},
              "meta-convnext": {"norm.weight": torch.ones(width), "norm.bias": torch.zeros(width),
                                "head.weight": torch.randn(1000, width), "head.bias": torch.zeros(1000)},
+             "metaformer": {"norm.weight": torch.ones(width), "norm.bias": torch.zeros(width),
+                            "head.fc1.weight": torch.randn(4 * width, width), "head.fc2.weight": torch.randn(1000, 4 * width)},
              "pvt-v2": {"head.weight": torch.randn(1000, width), "head.bias": torch.zeros(1000)},
              "torchvision-convnext": {"classifier.0.weight": torch.ones(width), "classifier.0.bias": torch.zeros(width),
                                       "classifier.2.weight": torch.randn(1000, width),

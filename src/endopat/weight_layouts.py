@@ -118,6 +118,8 @@ LAYOUTS = {l.name: l for l in (
            optional=("mask_token", "periods", "bias_mask", "attn.qkv.bias"), prepare=_timm_dinov3_in,
            export=_timm_dinov3_out, files="timm vit_{small,base,large}_patch16_dinov3.lvd1689m"),
     Layout("pvt-v2", lambda k: k, ("head.",), files="whai362/PVT pvt_v2_b2.pth; SurgeNetXL PVTv2 (teacher file)"),
+    Layout("metaformer", lambda k: k, ("norm.", "head."),
+           files="sail-sg/metaformer caformer_s18.pth; SurgeNet/SurgeNetXL CaFormer (teacher files, ReLU)"),
     Layout("torchvision-convnext", _torchvision_convnext, ("classifier.",), adapt=_same_numel,
            files="torchvision convnext_tiny-983f1562.pth, convnext_large-ea097f82.pth; LemonFM (its 'teacher', "
                  "'backbone.' keys)"),

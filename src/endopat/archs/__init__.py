@@ -8,11 +8,11 @@ a toy one and pretrains and fine-tunes it).
 
 from __future__ import annotations
 
-from endopat.archs import basic_unet, convnext, flexible, pvt_v2, vit, vit_dinov3
+from endopat.archs import basic_unet, caformer, convnext, flexible, pvt_v2, vit, vit_dinov3
 from endopat.archs.base import Arch
 
 ARCHS: dict[str, Arch] = {a.name: a for a in (basic_unet.ARCH, *flexible.ARCHS, *vit.ARCHS, *vit_dinov3.ARCHS,
-                                                *convnext.ARCHS, pvt_v2.ARCH)}
+                                                *convnext.ARCHS, pvt_v2.ARCH, *caformer.ARCHS)}
 DEFAULT_ARCH = "basic_unet"
 
 __all__ = ["ARCHS", "Arch", "DEFAULT_ARCH", "arch_list"]
