@@ -561,3 +561,31 @@ def test_a_multi_class_study_reports_every_class_with_its_differences_and_saving
     page = (rep / "report.html").read_text()
     assert "<h2>Per class</h2>" in page and "<td>gallbladder</td>" in page
     assert (rep / "overlays.png").is_file() and not (rep / "overlays.error.txt").exists()
+
+
+def test_rows_added_to_a_finished_run_run_alone_and_the_finished_cells_are_kept(finished, tmp_path):
+    from endopat.study.runner import run_study
+
+    out = tmp_path / "run"
+    shutil.copytree(finished[0], out)
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/metrics.csv")}
+    logged = []
+    longer = study_from_dict({**TINY, "methods": [*TINY["methods"], {"name": "PAT-contrastive", "pretrain": "target",
+                                                                      "task": "contrastive"}]})
+    counts = run_study(longer, out, progress=False, log=logged.append)
+    assert counts == {"cells": 15, "run": 3, "skipped": 12}
+    assert {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/metrics.csv") if p in stamps} == stamps
+    assert any("1 row(s) added to this run (PAT-contrastive)" in line for line in logged)
+    assert "PAT-contrastive" in (out / "report" / "table1.csv").read_text()
+
+
+@pytest.mark.parametrize("methods, named", [
+    ([{"name": "baseline"}, {"name": "PAT", "pretrain": "target", "lr": 1e-4}], "methods"),  # a saved row changed
+    ([{"name": "baseline"}], "methods")])  # a saved row left out
+def test_a_saved_row_changed_or_left_out_is_a_changed_config(tmp_path, methods, named):
+    from endopat.study.runner import check_same_study
+
+    saved = study_from_dict({**TINY, "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"}]})
+    (tmp_path / "study.json").write_text(saved.model_dump_json())
+    with pytest.raises(EndopatError, match=f"another config \\(changed: {named}\\); resume it with the same config \\(rows may be added\\)"):
+        check_same_study(study_from_dict({**TINY, "methods": methods}), tmp_path)

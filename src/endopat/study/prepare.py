@@ -120,9 +120,32 @@ def _changed_keys(old, new, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def check_same_study(cfg: StudyConfig, out: Path) -> None:
+def _rows_added(old: dict, new: dict) -> tuple[dict, list[str]]:
+    """``old`` with the rows (methods) ``new`` adds, and the unlabeled sources and weights files
+    they name, taken over, and the added rows' names; unchanged when a saved row is missing from
+    ``new`` or differs there (then the comparison names ``methods``).
+
+    A row's cells and stages are keyed by its name and seeded by the study's seed, the subset and
+    the repeat, never by its place in the list, so the finished cells of the saved rows are the
+    cells the longer config would compute: adding rows extends a run without changing it."""
+    rows = [r for r in (old.get("methods"), new.get("methods")) if isinstance(r, list) and all(isinstance(m, dict) for m in r)]
+    if len(rows) < 2:
+        return old, []
+    saved, now = ({m.get("name"): m for m in r} for r in rows)
+    if any(now.get(name) != m for name, m in saved.items()):
+        return old, []
+    merged = {**old, "methods": new["methods"]}
+    for key in ("unlabeled", "weights"):  # entries the added rows need; the saved ones unchanged
+        was, is_ = old.get(key), new.get(key)
+        if isinstance(was, dict) and isinstance(is_, dict) and all(is_.get(k) == v for k, v in was.items()):
+            merged[key] = is_
+    return merged, [n for n in now if n not in saved]
+
+
+def check_same_study(cfg: StudyConfig, out: Path) -> list[str]:
     """Refuse to resume a run folder whose finished work came from another config (a changed
     setting, or a changed default of a newer endopat), which would mix old and new results.
+    Rows added to the config (:func:`_rows_added`) are not a change: their names are returned.
 
     The saved config is read through today's ``StudyConfig`` first, so a setting that only moved
     (re-colorization's keys into ``pretrain.recolor``) or a key added since, whose default keeps
@@ -131,7 +154,7 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
 
     path = out / "study.json"
     if not path.is_file():
-        return
+        return []
     try:
         old = json.loads(path.read_text())
         if not isinstance(old, dict):
@@ -145,11 +168,14 @@ def check_same_study(cfg: StudyConfig, out: Path) -> None:
         old = json.loads(StudyConfig.model_validate(old).model_dump_json())
     except ValidationError:
         pass  # compared as written: every key it does not share with this config is named
-    changed = _changed_keys(old, json.loads(cfg.model_dump_json()))
+    new = json.loads(cfg.model_dump_json())
+    old, added = _rows_added(old, new) if isinstance(old, dict) else (old, [])
+    changed = _changed_keys(old, new)
     if changed:
         shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
         raise EndopatError(f"{out}: holds a study run with another config (changed: {shown}); "
-                           "resume it with the same config, or give a new --out")
+                           "resume it with the same config (rows may be added), or give a new --out")
+    return added
 
 
 def check_weights(cfg: StudyConfig, out: Path) -> None:

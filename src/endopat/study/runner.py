@@ -262,7 +262,9 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)  # temporary files of a killed run: never read as data
-    check_same_study(cfg, out)
+    added = check_same_study(cfg, out)
+    if added:
+        log(f"{out}: {len(added)} row(s) added to this run ({', '.join(added)}); the finished cells of the others are kept")
     check_weights(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
     data = prepare(cfg, out, log)
