@@ -27,6 +27,8 @@ def world(tmp_path):
     (tmp_path / "frame.png").write_text("not an image\n")
     (tmp_path / "model.pt").write_text("not a checkpoint\n")
     (tmp_path / "study.yaml").write_text("name: [unclosed\n")
+    (tmp_path / "no-source.yaml").write_text(f"name: x\nlabeled: {{path: {tmp_path}/labeled}}\nunlabeled: {{target: {tmp_path}/nope}}\n"
+                                            "methods: [{name: baseline}, {name: PAT, pretrain: target}]\n")
     (tmp_path / "junk.pth").write_text("junk")  # torch's weights-only unpickler raised a KeyError on it
     (tmp_path / "random.yaml").write_bytes(bytes(np.random.default_rng(7).integers(0, 256, 400, np.uint8)))
     save_checkpoint(tmp_path / "good.pt", kind="segmenter", model_cfg=CFG, state_dict=build_unet(CFG).state_dict())
@@ -86,6 +88,7 @@ CASES = {  # id: (args, the path the error must name); W = the world folder
     "study/missing config": ("study W/nope.yaml -o W/out", "nope.yaml"),
     "study/folder as config": ("study W/dir -o W/out", "dir"),
     "study/broken YAML": ("study W/study.yaml -o W/out", "study.yaml"),
+    "study/missing unlabeled source": ("study W/no-source.yaml -o W/out", "nope: not found (unlabeled 'target'"),
     "report/missing run": ("report W/nope", "nope"),
     "report/file as run folder": ("report W/text.txt", "text.txt"),
     "synth/file as output folder": ("synth W/text.txt --no-progress", "text.txt"),

@@ -201,6 +201,23 @@ def test_a_study_puts_semi_supervised_pretrained_and_both_rows_against_one_basel
     assert json.loads((out / "study.json").read_text())["methods"][2]["semi"]["method"] == "mean_teacher"
 
 
+def test_a_study_whose_only_use_of_a_source_is_semi_supervised_prepares_it(tmp_path):
+    import json
+
+    from endopat.study.config import study_from_dict
+    from endopat.study.runner import run_study
+    from test_study import TINY
+
+    semi = {"method": "fixmatch", "source": "target", "batch_size": 2, "ramp_up": 0, "threshold": 0.51, "fps": 5.0}
+    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
+           "overlays": 0, "methods": [{"name": "baseline"}, {"name": "fixmatch", "semi": semi}]}
+    out = tmp_path / "run"
+    assert run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)["cells"] == 2
+    overlap = json.loads((out / "sources" / "target" / "overlap.json").read_text())["overlap"]
+    assert overlap["setting"] == "exclude" and not (out / "stages").exists()
+    assert "fixmatch" in (out / "report" / "table1.csv").read_text()
+
+
 def test_a_method_s_semi_source_must_be_an_unlabeled_source():
     from endopat.errors import EndopatError
     from endopat.study.config import study_from_dict

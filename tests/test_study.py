@@ -397,7 +397,7 @@ def test_the_real_dev_set_configs_split_by_surgery_and_keep_the_test_surgery_out
     monkeypatch.setenv("ENDOPAT_SHARED_DATA", str(shared_data))
     monkeypatch.setenv("ENDOPAT_WEIGHTS", str(tmp_path / "weights"))
     for name in ("endovis15-dev.yaml", "endovis15-dev-foundation.yaml", "endovis15-dev-foundation-gpu.yaml",
-                 "endovis15-dev-recipe.yaml", "endovis15-dev-semi.yaml"):
+                 "endovis15-dev-recipe.yaml"):
         cfg = load_study(Path(__file__).parents[1] / "examples" / name)
         data = prepare(cfg, tmp_path / name, log=lambda *a: None)
         surgeries = [{i.split("_")[0] for i in part} for part in (data.split.train, data.split.val, data.split.test)]

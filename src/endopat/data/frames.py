@@ -97,6 +97,8 @@ class FrameDataset(torch.utils.data.Dataset):
 
 def source_files(src: Path) -> tuple[str, list[Path]]:
     """What a pretraining source holds: ``("videos" | "images", files)`` (a file, or a folder's)."""
+    if not src.exists():
+        raise EndopatError(f"{src}: not found")
     if src.is_file():
         if src.suffix.lower() in VIDEO_SUFFIXES:
             return "videos", [src]

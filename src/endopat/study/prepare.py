@@ -91,7 +91,8 @@ def prepare(cfg: StudyConfig, out: Path, log: Log = print) -> StudyData:
             log(f"split: train {len(split.train)}, val {len(split.val)}, test {len(split.test)} -> {split_path}")
     data = StudyData(samples, split)
     test = data.ids(split.test)
-    for name in dict.fromkeys(s.source for s in all_stages(cfg) if s.kind == "pretrain"):
+    pretraining = [s.source for s in all_stages(cfg) if s.kind == "pretrain"]
+    for name in dict.fromkeys(pretraining + [m.semi.source for m in cfg.methods if m.semi is not None]):
         src = cfg.unlabeled[name]
         with file_lock(out / "locks" / f"source-{name}.lock"):
             data.sources[name] = overlap = prepare_source(name, cfg.resolve(src.path, out), test, src.test_frames,
@@ -176,6 +177,16 @@ def check_same_study(cfg: StudyConfig, out: Path) -> list[str]:
         raise EndopatError(f"{out}: holds a study run with another config (changed: {shown}); "
                            "resume it with the same config (rows may be added), or give a new --out")
     return added
+
+
+def check_paths(cfg: StudyConfig, out: Path) -> None:
+    """The labeled folder and every unlabeled source exist (before anything is written; synthetic
+    data the study makes itself is not there yet and is not checked)."""
+    made = {cfg.resolve(d.out, out) for d in cfg.synth}
+    for what, path in [("labeled", cfg.labeled.path), *((f"unlabeled '{k}'", v.path) for k, v in cfg.unlabeled.items())]:
+        p = cfg.resolve(path, out)
+        if not p.exists() and not any(p == m or m in p.parents for m in made):
+            raise EndopatError(f"{p}: not found ({what} in the study config)")
 
 
 def check_weights(cfg: StudyConfig, out: Path) -> None:

@@ -50,6 +50,7 @@ from endopat.study.grid import (
 from endopat.study.prepare import (
     StudyData,
     all_samples,
+    check_paths,
     check_same_study,
     check_weights,
     file_lock,
@@ -266,6 +267,7 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     if added:
         log(f"{out}: {len(added)} row(s) added to this run ({', '.join(added)}); the finished cells of the others are kept")
     check_weights(cfg, out)
+    check_paths(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
     data = prepare(cfg, out, log)
     mine = ([s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0]]
