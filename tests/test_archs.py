@@ -124,6 +124,8 @@ def test_a_foundation_unet_segments_at_its_training_size_and_another(arch, input
     ("vit_s16_dinov3", "convnext_tiny", "not vit_s16_dinov3"),
     ("pvt_v2_b2", "convnext_tiny", ""), ("pvt_v2_b2", "vit_s16", ""),
     ("caformer_s18", "pvt_v2_b2", ""), ("caformer_s18_relu", "convnext_tiny", ""),
+    ("caformer_s18_relu", "caformer_s18", "have no place in caformer_s18_relu"),  # StarReLU's tensors
+    ("caformer_s18", "caformer_s18_relu", "missing"),  # SurgeNet's ReLU file has none
     ("convnext_large", "convnext_tiny", "of another shape")])
 def test_a_weights_file_of_another_family_or_size_is_refused_naming_it(tmp_path, arch, other, message):
     from endopat.config import ModelConfig

@@ -1,7 +1,7 @@
-"""CaFormer-S18 (endopat.archs.caformer): the authors' key layout loads strictly (SurgeNet's teacher
-wrapping too), the features equal timm's ``caformer_s18`` on the same weights (read through timm's
-own key conversion), the StarReLU and ReLU files each refuse the other's architecture, and the
-U-Net runs at two sizes."""
+"""CaFormer-S18 (endopat.archs.caformer): the features equal timm's ``caformer_s18`` on the same
+weights in the authors' layout (read through timm's own key conversion), for both activations.
+SurgeNet's teacher wrapping loads in test_encoder_weights.py; the U-Net's two sizes and the
+refusal of the other activation's files are in test_archs.py."""
 
 import os
 import subprocess
@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from endopat.config import ModelConfig
-from endopat.encoder_weights import load_encoder_weights, random_published
-from endopat.errors import EndopatError
+from endopat.encoder_weights import random_published
 from endopat.networks import build_unet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,22 +46,3 @@ def test_the_encoder_gives_the_features_of_timms_caformer_on_the_same_published_
     assert [g.shape[1:] for g in got] == [(64, 16, 24), (128, 8, 12), (320, 4, 6), (512, 2, 3)]
     for g, w in zip(got, want):
         assert g.shape == w.shape and torch.allclose(g, w, atol=1e-4)
-
-
-def test_a_surgenet_teacher_file_loads_strictly_onto_the_relu_caformer(tmp_path):
-    state = random_published("caformer_s18_relu", seed=2)
-    torch.save({"teacher": {f"backbone.{k}": v for k, v in state.items()}}, tmp_path / "SurgeNetXL_teacher.pth")
-    cfg = ModelConfig(arch="caformer_s18_relu", image_size=(64, 64))
-    report = load_encoder_weights(build_unet(cfg), cfg, tmp_path / "SurgeNetXL_teacher.pth")
-    assert report.layout == "metaformer" and not report.fresh
-    assert report.unused == ["head.fc1.weight", "head.fc2.weight", "norm.bias", "norm.weight"]
-
-
-@pytest.mark.parametrize("file_arch, arch, message", [
-    ("caformer_s18", "caformer_s18_relu", "have no place in caformer_s18_relu"),
-    ("caformer_s18_relu", "caformer_s18", "missing")])
-def test_a_starrelu_file_and_a_relu_file_each_refuse_the_other_caformer(tmp_path, file_arch, arch, message):
-    torch.save(random_published(file_arch), tmp_path / "w.pth")
-    cfg = ModelConfig(arch=arch, image_size=(64, 64))
-    with pytest.raises(EndopatError, match=f"w.pth: not {arch} encoder weights.*{message}"):
-        load_encoder_weights(build_unet(cfg), cfg, tmp_path / "w.pth")

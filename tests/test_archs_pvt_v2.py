@@ -1,6 +1,6 @@
-"""PVTv2-B2 (endopat.archs.pvt_v2): the authors' key layout (and SurgeNetXL's teacher wrapping of it)
-loads strictly, the features equal transformers' PvtV2Model on the same random weights, the U-Net
-runs at two sizes, and files of another family are refused."""
+"""PVTv2-B2 (endopat.archs.pvt_v2): the authors' key layout loads strictly and the features equal
+transformers' PvtV2Model on the same random weights (SurgeNetXL's teacher wrapping: test_encoder_weights.py;
+two sizes and files of another family: test_archs.py)."""
 
 import re
 
@@ -9,7 +9,7 @@ import torch
 
 from endopat.archs.pvt_v2 import B2
 from endopat.config import ModelConfig
-from endopat.encoder_weights import load_encoder_weights, random_published
+from endopat.encoder_weights import random_published
 from endopat.networks import build_unet
 
 transformers = pytest.importorskip("transformers")
@@ -59,12 +59,3 @@ def test_the_encoder_gives_the_features_of_transformers_on_the_same_published_we
         got, want = ours.eval()(x), theirs(pixel_values=x, output_hidden_states=True).hidden_states
     for g_, w in zip(got, want):
         assert g_.shape == w.shape and torch.allclose(g_, w, atol=1e-4)
-
-
-def test_a_surgenetxl_teacher_file_loads_strictly(tmp_path):
-    state = random_published("pvt_v2_b2", seed=2)
-    torch.save({"teacher": {f"backbone.{k}": v for k, v in state.items()}}, tmp_path / "pvtv2_teacher.pth")
-    cfg = ModelConfig(arch="pvt_v2_b2", image_size=(64, 64))
-    net = build_unet(cfg)
-    report = load_encoder_weights(net, cfg, tmp_path / "pvtv2_teacher.pth")
-    assert report.layout == "pvt-v2" and report.unused == ["head.bias", "head.weight"] and not report.fresh

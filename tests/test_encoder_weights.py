@@ -123,3 +123,14 @@ def test_which_arch_names_the_architectures_a_file_loads_onto_and_why_not_the_ot
     loads, refused = which_arch(tmp_path / "w.pth")
     assert list(loads) == ["resnet18"] and loads["resnet18"].layout == "torchvision-resnet"
     assert "resnet34" in refused and "vit_s14" in refused and "basic_unet" not in refused
+
+
+@pytest.mark.parametrize("arch, layout, unused", [
+    ("pvt_v2_b2", "pvt-v2", ["head.bias", "head.weight"]),
+    ("caformer_s18_relu", "metaformer", ["head.fc1.weight", "head.fc2.weight", "norm.bias", "norm.weight"])])
+def test_a_surgenetxl_teacher_file_loads_strictly(tmp_path, arch, layout, unused):
+    """SurgeNet's ``*_checkpoint_epoch0050_teacher.pth``: the weights under ``teacher``, keys ``backbone.``-prefixed."""
+    state = published(arch, seed=2)
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in state.items()}}, tmp_path / "teacher.pth")
+    report = load_encoder_weights(build_unet(cfg_of(arch)), cfg_of(arch), tmp_path / "teacher.pth")
+    assert report.layout == layout and report.unused == unused and not report.fresh
