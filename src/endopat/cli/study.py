@@ -41,12 +41,21 @@ def report_cmd(
     run: Path = typer.Argument(..., help="study run folder (merges every finished cell)"),
     vs: list[str] = typer.Option([], "--vs", help="also compare every method against this one (a method "
                                  "name; repeatable), e.g. a volume ablation's smaller row"),
+    against: Optional[Path] = typer.Option(None, "--against", help="another run folder of the same split (e.g. "
+                                           "the same study under the paper's protocol): each method's difference "
+                                           "from the baseline in both, and the difference of those, into "
+                                           "RUN/report/against-<name>.md"),
 ) -> None:
     """(Re)write a study's report from whatever cells are finished, e.g. after sharded runs."""
     from endopat.study.report import write_study_report
+    from endopat.study.report_across import write_across_report
     from endopat.study.runner import reopen
 
-    path = write_study_report(run, *reopen(run, echo), vs=tuple(vs))
+    cfg, data = reopen(run, echo)
+    if against is not None:
+        other, _ = reopen(against, echo)
+        echo(f"against {against}: {write_across_report(run, cfg, against, other)}")
+    path = write_study_report(run, cfg, data, vs=tuple(vs))
     echo(f"report: {path}")
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from endopat.report.bootstrap import Run
 
-DESIGNS = {"2x2x2": (2, 2, 2, 40), "4x2x2": (4, 2, 2, 40), "1x2x2 (full fraction)": (1, 2, 2, 40)}
+DESIGNS = {"2x2x2": (2, 2, 2, 40), "4x2x2": (4, 2, 2, 40), "1x2x2 (full fraction)": (1, 2, 2, 40),
+           "4x4x2": (4, 4, 2, 40)}
 
 # standard deviations of each random effect; the dominant one 0.05, the others small
 _SMALL, _BIG = 0.006, 0.05
@@ -78,17 +79,46 @@ def study(design: tuple[int, int, int, int], sd: dict[str, float], delta: float,
     return runs, delta
 
 
+def two_protocols(design: tuple[int, int, int, int], sd: dict[str, float], delta: float,
+                  rng: np.random.Generator) -> tuple[list[Run], float]:
+    """One simulated pair of studies of the same split under two protocols (methods 'A baseline',
+    'A PAT', 'B baseline', 'B PAT'): the label subsets and test images are the same in both; each
+    of the four rows has its own image x row and subset x row effects (shared when the one subset
+    is the whole pool), each PAT row its own pretraining runs; protocol B lowers every score by
+    0.3, and PAT's gain is ``delta`` larger under A: the truth of (A PAT - A baseline) - (B PAT - B
+    baseline)."""
+    subsets, pretrains, seeds, images = design
+    image = rng.normal(0, sd["image"], images)
+    sub = rng.normal(0, sd["subset"], subsets)
+    shared_sm = rng.normal(0, sd["subset_method"], subsets)
+    runs = []
+    for method, n_pre, shift in (("A baseline", 1, 0.0), ("A PAT", pretrains, delta),
+                                 ("B baseline", 1, -0.3), ("B PAT", pretrains, -0.3)):
+        pat = method.endswith("PAT")
+        im = rng.normal(0, sd["image_method"], images)
+        sm = shared_sm if subsets == 1 else rng.normal(0, sd["subset_method"], subsets)
+        pre = rng.normal(0, sd["pretrain"], n_pre) if pat else np.zeros(1)
+        ps = rng.normal(0, sd["pretrain_subset"], (subsets, n_pre)) if pat else np.zeros((subsets, 1))
+        for s in range(subsets):
+            for p in range(n_pre):
+                for r in range(seeds):
+                    level = 0.7 + shift + sub[s] + sm[s] + pre[p] + ps[s, p] + rng.normal(0, sd["seed"])
+                    runs.append(Run(method, "1/4", s, p, r, level + image + im + rng.normal(0, sd["residual"], images)))
+    return runs, delta
+
+
 def calibrate(inference: Inference, design: str, pattern: str, studies: int = 500, delta: float = 0.04,
-              seed: int = 0, level: float = 0.95) -> Row:
-    """``studies`` null and ``studies`` non-null studies of one design and variance pattern through
-    ``inference`` (runs -> interval of PAT - baseline)."""
+              seed: int = 0, level: float = 0.95, simulate=study) -> Row:
+    """``studies`` null and ``studies`` non-null studies of one design and variance pattern
+    (``simulate``: :func:`study`, or :func:`two_protocols`) through ``inference`` (runs -> the
+    interval of the difference the simulation's truth is about)."""
     rng = np.random.default_rng(seed)
     fp = cover = hits = 0
     for _ in range(studies):
-        runs, truth = study(DESIGNS[design], PATTERNS[pattern], 0.0, rng)
+        runs, truth = simulate(DESIGNS[design], PATTERNS[pattern], 0.0, rng)
         lo, hi = inference(runs)
         fp += lo > 0 or hi < 0
-        runs, truth = study(DESIGNS[design], PATTERNS[pattern], delta, rng)
+        runs, truth = simulate(DESIGNS[design], PATTERNS[pattern], delta, rng)
         lo, hi = inference(runs)
         cover += lo <= truth <= hi
         hits += lo > 0
@@ -105,6 +135,22 @@ def report_inference(runs: list[Run]) -> tuple[float, float]:
              for r in runs]
     row = next(r for r in Comparison(cells, "baseline").differences() if r["method"] == "PAT")
     return row["run_ci_low"], row["run_ci_high"]
+
+
+def _cells(runs: list[Run], prefix: str) -> list[dict]:
+    return [{"method": r.method[len(prefix):], "fraction": r.fraction, "subset": r.subset, "pretrain_rep": r.pretrain,
+             "repeat": r.finetune, "labels": 10,
+             "rows": [{"id": i, "dice": float(v), "iou": float(v)} for i, v in enumerate(r.scores)]}
+            for r in runs if r.method.startswith(prefix)]
+
+
+def across_inference(runs: list[Run]) -> tuple[float, float]:
+    """The interval of (A PAT - A baseline) - (B PAT - B baseline) on the code path of two studies
+    read side by side (:func:`endopat.report.across.across`)."""
+    from endopat.report.across import across
+
+    row = next(r for r in across(_cells(runs, "A "), _cells(runs, "B ")) if r["method"] == "PAT")
+    return row["ci_low"], row["ci_high"]
 
 
 def bootstrap_inference(n_boot: int = 1000) -> Inference:

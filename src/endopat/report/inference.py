@@ -153,36 +153,48 @@ def estimate(runs_a: Sequence[Run], runs_b: Sequence[Run]) -> Estimate:
     its calibrated variance (the module's layout)."""
     if not runs_a or not runs_b:
         raise ValueError("both sides need runs")
-    a, b = _Side(runs_a), _Side(runs_b)
-    pieces, unmeasured, sides = [], [], []
-    shared = sorted(set(a.subsets) & set(b.subsets))
-    d = np.array([a.subset_mean(s) - b.subset_mean(s) for s in shared])
+    return contrast([(1.0, runs_a), (-1.0, runs_b)])
+
+
+def contrast(terms: Sequence[tuple[float, Sequence[Run]]]) -> Estimate:
+    """A signed sum of rows' mean scores, ``sum_k w_k mean(row_k)``, with its calibrated variance:
+    the difference of two rows (weights 1, -1), or the difference of one difference under two
+    protocols, ``(M_A - B_A) - (M_B - B_B)`` (1, -1, -1, 1), when both studies share their label
+    subsets and test images. The subset piece pairs the rows by their shared label subsets; each
+    row with two or more pretraining runs adds its own pretraining piece (runs of different rows
+    are different runs); the images' piece is the variance of the per-image signed sums."""
+    if not terms or any(not runs for _, runs in terms):
+        raise ValueError("every row needs runs")
+    sides = [(w, _Side(runs)) for w, runs in terms]
+    pieces, unmeasured, infos = [], [], []
+    shared = sorted(set.intersection(*(set(side.subsets) for _, side in sides)))
+    d = np.array([sum(w * side.subset_mean(s) for w, side in sides) for s in shared])
     if len(d) >= 2:
         v = float(d.var(ddof=1)) / len(d)
         pieces.append(Piece("subset", v, len(d) - 1))
-    for side in (a, b):
+    for w, side in sides:
         info = {"pretrains": len(side.pretrains), "seeds": side.seeds, "seed_var": side.seed_var or 0.0,
-                "within": side.within(), "pretrain_var": 0.0}
+                "within": side.within(), "pretrain_var": 0.0, "weight": w}
         if len(side.pretrains) >= 2:
             col = side.pretrain_means()
-            v = float(col.var(ddof=1)) / len(col)
+            v = w * w * float(col.var(ddof=1)) / len(col)
             pieces.append(Piece("pretrain", v, len(col) - 1))
             info["pretrain_var"] = max(0.0, float(col.var(ddof=1)) - info["within"] / len(side.subsets))
         elif len(d) < 2 and side.seed_var is not None:
-            v = side.seed_var / (side.seeds * len(side.cells))
+            v = w * w * side.seed_var / (side.seeds * len(side.cells))
             pieces.append(Piece("finetune", v, side.seed_df))
         elif len(d) < 2:
             unmeasured.append("run-to-run spread (one run)")
-        sides.append(info)
-    per_image = np.mean([r.scores for r in runs_a], axis=0) - np.mean([r.scores for r in runs_b], axis=0)
+        infos.append(info)
+    per_image = sum(w * np.mean([r.scores for r in runs], axis=0) for w, runs in terms)
     image_var = float(per_image.var(ddof=1)) / per_image.size if per_image.size >= 2 else 0.0
     if image_var > 0:
         pieces.append(Piece("image", image_var, per_image.size - 1))
-    subset_var = (max(0.0, float(d.var(ddof=1)) - sum(i["within"] / i["pretrains"] for i in sides))
+    subset_var = (max(0.0, float(d.var(ddof=1)) - sum(i["weight"] ** 2 * i["within"] / i["pretrains"] for i in infos))
                   if len(d) >= 2 else 0.0)
-    design = {"subsets": len(shared), "sides": sides, "subset_var": subset_var, "image_var": image_var,
+    design = {"subsets": len(shared), "sides": infos, "subset_var": subset_var, "image_var": image_var,
               "image_df": max(1, per_image.size - 1)}
-    return Estimate(a.mean - b.mean, pieces, sorted(set(unmeasured)), design)
+    return Estimate(float(sum(w * side.mean for w, side in sides)), pieces, sorted(set(unmeasured)), design)
 
 
 def plan(est: Estimate, max_subsets: int | None, level: float = 0.95) -> tuple[tuple[int, int, int] | None, str]:
