@@ -90,10 +90,11 @@ def test_report_against_a_run_of_other_label_subsets_is_a_one_line_error(tmp_pat
 
 
 def test_two_splits_with_other_test_images_are_refused_naming_the_second():
+    from endopat.data.splits import Split
     from endopat.errors import EndopatError
     from endopat.study.report_across import check_paired
 
-    split = {"test": ["x1", "x2"], "subsets": {"1/2": [["t1"], ["t2"]]}}
+    split = Split(["t1", "t2"], ["v"], ["x1", "x2"], {"1/2": [["t1"], ["t2"]]})
     with pytest.raises(EndopatError, match="B: its test images are not A's \\(2 vs 2, 2 differ\\)"):
-        check_paired("A", split, "B", {**split, "test": ["x1", "x3"]})
-    check_paired("A", split, "B", {**split, "subsets": {}})  # no fraction in common: nothing to pair, no error
+        check_paired("A", split, "B", Split(split.train, split.val, ["x1", "x3"], split.subsets))
+    check_paired("A", split, "B", Split(split.train, split.val, split.test, {}))  # no fraction in common: no error

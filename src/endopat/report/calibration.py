@@ -59,52 +59,42 @@ class Row:
 def study(design: tuple[int, int, int, int], sd: dict[str, float], delta: float,
           rng: np.random.Generator) -> tuple[list[Run], float]:
     """One simulated study's runs ('baseline' and 'PAT' at fraction '1/4') and its true difference."""
+    return _simulate(design, sd, [("baseline", False, 0.0), ("PAT", True, delta)], rng), delta
+
+
+def two_protocols(design: tuple[int, int, int, int], sd: dict[str, float], delta: float,
+                  rng: np.random.Generator) -> tuple[list[Run], float]:
+    """One simulated pair of studies of the same split under two protocols (methods 'A baseline',
+    'A PAT', 'B baseline', 'B PAT'): the label subsets and test images are the same in both, each
+    of the four rows has its own effects, protocol B lowers every score by 0.3, and PAT's gain is
+    ``delta`` larger under A: the truth of (A PAT - A baseline) - (B PAT - B baseline)."""
+    rows = [("A baseline", False, 0.0), ("A PAT", True, delta), ("B baseline", False, -0.3), ("B PAT", True, -0.3)]
+    return _simulate(design, sd, rows, rng), delta
+
+
+def _simulate(design: tuple[int, int, int, int], sd: dict[str, float], rows: list[tuple[str, bool, float]],
+              rng: np.random.Generator) -> list[Run]:
+    """Runs of ``rows`` (name, pretrained, shift) on shared label subsets and test images: each row
+    its own image x row and subset x row effects (shared by all rows when the one subset is the whole
+    pool), each pretrained row its own pretraining runs and pretraining x subset effects."""
     subsets, pretrains, seeds, images = design
     image = rng.normal(0, sd["image"], images)
     sub = rng.normal(0, sd["subset"], subsets)
     runs = []
     shared_sm = rng.normal(0, sd["subset_method"], subsets)
-    for method, n_pre, shift in (("baseline", 1, 0.0), ("PAT", pretrains, delta)):
+    for method, pretrained, shift in rows:
+        n_pre = pretrains if pretrained else 1
         im = rng.normal(0, sd["image_method"], images)
         sm = shared_sm if subsets == 1 else rng.normal(0, sd["subset_method"], subsets)
-        pre = rng.normal(0, sd["pretrain"], n_pre) if method == "PAT" else np.zeros(1)
-        ps = (rng.normal(0, sd["pretrain_subset"], (subsets, n_pre)) if method == "PAT"
-              else np.zeros((subsets, 1)))
+        pre = rng.normal(0, sd["pretrain"], n_pre) if pretrained else np.zeros(1)
+        ps = rng.normal(0, sd["pretrain_subset"], (subsets, n_pre)) if pretrained else np.zeros((subsets, 1))
         for s in range(subsets):
             for p in range(n_pre):
                 for r in range(seeds):
                     level = 0.7 + shift + sub[s] + sm[s] + pre[p] + ps[s, p] + rng.normal(0, sd["seed"])
                     scores = level + image + im + rng.normal(0, sd["residual"], images)
                     runs.append(Run(method, "1/4", s, p, r, scores))
-    return runs, delta
-
-
-def two_protocols(design: tuple[int, int, int, int], sd: dict[str, float], delta: float,
-                  rng: np.random.Generator) -> tuple[list[Run], float]:
-    """One simulated pair of studies of the same split under two protocols (methods 'A baseline',
-    'A PAT', 'B baseline', 'B PAT'): the label subsets and test images are the same in both; each
-    of the four rows has its own image x row and subset x row effects (shared when the one subset
-    is the whole pool), each PAT row its own pretraining runs; protocol B lowers every score by
-    0.3, and PAT's gain is ``delta`` larger under A: the truth of (A PAT - A baseline) - (B PAT - B
-    baseline)."""
-    subsets, pretrains, seeds, images = design
-    image = rng.normal(0, sd["image"], images)
-    sub = rng.normal(0, sd["subset"], subsets)
-    shared_sm = rng.normal(0, sd["subset_method"], subsets)
-    runs = []
-    for method, n_pre, shift in (("A baseline", 1, 0.0), ("A PAT", pretrains, delta),
-                                 ("B baseline", 1, -0.3), ("B PAT", pretrains, -0.3)):
-        pat = method.endswith("PAT")
-        im = rng.normal(0, sd["image_method"], images)
-        sm = shared_sm if subsets == 1 else rng.normal(0, sd["subset_method"], subsets)
-        pre = rng.normal(0, sd["pretrain"], n_pre) if pat else np.zeros(1)
-        ps = rng.normal(0, sd["pretrain_subset"], (subsets, n_pre)) if pat else np.zeros((subsets, 1))
-        for s in range(subsets):
-            for p in range(n_pre):
-                for r in range(seeds):
-                    level = 0.7 + shift + sub[s] + sm[s] + pre[p] + ps[s, p] + rng.normal(0, sd["seed"])
-                    runs.append(Run(method, "1/4", s, p, r, level + image + im + rng.normal(0, sd["residual"], images)))
-    return runs, delta
+    return runs
 
 
 def calibrate(inference: Inference, design: str, pattern: str, studies: int = 500, delta: float = 0.04,
@@ -129,15 +119,12 @@ def report_inference(runs: list[Run]) -> tuple[float, float]:
     """The report's interval of PAT - baseline (the code path of report.compare)."""
     from endopat.report.compare import Comparison
 
-    cells = [{"method": r.method, "fraction": r.fraction, "subset": r.subset, "pretrain_rep": r.pretrain,
-              "repeat": r.finetune, "labels": 10,
-              "rows": [{"id": i, "dice": float(v), "iou": float(v)} for i, v in enumerate(r.scores)]}
-             for r in runs]
-    row = next(r for r in Comparison(cells, "baseline").differences() if r["method"] == "PAT")
+    row = next(r for r in Comparison(_cells(runs), "baseline").differences() if r["method"] == "PAT")
     return row["run_ci_low"], row["run_ci_high"]
 
 
-def _cells(runs: list[Run], prefix: str) -> list[dict]:
+def _cells(runs: list[Run], prefix: str = "") -> list[dict]:
+    """Runs as a study's finished cells (those whose method starts with ``prefix``, without it)."""
     return [{"method": r.method[len(prefix):], "fraction": r.fraction, "subset": r.subset, "pretrain_rep": r.pretrain,
              "repeat": r.finetune, "labels": 10,
              "rows": [{"id": i, "dice": float(v), "iou": float(v)} for i, v in enumerate(r.scores)]}

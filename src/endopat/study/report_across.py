@@ -9,9 +9,9 @@ what differs. The header names each study's protocol and the settings in which t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from endopat.data.splits import Split
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text
 from endopat.report.across import across
@@ -25,14 +25,14 @@ FIELDS = ["method", "fraction", "labels", "runs_a", "runs_b", "effect_a", "effec
           "df", "verdict"]
 
 
-def check_paired(a: Path, split_a: dict, b: Path, split_b: dict) -> None:
+def check_paired(a: Path, split_a: Split, b: Path, split_b: Split) -> None:
     """The two splits share their test images and the label subsets of every fraction both have."""
-    if sorted(split_a["test"]) != sorted(split_b["test"]):
-        raise EndopatError(f"{b}: its test images are not {a}'s ({len(split_b['test'])} vs {len(split_a['test'])}, "
-                           f"{len(set(split_a['test']) ^ set(split_b['test']))} differ): two studies are compared "
+    if sorted(split_a.test) != sorted(split_b.test):
+        raise EndopatError(f"{b}: its test images are not {a}'s ({len(split_b.test)} vs {len(split_a.test)}, "
+                           f"{len(set(split_a.test) ^ set(split_b.test))} differ): two studies are compared "
                            "on one split")
-    for f in sorted(set(split_a.get("subsets", {})) & set(split_b.get("subsets", {}))):
-        if split_a["subsets"][f] != split_b["subsets"][f]:
+    for f in sorted(set(split_a.subsets) & set(split_b.subsets)):
+        if split_a.subsets[f] != split_b.subsets[f]:
             raise EndopatError(f"{b}: its label subsets at {f} are not {a}'s (another seed, pool or subsets: setting); "
                                "two studies are compared on the same subsets")
 
@@ -40,7 +40,7 @@ def check_paired(a: Path, split_a: dict, b: Path, split_b: dict) -> None:
 def write_across_report(run_a: str | Path, cfg_a: StudyConfig, run_b: str | Path, cfg_b: StudyConfig) -> Path:
     """Write ``A/report/against-<B>.md`` and ``.csv``; returns the markdown's path."""
     a, b = Path(run_a), Path(run_b)
-    check_paired(a, json.loads((a / "split.json").read_text()), b, json.loads((b / "split.json").read_text()))
+    check_paired(a, Split.load(a / "split.json"), b, Split.load(b / "split.json"))
     rows = across(collect(a), collect(b), cfg_a.baseline, cfg_b.baseline)
     rep = a / "report"
     rep.mkdir(parents=True, exist_ok=True)
