@@ -1,4 +1,5 @@
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,35 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # ENDOPAT_SHARED_DATA points elsewhere, e.g. for a clone that does not sit beside shared/
 SHARED_DATA = Path(os.environ.get("ENDOPAT_SHARED_DATA",
                                   Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@contextmanager
+def _threads(n: int):
+    """``n`` threads for torch, and OMP_NUM_THREADS so that make_fabric keeps them. Bit-identity of two
+    runs holds at one thread: with two, oneDNN's convolutions give the first training of a network
+    shape in a process other low bits now and then (docs/design.md, "Resume"), which a chaotic
+    training then grows."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", str(n))
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    with _threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """:func:`one_thread` for a module whose module-scoped fixtures are compared bit for bit too."""
+    with _threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -132,8 +132,12 @@ def _run(out, **kw):
     return run_study(study_from_dict(TINY), out, progress=False, log=lambda *a: None, **kw)
 
 
+# the killed-and-resumed tables are compared bit for bit with `finished`: one thread (conftest._threads)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
+
+
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, one_thread_module):
     out = tmp_path_factory.mktemp("study") / "run"
     counts = _run(out)
     return out, counts

@@ -49,7 +49,7 @@ def test_a_recolorization_generator_hands_its_l_kernel_to_a_lab_segmenter_with_t
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_a_killed_pretraining_resumes_as_the_same_run(monkeypatch, tmp_path, tiny_data, task):
+def test_a_killed_pretraining_resumes_as_the_same_run(monkeypatch, tmp_path, tiny_data, task, one_thread):
     cls = TASKS[task]
     step, calls = cls.step, []
 
