@@ -1,9 +1,13 @@
 import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+
+from endopat.cli import main
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -116,3 +120,62 @@ def three_class_folder(out):
             write_png(out / split / "images" / mask.name, read_image(mask.parents[1] / "images" / mask.name))
     (out / "classes.txt").write_text("0 background\n1 left\n2 right\n255 ignore\n")
     return out
+
+
+# a tiny network and a tiny synthetic data set, for tests of real code paths at toy sizes
+TINY = {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]}
+TINY_MODEL = f"model:\n  features: {TINY['features']}\n  image_size: {TINY['image_size']}\n"
+
+
+def run_cli(monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["endopat", *map(str, args)])
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    with pytest.MonkeyPatch.context() as mp:
+        assert run_cli(mp, "synth", out, "--size", 64, "--videos", 3, "--unlabeled-videos", 1,
+                       "--frames", 6, "--label-every", 2, "--no-progress") == 0
+    return out
+
+
+# fine-tuning in a real process, killed with SIGKILL at the start of a given epoch (argv[3]; 0: never)
+KILLABLE_FINETUNE = """
+import json, os, signal, sys
+import torch
+torch.set_num_threads(1)
+import endopat.finetune as ft
+from endopat.config import FinetuneConfig
+from endopat.data.readers import open_labeled
+data, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}  # more settings (tests/test_semi.py)
+epoch, calls = ft._train_epoch, []
+def epoch_or_die(*a, **k):
+    calls.append(1)
+    if len(calls) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return epoch(*a, **k)
+ft._train_epoch = epoch_or_die
+parts = open_labeled(data)
+cfg = FinetuneConfig.model_validate({"model": %(model)r, "epochs": 5, "min_samples_per_epoch": 6,
+    "batch_size": 4, "augment": {"rotate": True, "gain": 0.2}, "early_stop_patience": None, **extra})
+ft.finetune(parts["train"], parts["val"], out, cfg, progress=False, log=lambda *a: None)
+""" % {"model": TINY}
+
+
+def run_script(script, *args):
+    # one thread, as the script asks: make_fabric sets torch's threads to the cores unless OMP_NUM_THREADS
+    # is set, and with 2 threads on a loaded machine two uninterrupted runs already differ by ~1e-5
+    return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def same_weights(a, b):
+    wa, wb = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -4,7 +4,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import accepted_label_studio_export
+from conftest import accepted_label_studio_export, run_cli
 from PIL import Image
 
 from endopat.annotation import cvat_xml, label_studio_tasks
@@ -234,7 +234,6 @@ def test_an_export_size_that_is_not_the_image_s_is_an_error(frames, tmp_path):
 
 
 def test_the_import_command_prints_what_it_did_in_one_line_each(frames, tmp_path, monkeypatch, capsys):
-    from test_cli import run_cli
 
     (tmp_path / "a.xml").write_text(cvat_xml([(n, (H, W)) for n in NAMES], MASKS))
     assert run_cli(monkeypatch, "import", tmp_path / "a.xml", "--images", frames, "-o", tmp_path / "l") == 0

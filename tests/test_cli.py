@@ -1,33 +1,11 @@
 import re
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_MODEL, run_cli
 from endopat.archs import ARCHS
-
-from endopat.cli import main
-
-TINY_MODEL = "model:\n  features: [4, 4, 8, 8, 16, 4]\n  image_size: [32, 32]\n"
-
-
-def run_cli(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["endopat", *map(str, args)])
-    try:
-        main()
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synth")
-    with pytest.MonkeyPatch.context() as mp:
-        assert run_cli(mp, "synth", out, "--size", 64, "--videos", 3, "--unlabeled-videos", 1,
-                       "--frames", 6, "--label-every", 2, "--no-progress") == 0
-    return out
 
 
 def test_help_lists_the_commands(monkeypatch, capsys):

@@ -13,7 +13,7 @@ from endopat.config import ModelConfig
 from endopat.io import write_png
 from endopat.networks import build_unet
 
-from test_cli import run_cli
+from conftest import run_cli
 
 CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
 

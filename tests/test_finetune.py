@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from conftest import three_class_folder
 from endopat.config import FinetuneConfig, ModelConfig
 from endopat.data.readers import open_labeled
 from endopat.data.synth import SynthSpec, generate
@@ -81,7 +82,6 @@ def test_fine_tuning_on_a_tiny_real_split_clears_a_floor_no_broken_loop_reaches(
 
 @pytest.fixture(scope="module")
 def three_class(tmp_path_factory):
-    from conftest import three_class_folder
 
     return open_labeled(three_class_folder(tmp_path_factory.mktemp("mc")))
 

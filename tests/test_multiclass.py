@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import accepted_label_studio_export
+from conftest import accepted_label_studio_export, run_cli
 
 from endopat.config import FinetuneConfig, ModelConfig
 from endopat.data.labeled import load_image, load_mask
@@ -155,7 +155,6 @@ def test_import_refuses_a_label_that_is_no_class_in_one_line(trained, tmp_path):
 
 
 def test_the_evaluate_command_prints_each_class_on_the_images_that_show_it(trained, tmp_path, monkeypatch, capsys):
-    from test_cli import run_cli
 
     best, test, _ = trained
     for s in test:

@@ -4,6 +4,7 @@ method's difference from the baseline in both and the difference of those differ
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from endopat.report.across import across
 from endopat.report.calibration import across_inference, calibrate, two_protocols
 
@@ -67,7 +68,6 @@ def _two_runs(tmp_path, **b_changes):
 def test_report_against_another_run_of_the_same_split_writes_both_differences_and_theirs(tmp_path, monkeypatch):
     import csv
 
-    from test_cli import run_cli
 
     a, b = _two_runs(tmp_path, model={**__import__("test_study").TINY["model"], "input": "L"})
     assert run_cli(monkeypatch, "report", a, "--against", b) == 0
@@ -81,7 +81,6 @@ def test_report_against_another_run_of_the_same_split_writes_both_differences_an
 
 
 def test_report_against_a_run_of_other_label_subsets_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    from test_cli import run_cli
 
     a, b = _two_runs(tmp_path, seed=5)
     assert run_cli(monkeypatch, "report", a, "--against", b) == 2

@@ -12,10 +12,7 @@ from endopat.config import SEMI_METHODS, FinetuneConfig, SemiConfig
 from endopat.semi import SEMI, perturb
 from endopat.semi.unlabeled import Unlabeled, videos
 
-from test_cli import run_cli, tiny_data  # noqa: F401  (the fixture)
-from test_runtime import FINETUNE, _run, _same_weights
-
-MODEL = {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]}
+from conftest import KILLABLE_FINETUNE, TINY, run_cli, run_script, same_weights, three_class_folder
 
 
 def test_the_registry_and_the_config_name_the_same_methods():
@@ -98,12 +95,12 @@ def test_colour_jitter_stays_in_the_normalised_range_and_blur_keeps_the_shape():
 
 
 @pytest.mark.parametrize("method", SEMI_METHODS)
-def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_path, method):  # noqa: F811
+def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_path, method):
     from endopat.data.readers import open_labeled
     from endopat.finetune import finetune
 
     parts = open_labeled(tiny_data / "labeled")
-    base = {"model": MODEL, "epochs": 2, "min_samples_per_epoch": 4, "batch_size": 2, "early_stop_patience": None}
+    base = {"model": TINY, "epochs": 2, "min_samples_per_epoch": 4, "batch_size": 2, "early_stop_patience": None}
     sup = finetune(parts["train"], parts["val"], tmp_path / "sup", FinetuneConfig.model_validate(base),
                    progress=False, log=lambda *a: None)
     semi = {"method": method, "unlabeled": str(tiny_data / "unlabeled"), "batch_size": 2, "ramp_up": 0,
@@ -111,12 +108,11 @@ def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_p
     best = finetune(parts["train"], parts["val"], tmp_path / method, FinetuneConfig.model_validate(
         {**base, "semi": semi}), progress=False, log=lambda *a: None)
     assert (tmp_path / method / "unlabeled" / "store.json").is_file()
-    assert not _same_weights(sup, best)  # the unlabeled loss moved the weights
+    assert not same_weights(sup, best)  # the unlabeled loss moved the weights
 
 
 @pytest.mark.parametrize("method", SEMI_METHODS)
 def test_each_method_fine_tunes_a_three_class_model_with_an_ignore_id(tmp_path, method):
-    from conftest import three_class_folder
 
     from endopat.data.readers import open_labeled
     from endopat.finetune import finetune
@@ -124,7 +120,7 @@ def test_each_method_fine_tunes_a_three_class_model_with_an_ignore_id(tmp_path, 
     root = three_class_folder(tmp_path)
     parts = open_labeled(root)
     cfg = FinetuneConfig.model_validate({
-        "model": MODEL, "epochs": 1, "min_samples_per_epoch": 4, "batch_size": 2, "early_stop_patience": None,
+        "model": TINY, "epochs": 1, "min_samples_per_epoch": 4, "batch_size": 2, "early_stop_patience": None,
         "semi": {"method": method, "unlabeled": str(root / "synth" / "unlabeled"), "batch_size": 2, "ramp_up": 0,
                  "threshold": 0.51, "fps": 10.0}})
     best = finetune(parts["train"], parts["val"], tmp_path / method, cfg, progress=False, log=lambda *a: None)
@@ -135,7 +131,7 @@ def test_each_method_fine_tunes_a_three_class_model_with_an_ignore_id(tmp_path, 
 
 @pytest.mark.parametrize("arch, method", [("vit_s16_dinov3", "fixmatch"), ("pvt_v2_b2", "mean_teacher"),
                                           ("vit_s16_dinov3", "temporal"), ("caformer_s18_relu", "fixmatch")])
-def test_a_semi_supervised_method_runs_on_a_2026_foundation_family(tiny_data, tmp_path, arch, method):  # noqa: F811
+def test_a_semi_supervised_method_runs_on_a_2026_foundation_family(tiny_data, tmp_path, arch, method):
     from endopat.data.readers import open_labeled
     from endopat.finetune import finetune
 
@@ -153,19 +149,19 @@ SEMI_SETTINGS = json.dumps({"semi": {"method": "fixmatch", "batch_size": 2, "ram
                    "epochs": 4})
 
 
-def test_a_semi_supervised_run_killed_and_resumed_is_the_same_run(tiny_data, tmp_path):  # noqa: F811
+def test_a_semi_supervised_run_killed_and_resumed_is_the_same_run(tiny_data, tmp_path):
     semi = json.loads(SEMI_SETTINGS)
     semi["semi"]["unlabeled"] = str(tiny_data / "unlabeled")
     extra = json.dumps(semi)
-    assert _run(FINETUNE, tiny_data / "labeled", tmp_path / "whole", 0, extra).returncode == 0
-    killed = _run(FINETUNE, tiny_data / "labeled", tmp_path / "killed", 3, extra)  # in epoch 3, after 2 saved
+    assert run_script(KILLABLE_FINETUNE, tiny_data / "labeled", tmp_path / "whole", 0, extra).returncode == 0
+    killed = run_script(KILLABLE_FINETUNE, tiny_data / "labeled", tmp_path / "killed", 3, extra)  # in epoch 3, after 2 saved
     assert killed.returncode == -9, killed.stderr
-    assert _run(FINETUNE, tiny_data / "labeled", tmp_path / "killed", 0, extra).returncode == 0
-    assert _same_weights(tmp_path / "whole" / "best.pt", tmp_path / "killed" / "best.pt")
+    assert run_script(KILLABLE_FINETUNE, tiny_data / "labeled", tmp_path / "killed", 0, extra).returncode == 0
+    assert same_weights(tmp_path / "whole" / "best.pt", tmp_path / "killed" / "best.pt")
     assert (tmp_path / "whole" / "history.csv").read_text() == (tmp_path / "killed" / "history.csv").read_text()
 
 
-def test_the_cli_hands_semi_and_unlabeled_to_fine_tuning(tiny_data, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_the_cli_hands_semi_and_unlabeled_to_fine_tuning(tiny_data, tmp_path, monkeypatch, capsys):
     code = run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "mt", "--semi",
                    "mean_teacher", "--unlabeled", tiny_data / "unlabeled", "--epochs", 1, "--image-size", 32,
                    "--no-progress")

@@ -18,7 +18,7 @@ from endopat.segmenter import Segmenter  # noqa: E402
 from endopat.io import read_image  # noqa: E402
 from endopat.serve.app import build_server, create_app  # noqa: E402
 
-from conftest import free_port  # noqa: E402
+from conftest import SERVE_CFG, free_port  # noqa: E402
 
 def client(world, **kw):
     server = build_server(world / "best.pt", world / "state", world / "labeled", [world / "frames"],
@@ -270,7 +270,6 @@ def three_class(world):
     from endopat.labels import Labels
     from endopat.networks import build_unet
 
-    from conftest import SERVE_CFG
 
     torch.manual_seed(3)
     cfg = ModelConfig(**SERVE_CFG)

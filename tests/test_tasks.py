@@ -5,7 +5,7 @@ import torch
 
 from endopat.networks import ARCHS
 from endopat.tasks import TASKS
-from test_cli import TINY_MODEL, run_cli, tiny_data  # noqa: F401  (the fixture)
+from conftest import TINY_MODEL, run_cli
 
 SECTIONS = "recolor:\n  discriminator: {width: 0.125}\n"
 

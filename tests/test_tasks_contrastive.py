@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_cli import TINY_MODEL, run_cli, tiny_data  # noqa: F401  (the fixture)
+from conftest import TINY_MODEL, run_cli
 
 from endopat.tasks.contrastive import ContrastiveSettings, PairDataset, augment_views
 

@@ -155,7 +155,6 @@ class ABHistogram:
         return cls(np.asarray(d["counts"], dtype=np.int64))
 
     def save(self, path: str | Path) -> None:
-
         atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod

@@ -74,7 +74,6 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     pyplot().close(fig)

@@ -24,7 +24,6 @@ class Embedder:
     segmenter the uncertainty of its prediction."""
 
     def __init__(self, path: str | Path | None, device: str = "cpu"):
-
         self.device = torch.device(device)
         self.net, self.kind, self.labels, self.threshold = None, None, BINARY, 0.5
         if path is None:

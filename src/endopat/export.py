@@ -45,7 +45,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     file is not written. The metadata records the checkpoint's sha256 (see :func:`cached_onnx`)."""
     import onnx  # optional (the export extra)
 
-
     output_file(out)
     seg = Segmenter(checkpoint)
     h, w = seg.cfg.image_size
@@ -117,7 +116,6 @@ class OnnxSegmenter(Predictor):
 
     def __init__(self, path: str | Path, providers: list[str] | None = None):
         import onnxruntime as ort  # optional (the export extra)
-
 
         path = Path(path)
         if not path.is_file():

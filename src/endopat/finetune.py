@@ -268,7 +268,6 @@ def finetune(
                             f"lr {opt.param_groups[0]['lr']:.0e}")
     run.save(epoch, best_val=best_val, bad_epochs=bad_epochs)
     if run.is_main:
-
         plot_finetune_history(run.history, run.out / "history.png", title=run.out.name)
     run.fabric.barrier()
     return run.out / "best.pt"

@@ -116,7 +116,6 @@ def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
-
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
 

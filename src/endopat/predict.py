@@ -49,7 +49,6 @@ BACKENDS = ("auto", "onnx", "torch")
 
 
 def _has_onnxruntime() -> bool:
-
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
@@ -72,7 +71,6 @@ def load_model(path: str | Path, device: str = "cpu", backend: str = "auto", log
     if backend == "auto":
         backend = "onnx" if onnx_file or (device == "cpu" and _has_onnxruntime()) else "torch"
     if backend == "torch":
-
         return Segmenter(path, device)
     if not _has_onnxruntime():
         raise EndopatError("the onnx backend needs onnxruntime: pip install 'endopat[export]'")
@@ -155,7 +153,6 @@ def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
 def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold: float | None = None,
                   save_masks: bool = False, progress: Callable[[int], None] | None = None) -> dict:
 
-
     thr = model.threshold if threshold is None else threshold
     labels = model.labels
     fps = video_info(video)["fps"] or 25.0
@@ -216,7 +213,6 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
     output_folder(out)
     model = load_model(model_path, device, backend, log)
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
-
         with progress_bar(f"segmenting {source.name}", video_info(source)["frames"] or None, progress) as adv:
             return predict_video(model, source, out, batch_size, threshold, save_masks, adv)
     if source.is_file():

@@ -91,7 +91,6 @@ def pretrain(source: str | Path, out: str | Path, cfg: PretrainConfig | None = N
                 save(step)
     save(step)
     if run.is_main:
-
         task.samples(sample_frames, png := run.out / "samples" / f"step_{step:06d}.png")
         run.image("samples", png, step)
         plot_pretrain_losses(run.history, run.out / "losses.png", task_cls.fields)

@@ -86,7 +86,6 @@ def rng_state() -> dict[str, Any]:
     """Every random generator a training step may draw from (torch CPU and CUDA, numpy, Python),
     as tensors and plain values, so that ``torch.load(weights_only=True)`` reads it back."""
 
-
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, py_gauss = random.getstate()
     return {"torch": torch.get_rng_state(),
@@ -97,8 +96,6 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-
-
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -251,7 +248,6 @@ class TrainingRun:
     def image(self, tag: str, png: Path, position: int) -> None:
         """A saved figure (PNG) in TensorBoard's images tab, on rank 0."""
         if tb := self._writer():
-
             tb.add_image(tag, np.asarray(Image.open(png).convert("RGB")), position, dataformats="HWC")
 
     def _writer(self):

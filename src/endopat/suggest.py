@@ -228,7 +228,6 @@ def _num(v: float) -> str:
 
 
 def _thumbnail(frame: np.ndarray) -> np.ndarray:
-
     h, w = frame.shape[:2]
     return fit_image(frame, (THUMB, max(1, round(w * THUMB / h))), "stretch")
 

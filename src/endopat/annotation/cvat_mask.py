@@ -30,7 +30,6 @@ def detect(files: ExportFiles) -> bool:
 
 
 def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | None = None) -> Parsed:
-
     name = _labelmap(files)
     where = files.where(name)
     colours: dict[tuple[int, int, int], str] = {}

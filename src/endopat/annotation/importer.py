@@ -97,7 +97,6 @@ class _Images:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-
     with reading(path, "image"), Image.open(path) as im:
         return im.height, im.width
 

@@ -50,7 +50,6 @@ def content_box(src_hw: tuple[int, int], dst_hw: tuple[int, int], fit: Fit = "le
 
 
 def _resize(array: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray:
-
     if array.shape[:2] == tuple(hw):
         return array
     im = Image.fromarray(array).resize((hw[1], hw[0]), Image.NEAREST if nearest else Image.BILINEAR)

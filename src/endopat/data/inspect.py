@@ -98,7 +98,6 @@ def inspect_unlabeled(src: str | Path) -> dict:
 
 
 def inspect_source(src: str | Path, layout: str | None = None, progress=None, mask_format=None) -> dict:
-
     src = Path(src)
     if not src.exists():
         raise EndopatError(f"{src}: not found")

@@ -65,7 +65,6 @@ class LabeledSource(_Strict):
         return self
 
     def mask_format(self):
-
         return MaskFormat.parse(self.mask_threshold, self.class_map, f"labeled source {self.path}", self.classes)
 
 

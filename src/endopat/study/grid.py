@@ -118,7 +118,6 @@ def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
     for m in cfg.methods:
         if m.selection.rounds:  # labeling rounds: a chain per (subset, pretraining run, fine-tuning seed)
             if m.selection.rounds[-1] > len(split.train):
-
                 raise EndopatError(f"method '{m.name}': rounds up to {m.selection.rounds[-1]} labels, the "
                                    f"training pool has {len(split.train)} frames")
             for j in range(cfg.subsets):
@@ -138,7 +137,6 @@ def cells(cfg: StudyConfig, split: Split) -> list[Cell]:
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
-
     if not text:
         return 0, 1
     try:

@@ -55,7 +55,6 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
-
     for d in cfg.synth:
         target = cfg.resolve(d.out, out)
         spec = SynthSpec.model_validate(d.model_dump(exclude={"out"}))

@@ -53,7 +53,6 @@ def collect(out: Path) -> list[dict]:
 
 
 def summaries(cells: list[dict], method_order: list[str]) -> list[dict]:
-
     groups = by_method_fraction(cells)
     out = []
     for (method, fraction), cs in sorted(groups.items(), key=lambda kv: (

@@ -165,8 +165,6 @@ def run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress:
 
 
 def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress: bool, log: Log) -> Path:
-
-
     folder = cell_dir(out, cell)
     stage = init_stage(cell.method, cfg.pretrain.task, cell.pretrain_rep)
     init = run_stage(stage, cfg, out, progress, log) if stage else None
@@ -208,7 +206,6 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
 def _worker_init(threads: int) -> None:
     """A study worker: its share of the CPU threads (``make_fabric`` keeps an OMP_NUM_THREADS it finds)."""
 
-
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
 
@@ -234,7 +231,6 @@ def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: Stu
     multi-threaded one: docs/design.md). A phase with fewer tasks than workers gets fewer, wider
     workers. Pretraining stages go first, so that a supervised stage that starts from one rarely
     waits for it; the file locks make any wait safe."""
-
 
     stages = sorted(stages, key=lambda s: s.kind != "pretrain")
     phases = [("study stages", _stage_task, [(s, cfg, out) for s in stages]),
@@ -289,6 +285,5 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
                     run_cell(c, cfg, data, out, progress=False, log=log)
                 advance(1, info=c.key)
     if report:
-
         write_study_report(out, cfg, data)
     return counts

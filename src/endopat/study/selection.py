@@ -41,7 +41,6 @@ from endopat.io import atomic_write_text
 
 
 def _images(data, ids: list[str]) -> list[np.ndarray]:
-
     return [load_image(s) for s in data.ids(ids)]
 
 

@@ -76,7 +76,6 @@ def _pixels_key(image: np.ndarray) -> str:
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
-
     try:
         with Image.open(path) as im:
             return im.height, im.width

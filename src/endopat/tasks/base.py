@@ -69,7 +69,6 @@ class Task(ABC):
 
         net = build_unet(self.cfg.model, in_channels, out_channels)
         if self.cfg.encoder_weights:
-
             report = load_encoder_weights(net, self.cfg.model, self.cfg.encoder_weights, self.cfg.encoder_norm)
             self._weights = report.provenance(file_digest(self.cfg.encoder_weights))
             for line in report.lines():

@@ -95,7 +95,6 @@ class InpaintTask(Task):
         self.tokens = arch_of(cfg.model).patch is not None  # a ViT: hide its own patches as mask tokens
         self.patch = arch_of(cfg.model).patch or s.patch
         if any(side % self.patch for side in cfg.model.image_size):
-
             raise EndopatError(f"inpaint: patch {self.patch} does not divide image_size {tuple(cfg.model.image_size)}")
         self.net = self.build_unet(in_channels=c, out_channels=c)
         self.model, self.opt = run.setup("unet", self.net, torch.optim.Adam(self.net.parameters(), lr=s.lr, betas=s.betas))
