@@ -206,7 +206,7 @@ class SceneGenerator:
         )
 
     def _tissue(self, t: int) -> np.ndarray:
-        _site, s, m = self.site, self.size, self.margin
+        s, m = self.size, self.margin
         d = self.drift
         ox = int(m + m * 0.8 * math.sin(0.05 * t + d[0]))
         oy = int(m + m * 0.8 * math.sin(0.04 * t + d[1]))

@@ -43,8 +43,6 @@ def iter_frames(
     decodes no frame at all, or breaks before its first frame, is an error naming the file; a video
     that breaks later (truncated) yields what it could and then raises.
     """
-    import av  # heavy: imported when a video is read or written
-
     path = Path(path)
     n = -1
     with _open(path) as container:
