@@ -213,6 +213,7 @@ BAD = {  # id: (how the export is broken, the words of the error)
                                     "label 'tool' does not exist"),
     "a polygon with 2 points": (lambda x: x.replace("</image>", '<polygon label="instrument" points="1,1;5,5" />'
                                                     "</image>", 1), "a polygon with 2 point"),
+    "an image without a name": (lambda x: x.replace(f'name="{NAMES[1]}"', "", 1), "an image without a file name"),
 }
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 from endopat.errors import EndopatError
 
 CASES = int(os.environ.get("ENDOPAT_FUZZ_CASES", 200))  # bench/fuzz.py runs more
+SEED = int(os.environ.get("ENDOPAT_FUZZ_SEED", 0))  # and other mutations (--seed)
 FOREIGN = [b"", b"junk\n", b"\x80\x02}q\x00.", b"PK\x03\x04", b"\x89PNG\r\n\x1a\n", b'{"a": [1,', b"\x00" * 64,
            b"format: endopat\n", b"\xff\xd8\xff\xe0", "é✓\n".encode("utf-16")]
 
@@ -31,7 +32,7 @@ def huge_png(width: int = 60000, height: int = 60000) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
-def mutants(seed: bytes, n: int = CASES, rng_seed: int = 0):
+def mutants(seed: bytes, n: int = CASES, rng_seed: int = SEED):
     """``n`` mutations of ``seed``: each of truncation, bit flips, byte splices, a repeated or
     deleted slice, another file's bytes, or text in its place."""
     rng = np.random.default_rng(rng_seed)
@@ -239,6 +240,32 @@ def test_any_bytes_as_an_annotation_export_import_or_end_in_one_line_writing_not
             raise
 
     fuzz(tmp_path, name, _exports(tmp_path)[name], read)
+
+
+def test_any_bytes_as_a_labeled_folder_s_import_manifest_import_or_end_in_one_line_writing_nothing(tmp_path):
+    from endopat.annotation.importer import MANIFEST, import_export
+
+    images = tmp_path / "frames"
+    images.mkdir()
+    (images / "a.png").write_bytes(_png(RGB[:24, :32]))
+    export = tmp_path / "coco.json"
+    export.write_bytes(_exports(tmp_path)["coco.json"])
+    out = tmp_path / "labeled"
+    import_export(export, images, out)  # a folder an earlier import made
+    seed = (out / MANIFEST).read_bytes()
+    (out / "masks" / "a.png").unlink()  # so that each import has a frame to write
+
+    def read(p: Path) -> None:
+        before = sorted(out.rglob("*"))
+        try:
+            import_export(export, images, out)
+        except EndopatError:
+            assert sorted(out.rglob("*")) == before  # nothing written
+            raise
+        finally:
+            (out / "masks" / "a.png").unlink(missing_ok=True)
+
+    fuzz(tmp_path, f"labeled/{MANIFEST}", seed, read)
 
 
 def test_any_bytes_in_a_finished_cell_or_study_json_end_in_one_line(tmp_path):

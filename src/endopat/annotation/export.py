@@ -83,6 +83,10 @@ class Annotated:
     group: str | None = None  # the video or task the export names
     where: str = ""  # the export file (and frame) for messages and the manifest
 
+    def __post_init__(self):  # one check for every reader: an export's name field can hold anything
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise EndopatError(f"{self.where}: an image without a file name ({self.name!r})")
+
 
 @dataclass
 class Parsed:

@@ -108,6 +108,17 @@ def _existing_mask(out: Path, stem: str, classes: Labels) -> np.ndarray | None:
     return (read_image(path, mode="L") > 127) if classes.is_binary else read_image(path, mode="raw")
 
 
+def _manifest(path: Path) -> dict:
+    """The folder's import record (read before anything is written: a broken one stops the import)."""
+    if not path.is_file():
+        return {}
+    with reading(path, "import manifest"):
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict):
+            raise EndopatError(f"{path}: not an import manifest (a JSON object by frame), a {type(manifest).__name__}")
+        return manifest
+
+
 def target_classes(out: Path, classes: Labels | None) -> Labels:
     """The classes an import writes: ``classes``, the folder's ``classes.txt`` (they must agree), or binary."""
     own = Labels.read(out / CLASSES_FILE) if (out / CLASSES_FILE).is_file() else None
@@ -147,7 +158,7 @@ def import_export(export: str | Path, images: str | Path, out: str | Path, forma
         counts["empty"] += int(not mask.any())
         plan.append((frame, image, stem, mask))
     manifest_path = out / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = _manifest(manifest_path)
     for frame, image, stem, mask in plan:
         for old in (out / "images").glob(f"{stem}.*") if (out / "images").is_dir() else []:
             if old.suffix.lower() != image.suffix.lower():
