@@ -99,6 +99,32 @@ def test_coco_rle_made_by_pycocotools_imports_pixel_true(frames, tmp_path, compr
     assert all(np.array_equal(a, b) for a, b in zip(_masks(tmp_path / "labeled"), MASKS))
 
 
+@pytest.mark.parametrize("size", [(1, 1), (37, 53), (480, 854)])
+def test_compressed_coco_rle_is_read_as_pycocotools_writes_it(size):
+    from pycocotools import mask as mask_utils
+
+    from endopat.annotation.coco import rle_counts, rle_mask
+
+    rng = np.random.default_rng(size[0])
+    for density in (0.0, 0.01, 0.5, 1.0):
+        m = rng.random(size) < density
+        r = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        assert np.array_equal(rle_mask(rle_counts(r["counts"], "x"), size, "x"), m)
+
+
+def test_any_string_as_compressed_coco_rle_counts_decodes_or_ends_in_one_line():
+    # pycocotools' own decoder writes past its buffer on some of these (a crash, not an exception)
+    from endopat.annotation.coco import rle_counts, rle_mask
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        counts = bytes(rng.integers(40, 130, int(rng.integers(1, 30))).astype(np.uint8))
+        try:
+            rle_mask(rle_counts(counts, "a.json"), (24, 32), "a.json")
+        except EndopatError as err:
+            assert str(err).startswith("a.json: ")
+
+
 POLY = [(10.3, 4.2), (45.8, 8.9), (40.1, 30.6), (14.7, 33.2), (6.2, 18.5)]
 
 
@@ -213,6 +239,12 @@ BAD = {  # id: (how the export is broken, the words of the error)
                                     "label 'tool' does not exist"),
     "a polygon with 2 points": (lambda x: x.replace("</image>", '<polygon label="instrument" points="1,1;5,5" />'
                                                     "</image>", 1), "a polygon with 2 point"),
+    # pycocotools, which fills polygons, crashes on the first and exhausts memory on the second
+    "a polygon point that is not a number": (lambda x: x.replace("</image>", '<polygon label="instrument" '
+                                                                 'points="1,1;5,nan;9,1" /></image>', 1), "not a number"),
+    "a polygon point far outside the image": (lambda x: x.replace("</image>", '<polygon label="instrument" '
+                                                                  'points="1,1;5,1e9;9,1" /></image>', 1),
+                                              "outside the 53x37 image"),
     "an image without a name": (lambda x: x.replace(f'name="{NAMES[1]}"', "", 1), "an image without a file name"),
 }
 

@@ -1,5 +1,6 @@
 """Every reader of a user's file, fed mutated files (truncated, bit-flipped, spliced, text, empty,
-another format, huge dimensions): each case reads or ends in one EndopatError naming the file,
+another format, huge dimensions, and for JSON or YAML one value replaced by an odd one or deleted):
+each case reads or ends in one EndopatError naming the file,
 never another exception. 200 cases per reader here (mutations of small files made here and of a
 real frame from ../shared/data); ``python bench/fuzz.py`` runs 5,000."""
 
@@ -12,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pytest
 import torch
 from PIL import Image
@@ -32,13 +34,53 @@ def huge_png(width: int = 60000, height: int = 60000) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
+# values a JSON or YAML field may hold instead of the one a reader expects
+ODD = [None, -1, 0, 10**12, -(10**12), 1.5, float("nan"), "", "x", "../../etc", [], {}, [1, 2], {"a": 1}, True,
+       "\u00e9\u0000"]
+
+
+def _document(seed: bytes):
+    """``seed`` parsed as a JSON or YAML mapping or list, with the function that writes it back; else None."""
+    try:
+        text = seed.decode()
+        doc, dump = ((json.loads(text), json.dumps) if text.lstrip()[:1] in "{[" else
+                     (yaml.safe_load(text), yaml.safe_dump))
+    except Exception:  # noqa: BLE001 - not a document: no structure-aware mutants
+        return None
+    return (doc, dump) if isinstance(doc, (dict, list)) else None
+
+
+def _with_one_odd_value(doc, rng):
+    """``doc`` with one node (at any depth) replaced by an odd value or deleted."""
+    def nodes(node, at=()):
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in children:
+            yield at + (k,)
+            yield from nodes(v, at + (k,))
+
+    doc = json.loads(json.dumps(doc))  # a copy
+    where = list(nodes(doc))
+    if not where:
+        return ODD[int(rng.integers(len(ODD)))]
+    at = where[int(rng.integers(len(where)))]
+    parent = doc
+    for k in at[:-1]:
+        parent = parent[k]
+    if rng.random() < 0.2:
+        del parent[at[-1]]
+    else:
+        parent[at[-1]] = ODD[int(rng.integers(len(ODD)))]
+    return doc
+
+
 def mutants(seed: bytes, n: int = CASES, rng_seed: int = SEED):
     """``n`` mutations of ``seed``: each of truncation, bit flips, byte splices, a repeated or
-    deleted slice, another file's bytes, or text in its place."""
+    deleted slice, another file's bytes, a value of a JSON or YAML document, or text in its place."""
     rng = np.random.default_rng(rng_seed)
+    document = _document(seed)
     for k in range(n):
         data = bytearray(seed)
-        how = k % 7
+        how = k % 8
         if how == 0 and data:  # truncated
             data = data[: int(rng.integers(0, len(data)))]
         elif how == 1 and data:  # bits flipped
@@ -56,6 +98,9 @@ def mutants(seed: bytes, n: int = CASES, rng_seed: int = SEED):
         elif how == 5 and data:  # bytes overwritten with one value (zeroed or 0xff runs)
             a = int(rng.integers(0, len(data)))
             data[a: a + int(rng.integers(1, 256))] = bytes([int(rng.choice([0, 255]))]) * len(data[a: a + 255])
+        elif how == 6 and document:  # a JSON or YAML document with one odd value
+            doc, dump = document
+            data = bytearray(dump(_with_one_odd_value(doc, rng)).encode())
         else:  # whole-file replacements: empty, text, a huge-dimensions image
             data = bytearray([b"", b"not a file of this kind\n", huge_png()][k % 3])
         yield bytes(data)
@@ -126,10 +171,11 @@ def test_any_class_map_string_parses_or_ends_in_one_line(tmp_path):
          lambda p: MaskFormat.parse(class_map=p.read_bytes().decode("latin-1"), source=str(p)))
 
 
-def test_any_bytes_as_a_yaml_config_read_or_end_in_one_line(tmp_path):
-    from endopat.config import load_yaml
+@pytest.mark.parametrize("example", ["demo.yaml", "paper.yaml", "endoscapes.yaml"])
+def test_any_bytes_as_a_study_config_load_and_validate_or_end_in_one_line(tmp_path, example):
+    from endopat.study.config import load_study
 
-    fuzz(tmp_path, "c.yaml", (Path(__file__).parents[1] / "examples" / "demo.yaml").read_bytes(), load_yaml)
+    fuzz(tmp_path, "c.yaml", (Path(__file__).parents[1] / "examples" / example).read_bytes(), load_study)
 
 
 def test_any_bytes_as_a_checkpoint_read_or_end_in_one_line(tmp_path):

@@ -256,6 +256,10 @@ def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config
         return model.model_validate(data)
     except ValidationError as err:
         raise EndopatError(_format_validation_error(err, source)) from None
+    except EndopatError as err:  # a validator's own words (e.g. a fraction that is not one): name the source
+        if str(err).startswith(source):
+            raise
+        raise EndopatError(f"{source}: invalid config: {err}") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

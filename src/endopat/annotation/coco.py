@@ -1,7 +1,8 @@
 """COCO instances JSON (``images``, ``annotations``, ``categories``): what CVAT, Label Studio and
-Roboflow all export. Segmentations are polygons (filled as pycocotools fills them) or RLE
-(compressed or not), decoded with pycocotools, COCO's own library; an annotation with a box only
-is left out and counted. An image without annotations of a chosen category is an empty mask.
+Roboflow all export. Segmentations are polygons (filled as pycocotools, COCO's own library, fills
+them) or RLE (compressed or not: read here, checked before a mask is made, because pycocotools'
+decoder writes past its buffer on a malformed string); an annotation with a box only is left out
+and counted. An image without annotations of a chosen category is an empty mask.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from endopat.annotation.export import (
     ExportFiles,
     Parsed,
     choose_labels,
+    export_size,
     paint,
     json_export,
     polygon_mask,
@@ -34,10 +36,44 @@ def detect(files: ExportFiles) -> bool:
     return found is not None and isinstance(found[1], dict) and {"images", "annotations", "categories"} <= set(found[1])
 
 
-def _segmentation(seg, size: tuple[int, int], here: str) -> np.ndarray:
-    from pycocotools import mask as mask_utils  # imported when a polygon or RLE is read
+def rle_counts(counts, where: str) -> list[int]:
+    """COCO's run lengths from its list or its compressed string (pycocotools' ``rleFrString``: 5-bit
+    groups offset by 48, 0x20 continues, 0x10 signs the last group; from the third run on, each is
+    a difference from the run two before)."""
+    if isinstance(counts, list):
+        return counts
+    data = counts.encode() if isinstance(counts, str) else counts
+    if not isinstance(data, bytes):
+        raise EndopatError(f"{where}: RLE counts are neither a list nor a string")
+    out, p = [], 0
+    while p < len(data):
+        x, k, more = 0, 0, True
+        while more:
+            if p == len(data):
+                raise EndopatError(f"{where}: compressed RLE counts end inside a number")
+            c = data[p] - 48
+            x |= (c & 0x1F) << 5 * k
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << 5 * k
+        out.append(x + out[-2] if len(out) > 2 else x)
+    return out
 
+
+def rle_mask(counts: list[int], size: tuple[int, int], where: str) -> np.ndarray:
+    """Run lengths (background first) over the image in column-major order, as COCO writes them."""
     h, w = size
+    try:
+        runs = np.asarray(counts, dtype=np.int64)
+    except (OverflowError, TypeError, ValueError):
+        runs = np.full(2, -1)  # not run lengths: said below
+    if runs.ndim != 1 or (runs < 0).any() or (runs > h * w).any() or runs.sum() != h * w:
+        raise EndopatError(f"{where}: RLE runs are not {h * w} pixels of a {h}x{w} image")
+    return np.repeat(np.arange(len(runs)) % 2 == 1, runs).reshape(w, h).T
+
+
+def _segmentation(seg, size: tuple[int, int], here: str) -> np.ndarray:
     if isinstance(seg, list):  # polygons
         out = np.zeros(size, bool)
         for poly in seg:
@@ -46,14 +82,9 @@ def _segmentation(seg, size: tuple[int, int], here: str) -> np.ndarray:
             out |= polygon_mask(list(zip(poly[0::2], poly[1::2])), size, here)
         return out
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        if list(seg["size"]) != [h, w]:
-            raise EndopatError(f"{here}: RLE of size {seg['size']} on a {h}x{w} image")
-        rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg["counts"], list) else dict(seg)
-        if isinstance(seg["counts"], list) and sum(seg["counts"]) != h * w:
-            raise EndopatError(f"{here}: RLE runs add up to {sum(seg['counts'])} pixels, the image has {h * w}")
-        if isinstance(rle.get("counts"), str):
-            rle["counts"] = rle["counts"].encode()
-        return mask_utils.decode(rle).astype(bool)
+        if list(seg["size"]) != list(size):
+            raise EndopatError(f"{here}: RLE of size {seg['size']} on a {size[0]}x{size[1]} image")
+        return rle_mask(rle_counts(seg["counts"], here), size, here)
     raise EndopatError(f"{here}: segmentation is neither polygons nor RLE")
 
 
@@ -75,7 +106,7 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
         if file in seen:
             raise EndopatError(f"{where}: two images named '{file}'")
         seen.add(file)
-        size = (int(image["height"]), int(image["width"]))
+        size = export_size(image.get("height"), image.get("width"), here)
         mask, found = np.zeros(size, np.uint8), []
         for a in by_image.pop(image["id"], []):
             label = categories.get(a.get("category_id"))

@@ -18,6 +18,7 @@ from endopat.annotation.export import (
     ExportFiles,
     Parsed,
     choose_labels,
+    export_size,
     paint,
     polygon_mask,
     runs_mask,
@@ -66,10 +67,7 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
         if file in seen:
             raise EndopatError(f"{where}: two images named '{file}'")
         seen.add(file)
-        try:
-            size = (int(image.get("height")), int(image.get("width")))
-        except (TypeError, ValueError):
-            raise EndopatError(f"{here}: no width and height") from None
+        size = export_size(image.get("height"), image.get("width"), here)
         mask, found = np.zeros(size, np.uint8), []
         for shape in image:
             label = shape.get("label")

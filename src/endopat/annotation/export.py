@@ -10,6 +10,7 @@ naming the export file and the frame.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from endopat.errors import EndopatError
 from endopat.labels import BINARY, Labels
@@ -76,8 +78,7 @@ class Annotated:
 
     name: str  # the image as the export names it (matched against --images by file name)
     size: tuple[int, int] | None  # (height, width), when the export says
-    mask: np.ndarray | None = None  # class-id mask (uint8; binary: 1 instrument); None: rasterised once the size is known
-    shapes: list = field(default_factory=list)  # (kind, data) still to rasterise when size was unknown
+    mask: np.ndarray | None = None  # class-id mask (uint8; binary: 1 instrument); None: no shape (all background)
     labels: list[str] = field(default_factory=list)  # the chosen labels found on it
     annotator: str = ""
     group: str | None = None  # the video or task the export names
@@ -150,6 +151,17 @@ def paint(mask: np.ndarray, region: np.ndarray, class_id: int) -> None:
     mask[region] = class_id
 
 
+def export_size(height: Any, width: Any, where: str) -> tuple[int, int]:
+    """The ``(height, width)`` an export states for an image, checked before a mask of that size is made."""
+    try:
+        size = (int(height), int(width))
+    except (TypeError, ValueError, OverflowError):
+        raise EndopatError(f"{where}: no width and height") from None
+    if min(size) < 1 or size[0] * size[1] > 2 * Image.MAX_IMAGE_PIXELS:
+        raise EndopatError(f"{where}: an image of {size[1]}x{size[0]} pixels (no image endopat reads has that size)")
+    return size
+
+
 def polygon_mask(points: list[tuple[float, float]], size: tuple[int, int], where: str) -> np.ndarray:
     """A polygon in pixel coordinates filled as COCO's tools (pycocotools) fill it — the rule CVAT
     (through Datumaro) and Roboflow use when they turn polygons into masks: a pixel is inside when
@@ -160,6 +172,11 @@ def polygon_mask(points: list[tuple[float, float]], size: tuple[int, int], where
         raise EndopatError(f"{where}: a polygon with {len(points)} point(s) (at least 3 are needed)")
     h, w = size
     flat = [float(v) for xy in points for v in xy]
+    # pycocotools crashes on a NaN and rasterises a far point's whole edge first (memory grows with it)
+    if not all(math.isfinite(v) for v in flat):
+        raise EndopatError(f"{where}: a polygon point that is not a number")
+    if not (-w <= min(flat[0::2]) and max(flat[0::2]) <= 2 * w and -h <= min(flat[1::2]) and max(flat[1::2]) <= 2 * h):
+        raise EndopatError(f"{where}: a polygon point lies more than the image's own size outside the {w}x{h} image")
     rle = mask_utils.frPyObjects([flat], h, w)
     return mask_utils.decode(rle)[..., 0].astype(bool)
 

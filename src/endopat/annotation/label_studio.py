@@ -21,6 +21,7 @@ from endopat.annotation.export import (
     ExportFiles,
     Parsed,
     choose_labels,
+    export_size,
     paint,
     json_export,
     polygon_mask,
@@ -76,11 +77,12 @@ def _brush(value: dict, size: tuple[int, int], here: str) -> np.ndarray:
                            "'endopat[annotation]'") from None
     h, w = size
     try:
-        flat = np.asarray(decode_rle(value["rle"]))
+        n = int.from_bytes(bytes(value["rle"][:4]), "big")  # its header: how many values it holds
+        flat = np.asarray(decode_rle(value["rle"])) if n == h * w * 4 else None  # not decoded when wrong
     except Exception as err:  # the SDK raises whatever its bit reader meets  # noqa: BLE001
         raise EndopatError(f"{here}: brush RLE not readable ({err.__class__.__name__}: {err})") from None
-    if flat.size != h * w * 4:
-        raise EndopatError(f"{here}: brush RLE holds {flat.size} values, a {w}x{h} RGBA image needs {h * w * 4}")
+    if flat is None:  # (decoded, it holds what its header says)
+        raise EndopatError(f"{here}: brush RLE holds {n} values, a {w}x{h} RGBA image needs {h * w * 4}")
     return flat.reshape(h, w, 4)[..., 3] > 0
 
 
@@ -116,7 +118,7 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
             if not set(names) & chosen.keys():
                 left_out[f"results labelled {', '.join(names)}"] += 1
                 continue
-            size = (int(r["original_height"]), int(r["original_width"]))
+            size = export_size(r.get("original_height"), r.get("original_width"), here)
             mask = np.zeros(size, np.uint8) if mask is None else mask
             class_id = chosen[next(n for n in names if n in chosen)]
             if mask.shape != size:

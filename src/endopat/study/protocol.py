@@ -36,15 +36,23 @@ FIXED = [
 ]
 
 
+def _filled(defaults: dict[str, Any], given: Any) -> Any:
+    """``given`` over ``defaults``; a section that is not a mapping is left for validation to name."""
+    if given is None:
+        return dict(defaults)
+    return {**defaults, **given} if isinstance(given, dict) else given
+
+
 def apply(data: dict[str, Any]) -> dict[str, Any]:
     """A raw study config with the paper's protocol filled in where it leaves a part unset."""
     if not isinstance(data, dict) or data.get("protocol") != "paper":
         return data
     out = dict(data)
-    out["model"] = {"input": "L", **(out.get("model") or {})}
+    out["model"] = _filled({"input": "L"}, out.get("model"))
     for section in ("finetune", "supervised"):
-        sec = dict(out.get(section) or {})
-        sec["augment"] = {**NO_AUGMENT, **(sec.get("augment") or {})}
+        sec = _filled({}, out.get(section))
+        if isinstance(sec, dict):
+            sec["augment"] = _filled(NO_AUGMENT, sec.get("augment"))
         out[section] = sec
     out.setdefault("validation", "subsets")
     sources = out.get("unlabeled") or {}
