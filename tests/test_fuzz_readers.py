@@ -314,13 +314,22 @@ def test_any_bytes_as_a_labeled_folder_s_import_manifest_import_or_end_in_one_li
     fuzz(tmp_path, f"labeled/{MANIFEST}", seed, read)
 
 
+def test_any_bytes_as_a_split_file_read_or_end_in_one_line(tmp_path):
+    from endopat.data.splits import Split
+
+    seed = Split(["a", "b"], ["c"], ["d"], {"1": [["a", "b"]], "1/2": [["a"], ["b"]]}, 0, "src", None).to_json()
+    fuzz(tmp_path, "split.json", seed.encode(), Split.load)
+
+
 def test_any_bytes_in_a_finished_cell_or_study_json_end_in_one_line(tmp_path):
-    from endopat.study.report import collect
+    from endopat.study.report import collect, summaries
     from endopat.study.prepare import check_same_study
 
     cell = tmp_path / "run" / "cells" / "baseline" / "c0"
     cell.mkdir(parents=True)
-    (cell / "cell.json").write_text(json.dumps({"method": "baseline", "fraction": "1", "subset": 0}))
+    meta = json.dumps({"key": "baseline/c0", "method": "baseline", "fraction": "1", "subset": 0, "repeat": 0,
+                       "pretrain_rep": 0, "labels": 40, "round": 0, "seconds": 53.4}).encode()
+    (cell / "cell.json").write_bytes(meta)
     metrics = b"id,dice,iou\nimg0,0.5,0.4\nimg1,0.7,0.6\n"
 
     def read_metrics(p: Path) -> None:
@@ -331,6 +340,16 @@ def test_any_bytes_in_a_finished_cell_or_study_json_end_in_one_line(tmp_path):
             raise EndopatError(f"{p}: {err}") from None
 
     fuzz(tmp_path, "metrics.csv", metrics, read_metrics)
+    (cell / "metrics.csv").write_bytes(metrics)
+
+    def read_meta(p: Path) -> None:  # and what the report makes of it
+        (cell / "cell.json").write_bytes(p.read_bytes())
+        try:
+            summaries(collect(tmp_path / "run"), ["baseline"])
+        except EndopatError as err:
+            raise EndopatError(f"{p}: {err}") from None
+
+    fuzz(tmp_path, "cell.json", meta, read_meta)
 
     class Cfg:  # check_same_study compares the saved config with this one
         @staticmethod

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from endopat.data.labeled import Sample
 from endopat.data.readers import open_labeled
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.io import atomic_write_text, output_file, output_folder
 
 DEFAULT_FRACTIONS = ("1", "1/2", "1/4", "1/8", "1/16")
@@ -46,6 +47,18 @@ def parse_fraction(text: str | float) -> Fraction:
 def fraction_label(text: str | float) -> str:
     f = parse_fraction(text)
     return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+class _SplitFile(BaseModel):
+    """What a split file must hold (ids are strings); anything else makes it "not a readable split file"."""
+
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    subsets: dict[str, list[list[str]]] = {}
+    seed: int = 0
+    source: str = ""
+    layout: str | None = None
 
 
 @dataclass
@@ -72,12 +85,14 @@ class Split:
         path = Path(path)
         if not path.is_file():
             raise EndopatError(f"{path}: split file not found")
-        try:
-            d = json.loads(path.read_text())
-            return cls(d["train"], d["val"], d["test"], d.get("subsets", {}), d.get("seed", 0),
-                       d.get("source", ""), d.get("layout"))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise EndopatError(f"{path}: not a valid split file ({err.__class__.__name__}: {err})") from None
+        with reading(path, "split file"):
+            try:
+                d = _SplitFile.model_validate_json(path.read_bytes())
+            except ValidationError as err:
+                first = err.errors()[0]
+                raise EndopatError(f"{path}: not a split file ('{'.'.join(map(str, first['loc'])) or 'the file'}': "
+                                   f"{first['msg']})") from None
+        return cls(d.train, d.val, d.test, d.subsets, d.seed, d.source, d.layout)
 
     def subset(self, fraction: str, index: int) -> list[str]:
         key = fraction_label(fraction)

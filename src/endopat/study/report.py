@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from endopat import colour
 from endopat.data.splits import parse_fraction
@@ -41,12 +42,34 @@ from endopat.study.grid import cells as grid_cells
 from endopat.study.protocol import deviations
 
 
+class _CellFile(BaseModel):
+    """The fields of a finished cell's cell.json the report reads (typed: a damaged file is one line)."""
+
+    method: str
+    fraction: str
+    subset: int
+    repeat: int = 0
+    pretrain_rep: int = 0
+    labels: int
+    seconds: float | None = None
+    model_config = ConfigDict(extra="allow")
+
+    @field_validator("fraction")
+    @classmethod
+    def _a_fraction(cls, v: str) -> str:
+        try:
+            parse_fraction(v)
+        except EndopatError as err:
+            raise ValueError(str(err)) from None  # pydantic's error, which reading() turns into one naming the cell
+        return v
+
+
 def collect(out: Path) -> list[dict]:
     """One entry per finished cell: its cell.json plus the per-image rows of its metrics.csv."""
     cells = []
     for metrics in sorted((out / "cells").glob("*/*/metrics.csv")):
         with reading(metrics.parent, "finished cell (cell.json + metrics.csv)"), open(metrics) as fh:
-            meta = json.loads((metrics.parent / "cell.json").read_text())
+            meta = _CellFile.model_validate_json((metrics.parent / "cell.json").read_bytes()).model_dump()
             rows = [dict(r, dice=float(r["dice"]), iou=float(r["iou"])) for r in csv.DictReader(fh)]
             cells.append(dict(meta, rows=rows, folder=str(metrics.parent)))
     return cells
