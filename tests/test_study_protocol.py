@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 
 from endopat.data.splits import validation_subset
+from endopat.labels import Labels
 from endopat.study.config import load_study, study_from_dict
-from endopat.study.protocol import FIXED, deviations
+from endopat.study.protocol import BINARY_OUTPUT, FIXED, deviations
 
 BASE = {"labeled": {"path": "x"}, "unlabeled": {"target": "videos"}, "methods": [{"name": "baseline"}],
         "subsets": 5, "fractions": ["1", "1/2", "1/4", "1/8", "1/16"],
@@ -36,6 +37,15 @@ def test_endopat_s_recipe_names_each_of_its_differences_from_the_paper():
     for start in ("segmenter input Lab", "finetune augmentation: flips", "pretraining source 'target'",
                   "every cell validates on the whole validation split"):
         assert any(d.startswith(start) for d in found), start
+
+
+def test_a_multi_class_study_names_its_classes_and_loss_instead_of_the_binary_output():
+    cfg = study_from_dict({**BASE, "protocol": "paper", "finetune": {"early_stop_patience": None, "loss": "dice_ce"}})
+    found = deviations(cfg, Labels(("background", "gallbladder", "tool")))
+    assert found[0] == ("segmentation target: 3 classes (background, gallbladder, tool), a softmax over them "
+                        "(the paper: instrument against background)")
+    assert any(d.startswith("fine-tuning loss: cross-entropy + soft Dice") for d in found)
+    assert BINARY_OUTPUT not in found and BINARY_OUTPUT in deviations(cfg)
 
 
 @pytest.mark.parametrize("fraction, size, count", [("1/4", 10, 4), ("1/8", 5, 8), ("1", 40, 1)])

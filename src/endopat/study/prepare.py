@@ -25,6 +25,7 @@ from endopat.data.splits import Split, make_split
 from endopat.data.synth import SynthSpec, generate
 from endopat.encoder_weights import check_weights_file
 from endopat.errors import EndopatError, describe, reading
+from endopat.labels import BINARY, Labels
 from endopat.study.config import LabeledSource, StudyConfig, study_from_dict
 from endopat.study.grid import all_stages
 from endopat.study.sources import Overlap, prepare_source
@@ -40,6 +41,11 @@ class StudyData:
 
     def ids(self, ids: list[str]) -> list[Sample]:
         return self.split.resolve(self.samples, ids)
+
+    @property
+    def labels(self) -> Labels:
+        """The study's classes (its labeled data's)."""
+        return self.samples[0].labels if self.samples else BINARY
 
 
 @contextmanager

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from endopat.labels import BINARY, Labels
+
 PROTOCOLS = ("endopat", "paper")
 PAPER_FRACTIONS = {"1", "1/2", "1/4", "1/8", "1/16"}
 NO_AUGMENT = {"flips": False, "rotate": False, "gain": 0.0}
 
+BINARY_OUTPUT = ("segmentation output: one logit with binary cross-entropy (the paper: a two-class softmax, "
+                 "eq. 6; the same decision rule, docs/method.md)")
 # what no setting of a study changes, said in every paper-protocol report
 FIXED = [
     "data: the paper fine-tunes on DS HD L (413 training, 119 validation, 277 test images) and pretrains "
     "on 30 videos (DS HD UL); a study uses its own labeled and unlabeled sources",
-    "segmentation output: one logit with binary cross-entropy (the paper: a two-class softmax, eq. 6; "
-    "the same decision rule, docs/method.md)",
+    BINARY_OUTPUT,
     "re-colorization loss weights and pretraining length: the paper does not give them (endopat: "
     "pretrain.recolor.loss.lam/phi 'auto', pretrain.steps)",
     "small training sets are repeated to at least finetune.min_samples_per_epoch images an epoch "
@@ -62,10 +65,13 @@ def apply(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def deviations(cfg) -> list[str]:
-    """Every setting in which the study ``cfg`` (a StudyConfig) differs from the paper's protocol,
-    in words, the settings that no config changes last."""
+def deviations(cfg, labels: Labels = BINARY) -> list[str]:
+    """Every setting in which the study ``cfg`` (a StudyConfig) of ``labels`` (its data's classes)
+    differs from the paper's protocol, in words, the settings that no config changes last."""
     out = []
+    if not labels.is_binary:
+        out.append(f"segmentation target: {len(labels.names)} classes ({', '.join(labels.names)}), a softmax over "
+                   "them (the paper: instrument against background)")
     if cfg.model.input != "L":
         out.append(f"segmenter input {cfg.model.input} (the paper: the L channel)")
     for section in ("finetune", "supervised"):
@@ -88,9 +94,11 @@ def deviations(cfg) -> list[str]:
     if (ft.plateau_patience, ft.plateau_factor) != (10, 0.1):
         out.append(f"learning rate x{ft.plateau_factor} after {ft.plateau_patience} epochs without val-loss gain "
                    "(the paper: x0.1 after 10)")
+    if ft.loss != "ce":
+        out.append("fine-tuning loss: cross-entropy + soft Dice (the paper: cross-entropy, eq. 6)")
     if ft.early_stop_patience is not None:
         out.append(f"early stopping after {ft.early_stop_patience} epochs without val-loss gain, best val epoch "
                    "kept (the paper does not say)")
     if cfg.model.arch != "basic_unet" or any(m.arch for m in cfg.methods):
         out.append("networks other than the paper's U-Net")
-    return out + FIXED
+    return out + [f for f in FIXED if labels.is_binary or f != BINARY_OUTPUT]

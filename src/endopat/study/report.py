@@ -17,7 +17,6 @@ intervals (differences, savings) come from the calibrated inference of :mod:`end
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,6 @@ from endopat.data.splits import parse_fraction
 from endopat.errors import EndopatError, reading
 from endopat.evaluate import summarize
 from endopat.io import atomic_write_text
-from endopat.labels import BINARY, Labels
 from endopat.report import compute
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
@@ -133,7 +131,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           f"{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos "
           f"disjoint from training and validation ({len(data.split.train)} training, {len(data.split.val)} "
           "validation images).", "",
-          PROTOCOL_TEXT.format(protocol=cfg.protocol), "", *[f"- {d}" for d in deviations(cfg)], "",
+          PROTOCOL_TEXT.format(protocol=cfg.protocol), "", *[f"- {d}" for d in deviations(cfg, data.labels)], "",
           "## Table 1: test DSC and IoU per image (mean with % change vs baseline, median, IQR)", "",
           markdown_table(table), "",
           "## DSC against the number of labeled images (paper Fig. 5/6)", "", "![curves](curves.png)", "",
@@ -155,7 +153,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "## What each pretraining learnt (sample figures)", "",
           *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
-          ("## Example test images (tinted: instrument; yellow: outline)" if labels_of(data).is_binary else
+          ("## Example test images (tinted: instrument; yellow: outline)" if data.labels.is_binary else
            "## Example test images (each class in its colour, outlined)"), "", "![overlays](overlays.png)", "",
           *compute.markdown(list(cost))]
     return "\n".join(md)
@@ -198,11 +196,6 @@ def _ab_histograms(out: Path, cfg, rep: Path) -> Path | None:
         if p.is_file():
             hists[name] = colour.ABHistogram.load(p)
     return plot_ab_histograms(hists, rep / "ab_histograms.png") if hists else None
-
-
-def labels_of(data) -> Labels:
-    """The study's classes (its labeled data's)."""
-    return data.samples[0].labels if data.samples else BINARY
 
 
 def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> Path:
@@ -249,7 +242,7 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     cost = compute.compute_rows(out, cells, order)
     write_csv(cost, rep / "compute.csv", ["what", "runs", "seconds", "hours", "minutes_per_run"])
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
-    class_md, class_html = report_classes.section(cells, labels_of(data), cfg, len(data.split.train), order,
+    class_md, class_html = report_classes.section(cells, data.labels, cfg, len(data.split.train), order,
                                                   summaries, rep)
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
                                                    sel_sav, no_sav, cost, vs_md, class_md))

@@ -71,7 +71,7 @@ figure{{margin:1em 0}}figcaption{{color:#555;font-size:90%}}</style></head><body
 <p id="progress">{n_cells} of {total} cells finished. Test set: {len(data.split.test)} images from videos disjoint
 from training and validation.</p>
 <p id="protocol">{html.escape(PROTOCOL_TEXT.format(protocol=cfg.protocol).replace("**", ""))}</p>
-<ul>{"".join(f"<li>{html.escape(d)}</li>" for d in deviations(cfg))}</ul>
+<ul>{"".join(f"<li>{html.escape(d)}</li>" for d in deviations(cfg, data.labels))}</ul>
 <h2>Table 1</h2>{_html_table(table, cols)}
 <h2>DSC against labeled-set size</h2>{_img_tag(curves, "mean test DSC against labeled images")}
 <h2>Label savings</h2><p>{html.escape(SAVINGS_TEXT)}</p>{_html_table(sav, [("method", "method"),
