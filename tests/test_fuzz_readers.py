@@ -178,13 +178,18 @@ def test_any_bytes_as_a_study_config_load_and_validate_or_end_in_one_line(tmp_pa
     fuzz(tmp_path, "c.yaml", (Path(__file__).parents[1] / "examples" / example).read_bytes(), load_study)
 
 
-def test_any_bytes_as_a_checkpoint_read_or_end_in_one_line(tmp_path):
-    from endopat.checkpoints import load_checkpoint
+@pytest.mark.parametrize("labels", [None, {"names": ["background", "gallbladder", "tool"], "ignore": 255}])
+def test_any_bytes_as_a_segmenter_checkpoint_load_or_end_in_one_line(tmp_path, labels):
+    from endopat.checkpoints import make_checkpoint
+    from endopat.config import ModelConfig
+    from endopat.networks import build_unet
+    from endopat.segmenter import Segmenter
 
+    cfg = ModelConfig(features=(2, 2, 2, 2, 2, 2), image_size=(16, 16))
+    net = build_unet(cfg, out_channels=3 if labels else 2)  # binary: one logit, which build_unet makes of 2
     buf = io.BytesIO()
-    torch.save({"format": "endopat", "format_version": 1, "state_dict": {"w": torch.ones(3, 2)},
-                "model": {"arch": "basic_unet"}}, buf)
-    fuzz(tmp_path, "best.pt", buf.getvalue(), load_checkpoint)
+    torch.save(make_checkpoint("segmenter", cfg, net.state_dict(), labels=labels), buf)
+    assert fuzz(tmp_path, "best.pt", buf.getvalue(), Segmenter) > 0  # the unchanged ones load
 
 
 @pytest.mark.parametrize("name", ["w.pth", "w.bin", "w.safetensors"])

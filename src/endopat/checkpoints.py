@@ -31,6 +31,7 @@ from endopat import __version__
 from endopat.config import ModelConfig
 from endopat.errors import EndopatError, describe, reading
 from endopat.io import atomic_path
+from endopat.labels import Labels
 from endopat.archs.vit import resize_pos_embed
 from endopat.networks import reset_modules
 
@@ -112,7 +113,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                 f"{path}: checkpoint format {ckpt['format_version']} is newer than this endopat "
                 f"understands ({FORMAT_VERSION}); upgrade endopat"
             )
+        _check_fields(ckpt, path)
     return ckpt
+
+
+def _check_fields(ckpt: dict[str, Any], path: str | Path) -> None:
+    """What every reader of a checkpoint relies on, checked once where it is loaded (inside the
+    reader's catch-all, so a damaged field is one line naming the file)."""
+    state = ckpt["state_dict"]
+    if not isinstance(ckpt.get("kind"), str) or not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise EndopatError(f"{path}: not an endopat checkpoint (its kind or its weights are malformed)")
+    model_config(ckpt)
+    Labels.from_dict(ckpt.get("labels"), str(path))
+    float(ckpt.get("threshold", 0.5)), int(ckpt.get("in_channels", 1))
 
 
 def model_config(ckpt: dict[str, Any]) -> ModelConfig:

@@ -19,7 +19,7 @@ import torch
 
 from endopat.checkpoints import load_checkpoint, model_config
 from endopat.data.geometry import fit_image, fit_images_on, restore
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading
 from endopat.labels import Labels
 from endopat.networks import build_unet, prepare_input
 
@@ -87,7 +87,8 @@ class Segmenter(Predictor):
         self.threshold = float(ckpt.get("threshold", 0.5))
         self.device = torch.device(device)
         self.model = build_unet(self.cfg, out_channels=self.labels.num_classes)
-        self.model.load_state_dict(ckpt["state_dict"])
+        with reading(path, "endopat checkpoint"):  # weights that do not fit its own model: one line
+            self.model.load_state_dict(ckpt["state_dict"])
         self.model.to(self.device).eval()
         self.checkpoint = ckpt
         self.on_device = preprocess == "device" or (preprocess == "auto" and self.device.type == "cuda")
