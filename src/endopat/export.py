@@ -135,7 +135,12 @@ class OnnxSegmenter(Predictor):
             self.cfg = ModelConfig.model_validate(info["model"])
             self.threshold = float(info["threshold"])
             self.labels = Labels.from_dict(info.get("labels"), str(path))
+            if ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]) != (
+                    ["input"], ["probability"]):
+                raise EndopatError(f"{path}: not an endopat export (its graph does not map 'input' to 'probability')")
+        self.path = path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (prob,) = self.session.run(["probability"], {"input": x.numpy()})
+        with reading(self.path, "ONNX model"):  # a graph that loads can still fail on a frame
+            (prob,) = self.session.run(["probability"], {"input": x.numpy()})
         return torch.from_numpy(prob)
