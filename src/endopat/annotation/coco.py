@@ -38,7 +38,7 @@ def detect(files: ExportFiles) -> bool:
 
 def rle_counts(counts, where: str) -> list[int]:
     """COCO's run lengths from its list or its compressed string (pycocotools' ``rleFrString``: 5-bit
-    groups offset by 48, 0x20 continues, 0x10 signs the last group; from the third run on, each is
+    groups offset by 48, 0x20 continues, 0x10 signs the last group; from the fourth run on, each is
     a difference from the run two before)."""
     if isinstance(counts, list):
         return counts
