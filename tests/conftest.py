@@ -179,3 +179,26 @@ def run_script(script, *args):
 def same_weights(a, b):
     wa, wb = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# a study of the tiny network on generated data: every row kind, a few steps (tests of the study and its report)
+TINY_STUDY = {
+    "name": "tiny",
+    "synth": [{"out": "data/t", "site": "target", "size": 64, "videos": 3, "unlabeled_videos": 1, "frames": 8,
+               "label_every": 2},
+              {"out": "data/o", "site": "other", "size": 64, "videos": 3, "unlabeled_videos": 0, "frames": 4,
+               "label_every": 2}],
+    "labeled": {"path": "data/t/labeled"},
+    "fractions": ["1", "1/2"],
+    "subsets": 2,
+    "unlabeled": {"target": "data/t/unlabeled"},
+    "extra_labeled": {"other": {"path": "data/o/labeled"}},
+    "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"},
+                {"name": "PAT-Ext", "pretrain": "target", "supervised": "other"},
+                {"name": "PAT-inpaint", "pretrain": "target", "task": "inpaint"}],
+    "model": {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]},
+    "pretrain": {"steps": 2, "batch_size": 2, "discriminator": {"width": 0.125}},
+    "finetune": {"epochs": 2, "min_samples_per_epoch": 4},
+    "supervised": {"epochs": 1, "min_samples_per_epoch": 4},
+    "overlays": 2,
+}

@@ -6,6 +6,7 @@ import torch
 
 from conftest import TINY_MODEL, run_cli
 from endopat.archs import ARCHS
+from endopat.encoder_weights import random_published
 
 
 def test_help_lists_the_commands(monkeypatch, capsys):
@@ -296,9 +297,8 @@ HANDOFF_ARCHS = [("resnet18", 32), ("resnet50", 32), ("efficientnet-b0", 32), ("
 @pytest.mark.parametrize("arch, size", HANDOFF_ARCHS)
 def test_an_encoder_unet_pretrains_from_a_weights_file_and_hands_off_to_fine_tuning(monkeypatch, capsys, tmp_path,
                                                                                      tiny_data, arch, size):
-    from test_encoder_weights import published
 
-    torch.save(published(arch), tmp_path / "imagenet.pth")
+    torch.save(random_published(arch), tmp_path / "imagenet.pth")
     cfg = tmp_path / "m.yaml"
     cfg.write_text(f"model: {{arch: {arch}, image_size: [{size}, {size}], decoder_channels: [16, 8, 8, 8, 8]}}\n"
                    "recolor: {discriminator: {width: 0.125}}\n")
@@ -320,9 +320,8 @@ def test_an_encoder_unet_pretrains_from_a_weights_file_and_hands_off_to_fine_tun
 
 
 def test_fine_tuning_from_encoder_weights_alone_writes_the_weights_report(monkeypatch, tmp_path, tiny_data):
-    from test_encoder_weights import published
 
-    torch.save(published("resnet18"), tmp_path / "imagenet.pth")
+    torch.save(random_published("resnet18"), tmp_path / "imagenet.pth")
     cfg = tmp_path / "m.yaml"
     cfg.write_text("model: {image_size: [32, 32], decoder_channels: [16, 8, 8, 8, 8]}\nmin_samples_per_epoch: 2\n")
     assert run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "-c", cfg,
@@ -332,9 +331,8 @@ def test_fine_tuning_from_encoder_weights_alone_writes_the_weights_report(monkey
 
 
 def test_a_weights_file_of_another_network_is_a_one_line_error(monkeypatch, capsys, tmp_path, tiny_data):
-    from test_encoder_weights import published
 
-    torch.save(published("resnet50"), tmp_path / "r50.pth")
+    torch.save(random_published("resnet50"), tmp_path / "r50.pth")
     code = run_cli(monkeypatch, "finetune", "-d", tiny_data / "labeled", "-o", tmp_path / "ft", "--image-size", 32,
                    "--arch", "resnet18", "--encoder-weights", tmp_path / "r50.pth", "--no-progress")
     err = capsys.readouterr().err
@@ -359,9 +357,8 @@ def test_suggest_from_an_empty_folder_is_a_one_line_error(monkeypatch, capsys, t
 
 def test_the_weights_command_says_what_a_file_is_and_fails_on_a_file_of_no_architecture(monkeypatch, capsys,
                                                                                           tmp_path):
-    from test_encoder_weights import published
 
-    torch.save({"model": published("vit_s16")}, tmp_path / "dino.pth")
+    torch.save({"model": random_published("vit_s16")}, tmp_path / "dino.pth")
     assert run_cli(monkeypatch, "weights", tmp_path / "dino.pth", "--arch", "vit_s16") == 0
     out = capsys.readouterr().out
     assert "sha256" in out and "(vit layout, vit_s16): loaded" in out and "interpolated" not in out  # 224 = file

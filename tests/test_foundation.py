@@ -4,6 +4,7 @@ ViT and a ConvNeXt, and fine-tuning takes its network over; inpainting on a ViT 
 import pytest
 import torch
 
+from conftest import TINY_STUDY
 from endopat.config import FinetuneConfig, ModelConfig
 from endopat.encoder_weights import random_published
 from endopat.finetune import finetune
@@ -85,11 +86,10 @@ def test_one_study_puts_the_paper_s_unet_a_foundation_vit_and_its_continued_pret
 
     from endopat.study.config import study_from_dict
     from endopat.study.runner import run_study
-    from test_study import TINY
 
     torch.save({"model": random_published("vit_s16", mae_decoder=True)}, tmp_path / "endovit.pth")
     vit = {"arch": "vit_s16", "encoder_weights": "endovit"}
-    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1, "overlays": 0,
+    cfg = {**TINY_STUDY, "synth": TINY_STUDY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1, "overlays": 0,
            "weights": {"endovit": {"path": str(tmp_path / "endovit.pth"), "norm": "endovit"}},
            "methods": [{"name": "baseline"}, {"name": "ViT scratch", "arch": "vit_s16"},
                        {"name": "EndoViT", **vit}, {"name": "EndoViT + MIM", "pretrain": "target", "task": "inpaint", **vit}],
@@ -107,7 +107,6 @@ def test_one_study_puts_the_paper_s_unet_a_foundation_vit_and_its_continued_pret
 def test_a_method_s_arch_must_suit_the_study_s_image_size():
     from endopat.errors import EndopatError
     from endopat.study.config import study_from_dict
-    from test_study import TINY
 
     with pytest.raises(EndopatError, match="method 'ViT': .*multiples of 14 for vit_s14"):
-        study_from_dict({**TINY, "methods": [{"name": "baseline"}, {"name": "ViT", "arch": "vit_s14"}]})
+        study_from_dict({**TINY_STUDY, "methods": [{"name": "baseline"}, {"name": "ViT", "arch": "vit_s14"}]})

@@ -4,7 +4,7 @@ method's difference from the baseline in both and the difference of those differ
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import TINY_STUDY, run_cli
 from endopat.report.across import across
 from endopat.report.calibration import across_inference, calibrate, two_protocols
 
@@ -56,9 +56,8 @@ def test_a_large_difference_of_differences_is_resolved():
 def _two_runs(tmp_path, **b_changes):
     from endopat.study.config import study_from_dict
     from endopat.study.runner import run_study
-    from test_study import TINY
 
-    base = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "overlays": 0,
+    base = {**TINY_STUDY, "synth": TINY_STUDY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "overlays": 0,
             "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"}]}
     for name, cfg in (("a", base), ("b", {**base, **b_changes})):
         run_study(study_from_dict(cfg), tmp_path / name, progress=False, log=lambda *a: None)
@@ -68,8 +67,7 @@ def _two_runs(tmp_path, **b_changes):
 def test_report_against_another_run_of_the_same_split_writes_both_differences_and_theirs(tmp_path, monkeypatch):
     import csv
 
-
-    a, b = _two_runs(tmp_path, model={**__import__("test_study").TINY["model"], "input": "L"})
+    a, b = _two_runs(tmp_path, model={**TINY_STUDY["model"], "input": "L"})
     assert run_cli(monkeypatch, "report", a, "--against", b) == 0
     with open(a / "report" / "against-b.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -12,7 +12,7 @@ from endopat.config import SEMI_METHODS, FinetuneConfig, SemiConfig
 from endopat.semi import SEMI, perturb
 from endopat.semi.unlabeled import Unlabeled, videos
 
-from conftest import KILLABLE_FINETUNE, TINY, run_cli, run_script, same_weights, three_class_folder
+from conftest import KILLABLE_FINETUNE, TINY, TINY_STUDY, run_cli, run_script, same_weights, three_class_folder
 
 
 def test_the_registry_and_the_config_name_the_same_methods():
@@ -178,10 +178,9 @@ def test_a_study_puts_semi_supervised_pretrained_and_both_rows_against_one_basel
 
     from endopat.study.config import study_from_dict
     from endopat.study.runner import run_study
-    from test_study import TINY
 
     semi = {"method": "mean_teacher", "source": "target", "batch_size": 2, "ramp_up": 0, "fps": 5.0}
-    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
+    cfg = {**TINY_STUDY, "synth": TINY_STUDY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
            "overlays": 0, "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"},
                                       {"name": "mean teacher", "semi": semi},
                                       {"name": "PAT + mean teacher", "pretrain": "target", "semi": semi}]}
@@ -202,10 +201,9 @@ def test_a_study_whose_only_use_of_a_source_is_semi_supervised_prepares_it(tmp_p
 
     from endopat.study.config import study_from_dict
     from endopat.study.runner import run_study
-    from test_study import TINY
 
     semi = {"method": "fixmatch", "source": "target", "batch_size": 2, "ramp_up": 0, "threshold": 0.51, "fps": 5.0}
-    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
+    cfg = {**TINY_STUDY, "synth": TINY_STUDY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
            "overlays": 0, "methods": [{"name": "baseline"}, {"name": "fixmatch", "semi": semi}]}
     out = tmp_path / "run"
     assert run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)["cells"] == 2
@@ -217,8 +215,7 @@ def test_a_study_whose_only_use_of_a_source_is_semi_supervised_prepares_it(tmp_p
 def test_a_method_s_semi_source_must_be_an_unlabeled_source():
     from endopat.errors import EndopatError
     from endopat.study.config import study_from_dict
-    from test_study import TINY
 
     with pytest.raises(EndopatError, match="semi source 'nope' is not in unlabeled"):
-        study_from_dict({**TINY, "methods": [{"name": "baseline"},
+        study_from_dict({**TINY_STUDY, "methods": [{"name": "baseline"},
                                              {"name": "x", "semi": {"method": "fixmatch", "source": "nope"}}]})

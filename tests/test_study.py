@@ -4,31 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_STUDY
 from endopat.data.splits import label_subsets, Split
+from endopat.encoder_weights import random_published
 from endopat.errors import EndopatError
 from endopat.study.config import study_from_dict
 from endopat.study.grid import all_stages, cells, parse_shard, shard
-
-TINY = {
-    "name": "tiny",
-    "synth": [{"out": "data/t", "site": "target", "size": 64, "videos": 3, "unlabeled_videos": 1, "frames": 8,
-               "label_every": 2},
-              {"out": "data/o", "site": "other", "size": 64, "videos": 3, "unlabeled_videos": 0, "frames": 4,
-               "label_every": 2}],
-    "labeled": {"path": "data/t/labeled"},
-    "fractions": ["1", "1/2"],
-    "subsets": 2,
-    "unlabeled": {"target": "data/t/unlabeled"},
-    "extra_labeled": {"other": {"path": "data/o/labeled"}},
-    "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"},
-                {"name": "PAT-Ext", "pretrain": "target", "supervised": "other"},
-                {"name": "PAT-inpaint", "pretrain": "target", "task": "inpaint"}],
-    "model": {"features": [4, 4, 8, 8, 16, 4], "image_size": [32, 32]},
-    "pretrain": {"steps": 2, "batch_size": 2, "discriminator": {"width": 0.125}},
-    "finetune": {"epochs": 2, "min_samples_per_epoch": 4},
-    "supervised": {"epochs": 1, "min_samples_per_epoch": 4},
-    "overlays": 2,
-}
 
 
 def fake_split(n_train=16, fractions=("1", "1/2", "1/4")):
@@ -37,7 +18,7 @@ def fake_split(n_train=16, fractions=("1", "1/2", "1/4")):
 
 
 def grid_config(**changes):
-    return study_from_dict({**TINY, "fractions": ["1", "1/2", "1/4"], "subsets": 5, **changes})
+    return study_from_dict({**TINY_STUDY, "fractions": ["1", "1/2", "1/4"], "subsets": 5, **changes})
 
 
 def test_grid_has_one_cell_per_method_fraction_and_subset():
@@ -115,21 +96,21 @@ def test_each_pretraining_task_shows_its_sample_figure_in_the_report(finished):
 
 
 def test_a_labeled_source_takes_a_class_map_and_refuses_a_bad_one():
-    cfg = study_from_dict({**TINY, "labeled": {"path": "x", "class_map": {"255,0,0": "instrument", "0": "background"}}})
+    cfg = study_from_dict({**TINY_STUDY, "labeled": {"path": "x", "class_map": {"255,0,0": "instrument", "0": "background"}}})
     assert cfg.labeled.mask_format().class_map == (((255, 0, 0), "instrument"), (0, "background"))
     with pytest.raises(EndopatError, match="class map key '255,0' is not a value"):
-        study_from_dict({**TINY, "labeled": {"path": "x", "class_map": {"255,0": "instrument"}}})
+        study_from_dict({**TINY_STUDY, "labeled": {"path": "x", "class_map": {"255,0": "instrument"}}})
 
 
 def test_a_typo_in_a_study_key_is_an_error_naming_it():
     with pytest.raises(EndopatError, match="unknown key 'fractoins'"):
-        study_from_dict({**TINY, "fractoins": ["1"]})
+        study_from_dict({**TINY_STUDY, "fractoins": ["1"]})
 
 
 def _run(out, **kw):
     from endopat.study.runner import run_study
 
-    return run_study(study_from_dict(TINY), out, progress=False, log=lambda *a: None, **kw)
+    return run_study(study_from_dict(TINY_STUDY), out, progress=False, log=lambda *a: None, **kw)
 
 
 # the killed-and-resumed tables are compared bit for bit with `finished`: one thread (conftest._threads)
@@ -209,7 +190,7 @@ def test_a_study_with_pretraining_repeats_reports_the_share_of_variance_they_cau
 
     from endopat.study.runner import run_study
 
-    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "pretrain_seeds": 2,
+    cfg = {**TINY_STUDY, "synth": TINY_STUDY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "pretrain_seeds": 2,
            "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"}], "overlays": 0}
     out = tmp_path / "run"
     counts = run_study(study_from_dict(cfg), out, progress=False, log=lambda *a: None)
@@ -265,8 +246,8 @@ def test_a_study_killed_inside_a_pretraining_stage_resumes_to_the_same_table(tmp
     from endopat.study.runner import run_study
     from endopat.tasks.recolor import RecolorTask
 
-    cfg = study_from_dict({**TINY, "methods": [{"name": "PAT", "pretrain": "target"}], "fractions": ["1"],
-                           "subsets": 1, "pretrain": {**TINY["pretrain"], "steps": 3, "checkpoint_every": 1}})
+    cfg = study_from_dict({**TINY_STUDY, "methods": [{"name": "PAT", "pretrain": "target"}], "fractions": ["1"],
+                           "subsets": 1, "pretrain": {**TINY_STUDY["pretrain"], "steps": 3, "checkpoint_every": 1}})
     step, calls = RecolorTask.step, []
 
     def killed_in_step_three(self, frames):
@@ -289,7 +270,7 @@ def test_a_run_folder_refuses_a_changed_config_and_names_what_changed(finished):
     from endopat.study.runner import run_study
 
     out, _ = finished
-    changed = study_from_dict({**TINY, "subsets": TINY.get("subsets", 1) + 1})
+    changed = study_from_dict({**TINY_STUDY, "subsets": TINY_STUDY.get("subsets", 1) + 1})
     with pytest.raises(EndopatError, match="another config \\(changed: subsets\\)"):
         run_study(changed, out, progress=False, log=lambda *a: None)
 
@@ -299,7 +280,7 @@ def test_a_run_folder_of_an_older_endopat_whose_settings_only_moved_resumes(fini
 
     from endopat.study.runner import check_same_study
 
-    cfg = study_from_dict({**TINY, "methods": [m for m in TINY["methods"] if "task" not in m]})
+    cfg = study_from_dict({**TINY_STUDY, "methods": [m for m in TINY_STUDY["methods"] if "task" not in m]})
     old = json.loads(cfg.model_dump_json())
     old["pretrain"].pop("task")  # as endopat 0.1 wrote it: no tasks, re-colorization keys at the top
     old["pretrain"].update(old["pretrain"].pop("recolor"))
@@ -320,7 +301,7 @@ def test_shards_run_apart_merge_into_the_whole_report(finished, tmp_path):
     out = tmp_path / "run"
     for i in range(3):
         _run(out, shard_spec=(i, 3), report=False)
-    cfg = study_from_dict(TINY)
+    cfg = study_from_dict(TINY_STUDY)
     write_study_report(out, cfg, prepare(cfg, out, lambda *a: None))
     reference, _ = finished
     assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
@@ -420,10 +401,9 @@ def test_a_study_compares_scratch_imagenet_and_recolorization_from_imagenet_as_m
     import torch
 
     from endopat.study.runner import run_study
-    from test_encoder_weights import published
 
-    torch.save(published("resnet18"), tmp_path / "imagenet.pth")
-    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
+    torch.save(random_published("resnet18"), tmp_path / "imagenet.pth")
+    cfg = {**TINY_STUDY, "synth": TINY_STUDY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 1,
            "weights": {"imagenet": str(tmp_path / "imagenet.pth")},
            "methods": [{"name": "scratch"}, {"name": "ImageNet", "encoder_weights": "imagenet"},
                        {"name": "PAT from ImageNet", "pretrain": "target", "encoder_weights": "imagenet"}],
@@ -444,14 +424,14 @@ def test_a_study_compares_scratch_imagenet_and_recolorization_from_imagenet_as_m
 
 def test_encoder_weights_with_the_paper_s_unet_are_refused_at_the_config():
     with pytest.raises(EndopatError, match="encoder_weights need a model.arch with published encoder weights"):
-        study_from_dict({**TINY, "weights": {"w": "x.pth"},
+        study_from_dict({**TINY_STUDY, "weights": {"w": "x.pth"},
                          "methods": [{"name": "baseline"}, {"name": "ImageNet", "encoder_weights": "w"}]})
 
 
 def test_a_missing_weights_file_stops_the_study_before_any_stage(tmp_path):
     from endopat.study.runner import run_study
 
-    cfg = {**TINY, "synth": [], "weights": {"imagenet": str(tmp_path / "nope.pth")},
+    cfg = {**TINY_STUDY, "synth": [], "weights": {"imagenet": str(tmp_path / "nope.pth")},
            "methods": [{"name": "baseline"}, {"name": "ImageNet", "encoder_weights": "imagenet"}],
            "model": {"arch": "resnet18", "image_size": [32, 32]}}
     with pytest.raises(EndopatError, match="nope.pth: encoder weights file not found"):
@@ -464,7 +444,7 @@ def test_selection_strategies_draw_as_many_labels_from_the_training_pool(tmp_pat
 
     from endopat.study.runner import run_study
 
-    cfg = {**TINY, "synth": TINY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 2,
+    cfg = {**TINY_STUDY, "synth": TINY_STUDY["synth"][:1], "extra_labeled": {}, "fractions": ["1/2"], "subsets": 2,
            "methods": [{"name": "baseline"}, {"name": "diverse", "selection": "diverse"},
                        {"name": "PAT diverse", "pretrain": "target", "selection": "diverse"},
                        {"name": "hybrid", "selection": "hybrid"}], "overlays": 0}
@@ -493,7 +473,7 @@ def test_labeling_rounds_grow_one_labeled_set_chosen_by_each_round_s_model_and_c
     from endopat.study.runner import run_study
 
     rounds = [2, 4, 6]
-    cfg = {**TINY, "synth": [{**TINY["synth"][0], "frames": 16}], "extra_labeled": {}, "fractions": ["1"],
+    cfg = {**TINY_STUDY, "synth": [{**TINY_STUDY["synth"][0], "frames": 16}], "extra_labeled": {}, "fractions": ["1"],
            "subsets": 2, "methods": [{"name": "baseline"},
                        {"name": "random rounds", "selection": {"strategy": "random", "rounds": rounds}},
                        {"name": "hybrid rounds", "selection": {"strategy": "hybrid", "rounds": rounds}}],
@@ -522,7 +502,7 @@ def test_labeling_rounds_grow_one_labeled_set_chosen_by_each_round_s_model_and_c
 
 def test_rounds_must_grow_and_fit_the_pool():
     with pytest.raises(EndopatError, match="increasing"):
-        study_from_dict({**TINY, "methods": [{"name": "r", "selection": {"strategy": "random", "rounds": [4, 2]}}]})
+        study_from_dict({**TINY_STUDY, "methods": [{"name": "r", "selection": {"strategy": "random", "rounds": [4, 2]}}]})
 
 
 def test_a_method_with_its_own_fractions_gets_cells_at_those_only():
@@ -574,7 +554,7 @@ def test_rows_added_to_a_finished_run_run_alone_and_the_finished_cells_are_kept(
     shutil.copytree(finished[0], out)
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/metrics.csv")}
     logged = []
-    longer = study_from_dict({**TINY, "methods": [*TINY["methods"], {"name": "PAT-contrastive", "pretrain": "target",
+    longer = study_from_dict({**TINY_STUDY, "methods": [*TINY_STUDY["methods"], {"name": "PAT-contrastive", "pretrain": "target",
                                                                       "task": "contrastive"}]})
     counts = run_study(longer, out, progress=False, log=logged.append)
     assert counts == {"cells": 15, "run": 3, "skipped": 12}
@@ -589,7 +569,7 @@ def test_rows_added_to_a_finished_run_run_alone_and_the_finished_cells_are_kept(
 def test_a_saved_row_changed_or_left_out_is_a_changed_config(tmp_path, methods, named):
     from endopat.study.runner import check_same_study
 
-    saved = study_from_dict({**TINY, "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"}]})
+    saved = study_from_dict({**TINY_STUDY, "methods": [{"name": "baseline"}, {"name": "PAT", "pretrain": "target"}]})
     (tmp_path / "study.json").write_text(saved.model_dump_json())
     with pytest.raises(EndopatError, match=f"another config \\(changed: {named}\\); resume it with the same config \\(rows may be added\\)"):
-        check_same_study(study_from_dict({**TINY, "methods": methods}), tmp_path)
+        check_same_study(study_from_dict({**TINY_STUDY, "methods": methods}), tmp_path)

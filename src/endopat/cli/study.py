@@ -54,7 +54,7 @@ def report_cmd(
     cfg, data = reopen(run, echo)
     if against is not None:
         other, _ = reopen(against, echo)
-        echo(f"against {against}: {write_across_report(run, cfg, against, other)}")
+        echo(f"against {against}: {write_across_report(run, cfg, against, other, data.labels)}")
     path = write_study_report(run, cfg, data, vs=tuple(vs))
     echo(f"report: {path}")
 

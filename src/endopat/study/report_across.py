@@ -14,6 +14,7 @@ from pathlib import Path
 from endopat.data.splits import Split
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text
+from endopat.labels import BINARY, Labels
 from endopat.report.across import across
 from endopat.report.tables import write_csv
 from endopat.study.config import StudyConfig
@@ -37,8 +38,10 @@ def check_paired(a: Path, split_a: Split, b: Path, split_b: Split) -> None:
                                "two studies are compared on the same subsets")
 
 
-def write_across_report(run_a: str | Path, cfg_a: StudyConfig, run_b: str | Path, cfg_b: StudyConfig) -> Path:
-    """Write ``A/report/against-<B>.md`` and ``.csv``; returns the markdown's path."""
+def write_across_report(run_a: str | Path, cfg_a: StudyConfig, run_b: str | Path, cfg_b: StudyConfig,
+                        labels: Labels = BINARY) -> Path:
+    """Write ``A/report/against-<B>.md`` and ``.csv`` (``labels``: the classes of the split both
+    share); returns the markdown's path."""
     a, b = Path(run_a), Path(run_b)
     check_paired(a, Split.load(a / "split.json"), b, Split.load(b / "split.json"))
     rows = across(collect(a), collect(b), cfg_a.baseline, cfg_b.baseline)
@@ -46,7 +49,7 @@ def write_across_report(run_a: str | Path, cfg_a: StudyConfig, run_b: str | Path
     rep.mkdir(parents=True, exist_ok=True)
     write_csv(rows, rep / f"against-{b.name}.csv", FIELDS)
     path = rep / f"against-{b.name}.md"
-    atomic_write_text(path, _markdown(a, cfg_a, b, cfg_b, rows))
+    atomic_write_text(path, _markdown(a, cfg_a, b, cfg_b, rows, labels))
     return path
 
 
@@ -54,12 +57,12 @@ def _ci(lo: float, hi: float) -> str:
     return f"[{lo:+.3f}, {hi:+.3f}]"
 
 
-def _markdown(a: Path, cfg_a: StudyConfig, b: Path, cfg_b: StudyConfig, rows: list[dict]) -> str:
+def _markdown(a: Path, cfg_a: StudyConfig, b: Path, cfg_b: StudyConfig, rows: list[dict], labels: Labels) -> str:
     lines = [f"# {cfg_a.name} (A) against {cfg_b.name} (B)", "",
              f"A: `{a}`, protocol `{cfg_a.protocol}`; B: `{b}`, protocol `{cfg_b.protocol}`. The same test images and "
              "label subsets (checked), so each row pairs them.", ""]
     for name, cfg in (("A", cfg_a), ("B", cfg_b)):
-        dev = [d for d in deviations(cfg) if d not in FIXED]  # FIXED: what no setting changes, the same in both
+        dev = [d for d in deviations(cfg, labels) if d not in FIXED]  # FIXED: what no setting changes, the same in both
         lines.append(f"- {name} differs from the paper's protocol in: " + ("; ".join(dev) if dev else "no setting") + ".")
     lines += ["", "Each method's difference from its study's baseline in A and in B, and the difference of those "
               "differences, (M_A - B_A) - (M_B - B_B): does the protocol change what the method does? Mean DSC over "
