@@ -84,3 +84,13 @@ def test_subsets_drawn_by_video_take_each_frame_from_another_video_while_there_a
     a, b = subsets["1/10"]
     assert not {groups[i] for i in a} & {groups[i] for i in b}  # 3 + 3 of 6 videos: disjoint videos
 
+
+
+def test_a_damaged_split_file_names_every_bad_field_on_one_line(tmp_path):
+    path = tmp_path / "split.json"
+    path.write_text('{"train": [1], "val": [], "seed": "x"}')
+    with pytest.raises(EndopatError) as err:
+        Split.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: not a split file (") and "\n" not in message
+    assert all(f"'{field}'" in message for field in ("train.0", "test", "seed"))

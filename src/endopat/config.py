@@ -22,7 +22,7 @@ from pydantic import (
 
 from endopat.archs import ARCHS, DEFAULT_ARCH, arch_list
 from endopat.data.geometry import Fit
-from endopat.errors import EndopatError, reading
+from endopat.errors import EndopatError, reading, validation_message
 
 
 class _Strict(BaseModel):
@@ -239,23 +239,12 @@ class FinetuneConfig(FinetuneSettings, RuntimeConfig):
     seed: int = 0
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}'")
-        else:
-            parts.append(f"'{loc}': {e['msg'].removeprefix('Value error, ')}")
-    return f"{source}: invalid config: " + "; ".join(parts)
-
-
 def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config") -> Any:
     """Validate ``data`` against ``model``; errors name the source and every bad key."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise EndopatError(_format_validation_error(err, source)) from None
+        raise EndopatError(f"{source}: invalid config: {validation_message(err)}") from None
     except EndopatError as err:  # a validator's own words (e.g. a fraction that is not one): name the source
         if str(err).startswith(source):
             raise

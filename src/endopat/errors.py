@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class EndopatError(Exception):
@@ -18,6 +21,19 @@ class EndopatError(Exception):
         if any(c < " " for c in text):
             text = "".join(c if c >= " " else repr(c)[1:-1] for c in text)
         super().__init__(text)
+
+
+def validation_message(err: "ValidationError") -> str:
+    """Every problem pydantic found, in one line: ``'a.b': message`` each, an unknown key named as such
+    (the one wording of a bad config, split file or cell file)."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        else:
+            parts.append(f"'{loc}': {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def describe(err: BaseException) -> str:

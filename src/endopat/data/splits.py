@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from endopat.data.labeled import Sample
 from endopat.data.readers import open_labeled
-from endopat.errors import EndopatError, reading
+from endopat.errors import EndopatError, reading, validation_message
 from endopat.io import atomic_write_text, output_file, output_folder
 
 DEFAULT_FRACTIONS = ("1", "1/2", "1/4", "1/8", "1/16")
@@ -89,9 +89,7 @@ class Split:
             try:
                 d = _SplitFile.model_validate_json(path.read_bytes())
             except ValidationError as err:
-                first = err.errors()[0]
-                raise EndopatError(f"{path}: not a split file ('{'.'.join(map(str, first['loc'])) or 'the file'}': "
-                                   f"{first['msg']})") from None
+                raise EndopatError(f"{path}: not a split file ({validation_message(err)})") from None
         return cls(d.train, d.val, d.test, d.subsets, d.seed, d.source, d.layout)
 
     def subset(self, fraction: str, index: int) -> list[str]:
