@@ -1,7 +1,8 @@
 """Every command, given a missing path, a folder where it wants a file, a file where it wants a
 folder, or a file it cannot read (text where a checkpoint, image, video or YAML should be): one
 line on stderr naming the path, exit code 2, and no file written. (As root every file is readable,
-so "unreadable" is a file whose content is not what the command needs.)"""
+so "unreadable" is a file whose content is not what the command needs.) A number out of range (a
+negative seed, a NaN threshold, a batch beyond any machine) is refused the same way."""
 
 from pathlib import Path
 
@@ -99,13 +100,36 @@ CASES = {  # id: (args, the path the error must name); W = the world folder
 }
 
 
+BAD_VALUES = {  # id: (args, what the error must name): a number out of range is one line, before any work
+    "synth/negative seed": ("synth W/out --seed -1 --no-progress", "seed"),
+    "split/negative seed": ("split W/labeled -o W/split.json --seed -1", "seed"),
+    "split/seed beyond numpy's": ("split W/labeled -o W/split.json --seed 99999999999999999999", "seed"),
+    "split/NaN test fraction": ("split W/labeled -o W/split.json --test-fraction nan", "test_fraction"),
+    "split/no subsets": ("split W/labeled -o W/split.json --subsets 0", "subsets"),
+    "pretrain/seed beyond Lightning's": ("pretrain -u W/images -o W/out --seed 99999999999", "seed"),
+    "pretrain/more nodes than any cluster": ("pretrain -u W/images -o W/out --num-nodes 99999999999999999999",
+                                             "num_nodes"),
+    "finetune/negative seed": ("finetune -d W/labeled -o W/out --seed -1", "seed"),
+    "finetune/a batch beyond any machine": ("finetune -d W/labeled -o W/out --batch-size 99999999999999999999",
+                                            "batch_size"),
+    "predict/NaN threshold": ("predict W/good.pt W/images -o W/out --backend torch --threshold nan", "--threshold"),
+    "predict/threshold of 1": ("predict W/good.pt W/images -o W/out --backend torch --threshold 1", "--threshold"),
+    "predict/no batch": ("predict W/good.pt W/images -o W/out --backend torch --batch-size 0", "--batch-size"),
+    "suggest/negative seed": ("suggest W/images -n 1 -o W/out --seed -1", "seed"),
+    "suggest/NaN fps": ("suggest W/images -n 1 -o W/out --fps nan", "--fps"),
+    "suggest/negative gap": ("suggest W/images -n 1 -o W/out --min-gap -1", "--min-gap"),
+    "export/an opset torch lacks": ("export W/good.pt --onnx W/m.onnx --opset 0", "--opset"),
+}
+
+
 def _files(root: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_a_bad_path_is_one_line_naming_it_with_exit_code_2_and_nothing_written(case, world, monkeypatch, capsys):
-    args, named = CASES[case]
+@pytest.mark.parametrize("case", [*CASES, *BAD_VALUES])
+def test_a_bad_path_or_number_is_one_line_naming_it_with_exit_code_2_and_nothing_written(case, world, monkeypatch,
+                                                                                         capsys):
+    args, named = {**CASES, **BAD_VALUES}[case]
     before = _files(world)
     code = run_cli(monkeypatch, *[a.replace("W/", f"{world}/") for a in args.split()])
     err = capsys.readouterr().err
@@ -113,3 +137,4 @@ def test_a_bad_path_is_one_line_naming_it_with_exit_code_2_and_nothing_written(c
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
     assert named in err, err
     assert _files(world) == before, "a file was written"
+

@@ -50,6 +50,18 @@ def test_pretrain_seeds_repeat_each_stage_and_the_cells_that_start_from_it():
     assert len({c.seed(0) for c in cs if c.method.name == "PAT" and c.fraction == "1"}) == 1
 
 
+
+@pytest.mark.parametrize("changes, named", [
+    ({"finetune_seeds": 10**9}, "finetune_seeds"),
+    ({"pretrain_seeds": 10**9}, "pretrain_seeds"),
+    ({"finetune_seeds": 500, "pretrain_seeds": 500}, "the grid could hold"),
+    ({"seed": -1}, "'seed'"),
+    ({"test_fraction": float("nan")}, "'test_fraction'"),
+])
+def test_a_grid_too_large_to_run_or_a_seed_out_of_range_is_refused_before_the_grid_is_listed(changes, named):
+    with pytest.raises(EndopatError, match=named):
+        study_from_dict({**TINY_STUDY, **changes})
+
 def test_a_config_path_expands_environment_variables(monkeypatch, tmp_path):
     monkeypatch.setenv("ENDOPAT_TEST_ROOT", str(tmp_path))
     assert grid_config().resolve("$ENDOPAT_TEST_ROOT/x", Path("/run")) == tmp_path / "x"

@@ -23,6 +23,10 @@ from pydantic import (
 from endopat.archs import ARCHS, DEFAULT_ARCH, arch_list
 from endopat.data.geometry import Fit
 from endopat.errors import EndopatError, reading, validation_message
+from endopat.seeds import Seed
+
+MAX_BATCH = 65536  # images per device and batch: a bound that no machine reaches, so a typo is one line
+MAX_NODES = 4096
 
 
 class _Strict(BaseModel):
@@ -126,7 +130,7 @@ class RuntimeConfig(_Strict):
     """Where and how a training runs (Lightning Fabric): devices per node, nodes, strategy, precision."""
 
     devices: int | str = 1
-    num_nodes: int = Field(1, ge=1)
+    num_nodes: int = Field(1, ge=1, le=MAX_NODES)
     strategy: str = "auto"
     precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32-true"
     accelerator: str = "auto"
@@ -185,7 +189,7 @@ class SemiConfig(_Strict):
     weight: float = Field(1.0, ge=0, description="the unlabeled loss's weight after the ramp-up")
     ramp_up: int = Field(200, ge=0, description="steps of the sigmoid ramp-up exp(-5 (1 - t)^2) of the weight "
                          "(Laine & Aila 2017, as Mean Teacher)")
-    batch_size: int = Field(8, ge=1, description="unlabeled frames per labeled batch")
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH, description="unlabeled frames per labeled batch")
     ema: float = Field(0.99, ge=0, lt=1, description="the teacher's exponential moving average decay")
     threshold: float = Field(0.95, gt=0.5, lt=1, description="confidence a pseudo-labeled pixel needs (FixMatch, "
                              "temporal); the others are ignored")
@@ -198,7 +202,7 @@ class FinetuneSettings(_Strict):
     """Fine-tuning settings (the study's ``finetune:`` and ``supervised:`` sections)."""
 
     epochs: int = Field(100, ge=1)
-    batch_size: int = Field(8, ge=1, description="per device")
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH, description="per device")
     lr: float = Field(1e-3, gt=0)
     plateau_patience: int = Field(10, ge=0, description="epochs without val-loss gain before lr x0.1")
     plateau_factor: float = Field(0.1, gt=0, lt=1)
@@ -236,7 +240,7 @@ class FinetuneConfig(FinetuneSettings, RuntimeConfig):
     encoder_weights: str | None = Field(None, description=ENCODER_WEIGHTS_HELP)
     encoder_norm: EncoderNorm = Field("imagenet", description=ENCODER_NORM_HELP)
     max_labels: int | None = Field(None, ge=1, description="use at most this many training images")
-    seed: int = 0
+    seed: Seed = 0
 
 
 def validate(model: type[BaseModel], data: dict[str, Any], source: str = "config") -> Any:

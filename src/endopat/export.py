@@ -21,7 +21,7 @@ import torch
 
 from endopat.archs import ARCHS
 from endopat.config import ModelConfig
-from endopat.errors import EndopatError, reading
+from endopat.errors import EndopatError, describe, reading
 from endopat.labels import Labels
 from endopat.segmenter import Predictor, Segmenter, output_probabilities
 from endopat.io import atomic_path, file_digest, output_file
@@ -44,7 +44,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     probabilities within :data:`PARITY_TOLERANCE` on a random batch at the training size, or the
     file is not written. The metadata records the checkpoint's sha256 (see :func:`cached_onnx`)."""
     import onnx  # optional (the export extra)
+    from torch.onnx import _constants
 
+    low, high = _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    if not low <= opset <= high:
+        raise EndopatError(f"--opset {opset}: this torch exports ONNX opsets {low} to {high}")
     output_file(out)
     seg = Segmenter(checkpoint)
     h, w = seg.cfg.image_size
@@ -54,11 +58,15 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     axes = {0: "batch"} if ARCHS[seg.cfg.arch].patch else {0: "batch", 2: "height", 3: "width"}
     out = Path(out)
     with atomic_path(out) as tmp:
-        torch.onnx.export(
-            _Probability(seg.model, seg.labels).eval(), (example,), str(tmp), dynamo=False, opset_version=opset,
-            input_names=["input"], output_names=["probability"],
-            dynamic_axes={"input": axes, "probability": axes},
-        )
+        try:
+            torch.onnx.export(
+                _Probability(seg.model, seg.labels).eval(), (example,), str(tmp), dynamo=False,
+                opset_version=opset, input_names=["input"], output_names=["probability"],
+                dynamic_axes={"input": axes, "probability": axes},
+            )
+        except Exception as err:  # noqa: BLE001 - an operator this opset lacks: the user's choice, one line
+            raise EndopatError(f"{checkpoint}: torch cannot export this model at opset {opset} "
+                               f"({describe(err)}); try a newer --opset") from None
         model = onnx.load(str(tmp))
         meta = {"endopat": json.dumps({"model": seg.cfg.model_dump(mode="json"), "threshold": seg.threshold,
                                        "labels": seg.labels.to_dict(),

@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from endopat.config import MAX_BATCH
 from endopat.data.video import iter_frames, video_info, write_video
 from endopat.drawing import class_overlay, overlay
 from endopat.errors import EndopatError
@@ -208,6 +209,10 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
     as in :func:`load_model`."""
 
     source, out = Path(source), Path(out)
+    if threshold is not None and not 0 < threshold < 1:  # NaN too
+        raise EndopatError(f"--threshold {threshold}: a probability strictly between 0 and 1")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise EndopatError(f"--batch-size {batch_size}: 1 to {MAX_BATCH}")
     if not source.exists():
         raise EndopatError(f"{source}: not found")
     output_folder(out)

@@ -39,6 +39,7 @@ pre-annotations when ``model`` is a segmenter (:mod:`endopat.annotation`).
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -62,6 +63,7 @@ from endopat.io import (
     write_png,
 )
 from endopat.runtime import progress_bar
+from endopat.seeds import check_seed
 from endopat.segmenter import class_ids
 
 RANK_FIELDS = ["rank", "file", "video", "frame", "time_s", "strategy", "score", "distance", "uncertainty"]
@@ -179,6 +181,13 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
         raise EndopatError(f"--strategy '{strategy}': choose one of {', '.join(STRATEGIES)}")
     if n < 1:
         raise EndopatError(f"-n {n}: choose at least one frame")
+    check_seed(seed, "suggest")
+    if not 0 < fps < math.inf:  # NaN too
+        raise EndopatError(f"--fps {fps}: frames per second must be a positive number")
+    if not 0 <= min_gap < math.inf:
+        raise EndopatError(f"--min-gap {min_gap}: seconds must be a number of at least 0")
+    if batch_size < 1:
+        raise EndopatError(f"batch size {batch_size}: at least 1")
     output_folder(out)
     embedder = Embedder(model, device)
     if strategy in ("uncertain", "hybrid") and not embedder.segmenter:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from endopat.data.labeled import Sample
 from endopat.data.readers import open_labeled
 from endopat.errors import EndopatError, reading, validation_message
+from endopat.seeds import check_seed
 from endopat.io import atomic_write_text, output_file, output_folder
 
 DEFAULT_FRACTIONS = ("1", "1/2", "1/4", "1/8", "1/16")
@@ -166,6 +167,12 @@ def make_split(samples: Sequence[Sample], seed: int = 0, val_fraction: float = 0
     fractions then only draw the parts not named (none when both are named: the rest is train).
     ``subsets_by``: ``frame`` (label subsets of random frames) or ``video`` (spread over videos).
     """
+    check_seed(seed, "split")
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:  # NaN too
+            raise EndopatError(f"split: {name} {value} must be in [0, 1)")
+    if max_subsets < 1:
+        raise EndopatError(f"split: subsets {max_subsets} must be at least 1")
     if predefined:
         if not {"train", "val", "test"} <= set(predefined):
             raise EndopatError("split folders must include train/, val/ and test/")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from endopat.data.scene import SITES, SceneGenerator
 from endopat.data.video import write_video
 from endopat.io import atomic_write_text, output_folder, remove_leftovers, write_png
+from endopat.seeds import Seed
 
 __all__ = ["SITES", "SceneGenerator", "SynthSpec", "generate", "video_roles"]  # the scenes: endopat.data.scene
 
@@ -41,7 +42,7 @@ class SynthSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site: str = "target"
-    seed: int = 0
+    seed: Seed = 0
     size: int = Field(256, ge=32)
     videos: int = Field(8, ge=3, description="labeled videos, split train/val/test by video")
     unlabeled_videos: int = Field(8, ge=0)

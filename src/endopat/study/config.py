@@ -28,10 +28,14 @@ from endopat.data.masks import MaskFormat
 from endopat.data.splits import DEFAULT_FRACTIONS, fraction_label, parse_fraction
 from endopat.data.synth import SynthSpec
 from endopat.errors import EndopatError
+from endopat.seeds import MAX_REPEATS, Seed
 from endopat.study import protocol
 from endopat.study.methods import Method, MethodSemi, Selection, WeightsFile  # noqa: F401  (the rows; re-exported)
 from endopat.study.protocol import PROTOCOLS
 from endopat.tasks.config import PretrainConfig, PretrainSettings
+
+
+MAX_CELLS = 100_000  # the most fine-tuning runs a study config may ask for (upper bound, any machine)
 
 
 class SynthData(SynthSpec):
@@ -91,12 +95,12 @@ class StudyConfig(_Strict):
         "whole", description="what a cell validates on (learning-rate plateaus, early stopping, the kept "
         "epoch): the whole validation split, or subsets: the paper's, the label fraction's share of it, "
         "disjoint across label subsets")
-    seed: int = 0
+    seed: Seed = 0
     synth: list[SynthData] = []
     labeled: LabeledSource
     split: str | None = Field(None, description="split JSON; made from the data (and kept) when absent")
-    val_fraction: float = 0.15
-    test_fraction: float = 0.25
+    val_fraction: float = Field(0.15, ge=0, lt=1)
+    test_fraction: float = Field(0.25, ge=0, lt=1)
     test_groups: list[str] = Field([], description="groups (videos, surgeries) that form the test set")
     val_groups: list[str] = Field([], description="groups that form the validation set")
     fractions: list[str] = list(DEFAULT_FRACTIONS)
@@ -104,8 +108,8 @@ class StudyConfig(_Strict):
     subsets_by: Literal["frame", "video"] = Field(
         "frame", description="label subsets of random frames, or spread over as many videos as possible (each "
         "subset's frames from different videos, the subsets on different videos while there are enough)")
-    finetune_seeds: int = Field(1, ge=1, description="fine-tuning runs per subset, each with its own seed")
-    pretrain_seeds: int = Field(1, ge=1, description="runs of each pretraining stage, each with its own "
+    finetune_seeds: int = Field(1, ge=1, le=MAX_REPEATS, description="fine-tuning runs per subset, each with its own seed")
+    pretrain_seeds: int = Field(1, ge=1, le=MAX_REPEATS, description="runs of each pretraining stage, each with its own "
                                 "seed and shared by every cell that starts from it")
     unlabeled: dict[str, UnlabeledSource] = Field({}, description="pretraining sources by name: a path, or "
                                                   "{path, test_frames: exclude | keep}")
@@ -167,6 +171,11 @@ class StudyConfig(_Strict):
                 raise ValueError(f"method '{m.name}': fractions {unknown} are not among the study's {self.fractions}")
             if m.fractions is not None and m.selection.rounds:
                 raise ValueError(f"method '{m.name}': fractions and selection rounds exclude each other")
+        cells = self.subsets * self.pretrain_seeds * self.finetune_seeds * sum(
+            len(m.selection.rounds) or len(m.fractions or self.fractions) for m in self.methods)
+        if cells > MAX_CELLS:  # checked before the grid is listed: a typo of seeds must not hang the run
+            raise ValueError(f"the grid could hold {cells:,} cells (methods x fractions x subsets x seeds), more "
+                             f"than {MAX_CELLS:,}: fewer seeds, subsets or rows")
         return self
 
     def model_for(self, method: Method | None = None, arch: str | None = None) -> ModelConfig:

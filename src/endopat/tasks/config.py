@@ -15,7 +15,16 @@ from pydantic import (
     model_validator,
 )
 
-from endopat.config import ENCODER_NORM_HELP, ENCODER_WEIGHTS_HELP, EncoderNorm, ModelConfig, RuntimeConfig, _Strict
+from endopat.config import (
+    ENCODER_NORM_HELP,
+    ENCODER_WEIGHTS_HELP,
+    MAX_BATCH,
+    EncoderNorm,
+    ModelConfig,
+    RuntimeConfig,
+    _Strict,
+)
+from endopat.seeds import Seed
 from endopat.tasks import DEFAULT_TASK, TASKS, known_task
 
 # re-colorization's keys, once written at the top of ``pretrain:`` (before tasks had sections)
@@ -31,7 +40,7 @@ class PretrainSettings(_Strict):
 
     task: str = Field(DEFAULT_TASK, description="the auxiliary task (endopat.tasks)")
     steps: int = Field(2000, ge=1)
-    batch_size: int = Field(8, ge=1, description="per device")
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH, description="per device")
     frame_stride: int = Field(1, ge=1, description="keep every n-th video frame")
     frame_fps: float | None = Field(None, gt=0, description="sample videos at this rate instead")
     crop_fov: bool = Field(False, description="cut the black border around the field of view")
@@ -93,6 +102,6 @@ class PretrainConfig(PretrainSettings, RuntimeConfig):
     model_config = ConfigDict(extra="allow")  # task sections, checked by PretrainSettings
 
     model: ModelConfig = ModelConfig()
-    seed: int = 0
+    seed: Seed = 0
     encoder_weights: str | None = Field(None, description=ENCODER_WEIGHTS_HELP)
     encoder_norm: EncoderNorm = Field("imagenet", description=ENCODER_NORM_HELP)
