@@ -4,6 +4,7 @@ line on stderr naming the path, exit code 2, and no file written. (As root every
 so "unreadable" is a file whose content is not what the command needs.) A number out of range (a
 negative seed, a NaN threshold, a batch beyond any machine) is refused the same way."""
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,10 @@ BAD_VALUES = {  # id: (args, what the error must name): a number out of range is
     "suggest/NaN fps": ("suggest W/images -n 1 -o W/out --fps nan", "--fps"),
     "suggest/negative gap": ("suggest W/images -n 1 -o W/out --min-gap -1", "--min-gap"),
     "export/an opset torch lacks": ("export W/good.pt --onnx W/m.onnx --opset 0", "--opset"),
+    "frames/every 0th frame": ("frames W/clip.mp4 -o W/out --every 0", "--every"),
+    "frames/NaN fps": ("frames W/clip.mp4 -o W/out --fps nan", "--fps"),
+    "serve/a port beyond TCP's": ("serve W/good.pt --state W/state --port 99999", "--port"),
+    "serve/a host not this machine's": ("serve W/good.pt --state W/state --host 192.0.2.1", "cannot listen"),
 }
 
 
@@ -138,3 +143,13 @@ def test_a_bad_path_or_number_is_one_line_naming_it_with_exit_code_2_and_nothing
     assert named in err, err
     assert _files(world) == before, "a file was written"
 
+
+def test_serving_on_a_port_in_use_is_one_line_before_the_state_folder_is_made(world, monkeypatch, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = run_cli(monkeypatch, "serve", world / "good.pt", "--state", world / "state", "--port", port)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"--port {port}: cannot listen there" in err, err
+    assert not (world / "state").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import List, Optional
 
@@ -44,6 +45,7 @@ def serve(
     """Serve CHECKPOINT to Label Studio (ML backend: /health /setup /predict /webhook)."""
     from endopat.serve.app import build_server, create_app
 
+    _check_listen(host, port)
     aliases = {}
     for item in label:
         if "=" not in item:
@@ -64,3 +66,16 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1") and not (token or auth):
         echo("warning: listening beyond this machine without --token or --basic-auth")
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """One line, before the checkpoint is read or the state folder made, when the server could not
+    listen: a port out of range, one in use, a host that is not this machine's."""
+    if not 0 <= port <= 65535:
+        raise EndopatError(f"--port {port}: a TCP port is 0 to 65535")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise EndopatError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err})") from None

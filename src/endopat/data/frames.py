@@ -16,6 +16,7 @@ unfinished store and is rebuilt.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -246,6 +247,12 @@ def build_store(
 
     A complete store at ``out`` with the same parameters is reused (a killed pretraining resumes
     without decoding again); ``src`` that is a store of the right size is used in place."""
+    if stride < 1:
+        raise EndopatError(f"--every {stride}: keep every n-th frame, n at least 1")
+    if fps is not None and not 0 < fps < math.inf:  # NaN too
+        raise EndopatError(f"--fps {fps}: frames per second must be a positive number")
+    if max_frames is not None and max_frames < 1:
+        raise EndopatError(f"--max-frames {max_frames}: at least 1")
     src, out = Path(src), output_folder(out)
     if not src.exists():
         raise EndopatError(f"{src}: not found")
