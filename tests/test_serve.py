@@ -151,7 +151,7 @@ def test_a_new_annotation_is_imported_and_a_different_one_for_the_same_frame_is_
 def _retrain(c, server, monkeypatch, new: float, served: float) -> dict:
     """START_TRAINING with the validation Dice of the new and the served model fixed; the verdict."""
     scores = iter([new, served])  # evaluate's order: the new model, then the served one, same validation part
-    monkeypatch.setattr("endopat.evaluate.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
+    monkeypatch.setattr("endopat.serve.learning.evaluate", lambda model, samples, **kw: [{"dice": next(scores)}])
     assert c.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}).json()["result"] == {
         "status": "training started"}
     server.learner.wait(120)

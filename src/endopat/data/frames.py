@@ -224,6 +224,16 @@ def probe_source(src: str | Path) -> None:
         read_image(files[0])
 
 
+def _check_sampling(stride: int, fps: float | None, max_frames: int | None) -> None:
+    """One line, before anything is decoded, for a sampling no video allows."""
+    if stride < 1:
+        raise EndopatError(f"--every {stride}: keep every n-th frame, n at least 1")
+    if fps is not None and not 0 < fps < math.inf:  # NaN too
+        raise EndopatError(f"--fps {fps}: frames per second must be a positive number")
+    if max_frames is not None and max_frames < 1:
+        raise EndopatError(f"--max-frames {max_frames}: at least 1")
+
+
 def build_store(
     src: str | Path,
     out: str | Path,
@@ -242,17 +252,11 @@ def build_store(
     Frames are sampled every ``stride``-th (or at ``fps`` frames per second for videos), optionally
     cropped to the circular field of view (``crop_fov``), and placed into ``size`` (H, W; None: the
     source's own aspect, short side 256) by the ``fit`` rule (:mod:`endopat.data.geometry`:
-    letterbox keeps the aspect ratio). A bad
-    file is an error naming it, or with ``skip_bad`` a logged skip counted at the end.
-
-    A complete store at ``out`` with the same parameters is reused (a killed pretraining resumes
-    without decoding again); ``src`` that is a store of the right size is used in place."""
-    if stride < 1:
-        raise EndopatError(f"--every {stride}: keep every n-th frame, n at least 1")
-    if fps is not None and not 0 < fps < math.inf:  # NaN too
-        raise EndopatError(f"--fps {fps}: frames per second must be a positive number")
-    if max_frames is not None and max_frames < 1:
-        raise EndopatError(f"--max-frames {max_frames}: at least 1")
+    letterbox keeps the aspect ratio). A bad file is an error naming it, or with ``skip_bad`` a
+    logged skip counted at the end. A complete store at ``out`` with the same parameters is reused
+    (a killed pretraining resumes without decoding again); a store of the right size as ``src`` is
+    used in place."""
+    _check_sampling(stride, fps, max_frames)
     src, out = Path(src), output_folder(out)
     if not src.exists():
         raise EndopatError(f"{src}: not found")

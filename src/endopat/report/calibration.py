@@ -23,7 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from endopat.report.bootstrap import Run
+from endopat.report.across import across
+from endopat.report.bootstrap import Run, interval, resample
+from endopat.report.compare import Comparison
 
 DESIGNS = {"2x2x2": (2, 2, 2, 40), "4x2x2": (4, 2, 2, 40), "1x2x2 (full fraction)": (1, 2, 2, 40),
            "4x4x2": (4, 4, 2, 40)}
@@ -117,8 +119,6 @@ def calibrate(inference: Inference, design: str, pattern: str, studies: int = 50
 
 def report_inference(runs: list[Run]) -> tuple[float, float]:
     """The report's interval of PAT - baseline (the code path of report.compare)."""
-    from endopat.report.compare import Comparison
-
     row = next(r for r in Comparison(_cells(runs), "baseline").differences() if r["method"] == "PAT")
     return row["run_ci_low"], row["run_ci_high"]
 
@@ -134,8 +134,6 @@ def _cells(runs: list[Run], prefix: str = "") -> list[dict]:
 def across_inference(runs: list[Run]) -> tuple[float, float]:
     """The interval of (A PAT - A baseline) - (B PAT - B baseline) on the code path of two studies
     read side by side (:func:`endopat.report.across.across`)."""
-    from endopat.report.across import across
-
     row = next(r for r in across(_cells(runs, "A "), _cells(runs, "B ")) if r["method"] == "PAT")
     return row["ci_low"], row["ci_high"]
 
@@ -143,8 +141,6 @@ def across_inference(runs: list[Run]) -> tuple[float, float]:
 def bootstrap_inference(n_boot: int = 1000) -> Inference:
     """The percentile interval of the hierarchical bootstrap alone (the report's inference before
     this module), for the comparison table."""
-    from endopat.report.bootstrap import interval, resample
-
     def infer(runs: list[Run]) -> tuple[float, float]:
         return interval(resample(runs, n_boot).diff(("PAT", "1/4"), ("baseline", "1/4"))[1])
 

@@ -18,7 +18,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from endopat.annotation.write import brush_rle
+from endopat.checkpoints import load_checkpoint
 from endopat.errors import EndopatError
+from endopat.io import output_folder
 from endopat.serve import labels
 from endopat.serve.images import ImageSource, RequestError
 from endopat.serve.learning import Learner
@@ -205,9 +207,6 @@ def build_server(checkpoint: str | Path, state: str | Path, labeled: str | Path 
     """Everything ``endopat serve`` runs, before it listens: the served model (what ``state``
     says it served last, else ``checkpoint``), the image roots (``labeled``, ``unlabeled`` and
     ``image_roots``) and, with a ``labeled`` folder, the learner."""
-    from endopat.checkpoints import load_checkpoint
-    from endopat.io import output_folder
-
     roots = [Path(p) for p in (labeled, *unlabeled, *image_roots) if p is not None]
     for root in roots:
         if not root.exists():

@@ -5,6 +5,8 @@ missing file or an image over the size limit is a :class:`RequestError` with its
 from __future__ import annotations
 
 import io
+import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urljoin, urlparse
@@ -75,7 +77,6 @@ class ImageSource:
         url = urljoin(self.label_studio_url.rstrip("/") + "/", value.lstrip("/")) if value.startswith("/") else value
         if urlparse(url).netloc != urlparse(self.label_studio_url).netloc:
             raise RequestError(403, f"{value}: not on {self.label_studio_url}; only Label Studio's own files are fetched")
-        import urllib.request  # the standard library's client: one GET with the token
 
         request = urllib.request.Request(url, headers={"Authorization": f"Token {self.token}"} if self.token else {})
         try:
@@ -87,9 +88,6 @@ class ImageSource:
 
     def upload(self, project: int, files: list[Path]) -> None:
         """Upload image files to a Label Studio project as new tasks (its import API, multipart)."""
-        import urllib.request
-        import uuid
-
         boundary = uuid.uuid4().hex
         parts = []
         for k, f in enumerate(files):

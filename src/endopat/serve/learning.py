@@ -20,10 +20,14 @@ from endopat.annotation.importer import import_export
 from endopat.annotation.label_studio import UPLOAD_PREFIX, image_name
 from endopat.checkpoints import load_checkpoint, model_config
 from endopat.config import FinetuneConfig
+from endopat.data.splits import train_val
 from endopat.errors import EndopatError
+from endopat.evaluate import evaluate
+from endopat.finetune import finetune
 from endopat.io import atomic_write_text
 from endopat.serve.images import ImageSource, RequestError
 from endopat.serve.model import ServedModel
+from endopat.suggest import suggest
 
 EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "START_TRAINING")
 
@@ -105,10 +109,6 @@ class Learner:
             self._thread.join(timeout)
 
     def _train(self, project: int | None = None) -> None:
-        from endopat.data.splits import train_val
-        from endopat.evaluate import evaluate
-        from endopat.finetune import finetune
-
         runs = self.state / "trainings"
         folder = runs / f"{len(list(runs.glob('*'))) + 1 if runs.is_dir() else 1:04d}"
         record: dict = {"folder": str(folder), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -141,8 +141,6 @@ class Learner:
         """``endopat suggest`` with the served model on the ``unlabeled`` source (hybrid: diverse
         and uncertain frames, none already labeled), the chosen frames uploaded to the Label
         Studio ``project`` as new tasks (Label Studio then asks /predict for their masks)."""
-        from endopat.suggest import suggest
-
         if self.unlabeled is None or not self.images.label_studio_url:
             raise RequestError(400, "suggesting tasks needs --unlabeled and Label Studio's URL and token")
         runs = self.state / "suggested"
