@@ -15,8 +15,8 @@ from endopat.annotation.export import (
     Annotated,
     ExportFiles,
     Parsed,
+    blank_image,
     choose_labels,
-    export_size,
     paint,
     json_export,
     polygon_mask,
@@ -102,12 +102,8 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
     frames, left_out, seen = [], Counter(), set()
     for image in data.get("images", []):
         file = image.get("file_name")
-        here = f"{where}: image '{file}'"
-        if file in seen:
-            raise EndopatError(f"{where}: two images named '{file}'")
-        seen.add(file)
-        size = export_size(image.get("height"), image.get("width"), here)
-        mask, found = np.zeros(size, np.uint8), []
+        here, size, mask = blank_image(where, file, image.get("height"), image.get("width"), seen)
+        found = []
         for a in by_image.pop(image["id"], []):
             label = categories.get(a.get("category_id"))
             if label is None:

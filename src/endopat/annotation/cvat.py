@@ -11,14 +11,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-import numpy as np
 
 from endopat.annotation.export import (
     Annotated,
     ExportFiles,
     Parsed,
+    blank_image,
     choose_labels,
-    export_size,
     paint,
     polygon_mask,
     runs_mask,
@@ -63,12 +62,8 @@ def read(files: ExportFiles, labels: list[str] | None = None, annotator: str | N
     frames, left_out, seen = [], Counter(), set()
     for image in root.findall("image"):
         file = image.get("name")
-        here = f"{where}: image '{file}'"
-        if file in seen:
-            raise EndopatError(f"{where}: two images named '{file}'")
-        seen.add(file)
-        size = export_size(image.get("height"), image.get("width"), here)
-        mask, found = np.zeros(size, np.uint8), []
+        here, size, mask = blank_image(where, file, image.get("height"), image.get("width"), seen)
+        found = []
         for shape in image:
             label = shape.get("label")
             if shape.tag not in AREAS:

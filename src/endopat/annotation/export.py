@@ -162,6 +162,17 @@ def export_size(height: Any, width: Any, where: str) -> tuple[int, int]:
     return size
 
 
+def blank_image(where: str, file: Any, height: Any, width: Any, seen: set) -> tuple[str, tuple[int, int], np.ndarray]:
+    """One image of an export, before its shapes: where it is (for errors), its checked size and an
+    empty class-id mask; a file name met twice in one export is one line."""
+    here = f"{where}: image '{file}'"
+    if file in seen:
+        raise EndopatError(f"{where}: two images named '{file}'")
+    seen.add(file)
+    size = export_size(height, width, here)
+    return here, size, np.zeros(size, np.uint8)
+
+
 def polygon_mask(points: list[tuple[float, float]], size: tuple[int, int], where: str) -> np.ndarray:
     """A polygon in pixel coordinates filled as COCO's tools (pycocotools) fill it — the rule CVAT
     (through Datumaro) and Roboflow use when they turn polygons into masks: a pixel is inside when
