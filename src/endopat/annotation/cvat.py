@@ -11,7 +11,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-
 from endopat.annotation.export import (
     Annotated,
     ExportFiles,
