@@ -46,6 +46,13 @@ def test_an_existing_store_is_reused_not_rebuilt(tmp_path):
     assert (tmp_path / "store" / "frames.u8").stat().st_mtime_ns == stamp
 
 
+
+def test_a_store_whose_store_json_is_damaged_is_decoded_again(tmp_path):
+    write_video(tmp_path / "v.mp4", frames(3))
+    build_store(tmp_path / "v.mp4", tmp_path / "store", (16, 16))
+    (tmp_path / "store" / "store.json").write_bytes(b"\xff{ half a file")
+    assert len(build_store(tmp_path / "v.mp4", tmp_path / "store", (16, 16))) == 3
+
 def test_a_store_folder_can_itself_be_the_source(tmp_path):
     write_video(tmp_path / "v.mp4", frames(3))
     build_store(tmp_path / "v.mp4", tmp_path / "store", (16, 16))

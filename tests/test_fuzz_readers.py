@@ -327,6 +327,7 @@ def test_any_bytes_as_a_split_file_read_or_end_in_one_line(tmp_path):
 
 
 def test_any_bytes_in_a_finished_cell_or_study_json_end_in_one_line(tmp_path):
+    from endopat.report.tables import table_rows
     from endopat.study.report import collect, summaries
     from endopat.study.prepare import check_same_study
 
@@ -337,10 +338,10 @@ def test_any_bytes_in_a_finished_cell_or_study_json_end_in_one_line(tmp_path):
     (cell / "cell.json").write_bytes(meta)
     metrics = b"id,dice,iou\nimg0,0.5,0.4\nimg1,0.7,0.6\n"
 
-    def read_metrics(p: Path) -> None:
+    def read_metrics(p: Path) -> None:  # and the report's table of it
         (cell / "metrics.csv").write_bytes(p.read_bytes())
         try:
-            collect(tmp_path / "run")
+            table_rows(summaries(collect(tmp_path / "run"), ["baseline"]), "baseline")
         except EndopatError as err:
             raise EndopatError(f"{p}: {err}") from None
 
@@ -403,3 +404,49 @@ def test_any_class_id_mask_bytes_read_or_end_in_one_line(tmp_path):
     labels = Labels(("background", "a", "b", "c"))
     fuzz(tmp_path, "m.png", _png(ids),
          lambda p: load_mask(Sample(tmp_path / "img.png", (p,), "g", "id", encoding="ids", labels=labels), (24, 32)))
+
+
+def _histogram_file(path: Path) -> None:
+    from endopat.colour import ABHistogram
+
+    ABHistogram.load(path)
+
+
+def _overlap_file(path: Path) -> None:
+    from endopat.study.sources import pretraining_source
+
+    (path.parent / "sources" / "t").mkdir(parents=True, exist_ok=True)
+    (path.parent / "sources" / "t" / "overlap.json").write_bytes(path.read_bytes())
+    try:
+        pretraining_source(path.parent, "t")
+    except EndopatError as err:
+        raise EndopatError(f"{path}: {err}") from None
+
+
+def _selection_file(path: Path) -> None:
+    from endopat.study.selection import SELECTION, saved_ids
+
+    (path.parent / "cell").mkdir(exist_ok=True)
+    (path.parent / "cell" / SELECTION).write_bytes(path.read_bytes())
+    try:
+        saved_ids(path.parent / "cell")
+    except EndopatError as err:
+        raise EndopatError(f"{path}: {err}") from None
+
+
+RUN_RECORDS = {  # a run folder's own files, as endopat writes them, and what reads each back
+    "ab_histogram.json": (lambda: json.dumps({"grid_size": 1, "offset": 128, "counts": [[3] * 256, [1] * 256]}),
+                          _histogram_file),
+    "overlap.json": (lambda: json.dumps({"key": "k", "overlap": {
+        "name": "t", "source": "/data/t", "setting": "exclude", "kind": "images", "files": 12,
+        "test": {"same file": 2}, "names": ["a.png", "b.png"], "used": "/run/sources/t/view", "every": 1}}),
+        _overlap_file),
+    "selection.json": (lambda: json.dumps({"strategy": "diverse", "labels": 2, "ids": ["a", "b"], "added": ["b"]}),
+                       _selection_file),
+}
+
+
+@pytest.mark.parametrize("name", list(RUN_RECORDS))
+def test_any_bytes_in_a_run_folder_s_own_record_read_or_end_in_one_line(tmp_path, name):
+    seed, read = RUN_RECORDS[name]
+    fuzz(tmp_path, name, seed().encode(), read)

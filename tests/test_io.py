@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from endopat.io import TEMP_MARK, atomic_path, list_images, remove_leftovers, write_png
+from endopat.errors import EndopatError
+from endopat.io import TEMP_MARK, atomic_path, list_images, read_cache, read_record, remove_leftovers, write_png
 
 
 def _leftover(folder, name="vid02_f036.png"):
@@ -46,3 +47,21 @@ def test_the_generic_reader_does_not_take_a_leftover_for_a_frame_without_mask(tm
         write_png(tmp_path / sub / "v1_f000.png", np.zeros((4, 4), np.uint8))
     _leftover(tmp_path / "images")
     assert [s.id for s in read_labeled(tmp_path)] == ["v1_f000"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe", b"[1, 2]", b'{"ids": [1]}', b'{"ids": "a"}'])
+def test_a_damaged_record_is_one_line_naming_the_file(tmp_path, content):
+    path = tmp_path / "selection.json"
+    path.write_bytes(content)
+    with pytest.raises(EndopatError, match=r"selection.json: not a readable selection \(") as err:
+        read_record(path, "selection", dict[str, list[str]])
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_or_damaged_cache_reads_as_none_to_be_computed_again(tmp_path):
+    path = tmp_path / "store.json"
+    assert read_cache(path, dict[str, int]) is None
+    path.write_text('{"count": "many"}')
+    assert read_cache(path, dict[str, int]) is None
+    path.write_text('{"count": 3}')
+    assert read_cache(path, dict[str, int]) == {"count": 3}

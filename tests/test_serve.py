@@ -14,6 +14,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from endopat.annotation.write import LABEL_STUDIO_CONFIG, brush_rle  # noqa: E402
+from endopat.errors import EndopatError  # noqa: E402
 from endopat.segmenter import Segmenter  # noqa: E402
 from endopat.io import read_image  # noqa: E402
 from endopat.serve.app import build_server, create_app  # noqa: E402
@@ -199,6 +200,13 @@ def test_a_restarted_server_serves_the_model_it_served_last(world, monkeypatch):
     again, _ = client(world)
     assert again.get("/health").json()["model_version"] == "endopat-v2"
 
+
+
+def test_a_restarted_server_whose_served_checkpoint_is_gone_says_so_naming_its_state(world):
+    (world / "state").mkdir()
+    (world / "state" / "current.json").write_text(json.dumps({"checkpoint": str(world / "gone.pt"), "version": 3}))
+    with pytest.raises(EndopatError, match=r"current.json: the server served .*gone.pt, which is gone"):
+        client(world)
 
 def _start(world, port):
     import os

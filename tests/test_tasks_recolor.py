@@ -1,5 +1,7 @@
 import torch
 
+from conftest import TINY_MODEL, run_cli
+from endopat.colour import ABHistogram
 from endopat.config import DiscriminatorConfig
 from endopat.networks import Discriminator
 from endopat.tasks.recolor import judge
@@ -67,3 +69,19 @@ def test_fixed_weights_are_used_as_given(tmp_path):
     w = calibrate_weights(G, _store(tmp_path), torch.ones(2, 256), LossWeights(gamma=0.5, lam=0.25, phi=2),
                           torch.device("cpu"))
     assert w == {"gamma": 0.5, "lam": 0.25, "phi": 2.0}
+
+
+
+def test_a_resumed_pretraining_counts_a_damaged_a_b_histogram_again(tmp_path, monkeypatch):
+    _store(tmp_path)
+
+    def pretrain(steps: int) -> int:
+        (tmp_path / "c.yaml").write_text(TINY_MODEL + f"steps: {steps}\nbatch_size: 2\n"
+                                         "recolor: {discriminator: {width: 0.125}}\n")
+        return run_cli(monkeypatch, "pretrain", "-u", tmp_path / "imgs", "-o", tmp_path / "run", "-c",
+                       tmp_path / "c.yaml", "--no-progress")
+
+    assert pretrain(2) == 0
+    (tmp_path / "run" / "ab_histogram.json").write_bytes(b'{"counts": [[1, 2], "half a file')
+    assert pretrain(3) == 0
+    assert ABHistogram.load(tmp_path / "run" / "ab_histogram.json").total > 0

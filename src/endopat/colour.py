@@ -29,11 +29,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import BaseModel, Field
 
-from endopat.io import atomic_write_text
+from endopat.errors import EndopatError
+from endopat.io import atomic_write_text, read_record
 
 N_BINS = 256
 AB_OFFSET = 128
@@ -159,7 +162,18 @@ class ABHistogram:
 
     @classmethod
     def load(cls, path: str | Path) -> "ABHistogram":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A saved histogram; a damaged file is one line naming it."""
+        counts = np.asarray(read_record(path, "a/b histogram", _SavedHistogram).counts, dtype=np.int64)
+        if not counts.any():
+            raise EndopatError(f"{path}: not a readable a/b histogram (no pixel counted)")
+        return cls(counts)
+
+
+_Channel = Annotated[list[Annotated[int, Field(ge=0, le=2**62)]], Field(min_length=N_BINS, max_length=N_BINS)]
+
+
+class _SavedHistogram(BaseModel):
+    counts: Annotated[list[_Channel], Field(min_length=2, max_length=2)]  # a and b
 
 
 def pixel_weights(ab_n: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -16,12 +16,13 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
+from pydantic import TypeAdapter, ValidationError
 
-from endopat.errors import EndopatError, reading
+from endopat.errors import EndopatError, reading, validation_message
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -98,6 +99,26 @@ def atomic_write_csv(path: str | Path, fields: Sequence[str], rows: Iterable[Map
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fields})
     atomic_write_text(path, buf.getvalue())
+
+
+def read_record(path: str | Path, what: str, shape: Any) -> Any:
+    """A JSON file endopat wrote itself (a resume record, a cache, a server's state), validated as
+    ``shape`` (a pydantic model, a dataclass or a type such as ``dict[str, Any]``): whatever its
+    bytes — a disk that lost a block, a hand edit — one line naming the file."""
+    with reading(path, what):
+        try:
+            return TypeAdapter(shape).validate_json(Path(path).read_bytes())
+        except ValidationError as err:
+            raise EndopatError(f"{path}: not a readable {what} ({validation_message(err)})") from None
+
+
+def read_cache(path: str | Path, shape: Any) -> Any | None:
+    """A cache endopat wrote itself (:func:`read_record`), or None when it is missing or unreadable:
+    the caller computes it again, and nothing a run computed is lost to a damaged cache."""
+    try:
+        return read_record(path, "cache", shape) if Path(path).is_file() else None
+    except EndopatError:
+        return None
 
 
 def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:

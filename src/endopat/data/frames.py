@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from endopat.io import (
     list_images,
     list_videos,
     output_folder,
+    read_cache,
     read_image,
     remove_leftovers,
 )
@@ -156,7 +157,6 @@ def _video_frames(path: Path, size: tuple[int, int], stride: int, fps: float | N
 
 def _iter_source(kind: str, files: list[Path], size: tuple[int, int], stride: int,
                  fps: float | None, crop_fov: bool, fit: Fit, on_bad) -> Iterator[tuple[Path, np.ndarray]]:
-
     if kind == "videos":
         for path in files:
             try:
@@ -195,7 +195,6 @@ def _append_frames(path: Path, frames: Iterator[tuple[Path, np.ndarray]], max_fr
 
 def source_shape(src: str | Path) -> tuple[int, int]:
     """(height, width) of the first video or image of a source (or a store's frame size)."""
-
     src = Path(src)
     if not src.exists():
         raise EndopatError(f"{src}: not found")
@@ -232,6 +231,11 @@ def _check_sampling(stride: int, fps: float | None, max_frames: int | None) -> N
         raise EndopatError(f"--fps {fps}: frames per second must be a positive number")
     if max_frames is not None and max_frames < 1:
         raise EndopatError(f"--max-frames {max_frames}: at least 1")
+
+
+def _built_with(out: Path, wanted: dict[str, Any]) -> bool:
+    """``out`` holds a complete store made with the parameters ``wanted`` (a damaged store.json: no)."""
+    return is_store(out) and (read_cache(out / STORE_META, dict[str, Any]) or {}).items() >= wanted.items()
 
 
 def build_store(
@@ -271,7 +275,7 @@ def build_store(
     kind, files = source_files(src)
     wanted = {"source": str(src.resolve()), "stride": stride, "fps": fps, "crop_fov": crop_fov,
               "max_frames": max_frames, "height": size[0], "width": size[1], "fit": fit}
-    if is_store(out) and all(json.loads((out / STORE_META).read_text()).get(k) == v for k, v in wanted.items()):
+    if _built_with(out, wanted):
         return FrameStore(out)  # built before with the same parameters (a resumed pretraining)
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from endopat.data.splits import train_val
 from endopat.errors import EndopatError
 from endopat.evaluate import evaluate
 from endopat.finetune import finetune
-from endopat.io import atomic_write_text
+from endopat.io import atomic_write_text, read_record
 from endopat.serve.images import ImageSource, RequestError
 from endopat.serve.model import ServedModel
 from endopat.suggest import suggest
@@ -155,4 +156,4 @@ class Learner:
 
     def trainings(self) -> list[dict]:
         runs = self.state / "trainings"
-        return [json.loads(p.read_text()) for p in sorted(runs.glob("*/verdict.json"))] if runs.is_dir() else []
+        return [read_record(p, "training verdict", dict[str, Any]) for p in sorted(runs.glob("*/verdict.json"))]

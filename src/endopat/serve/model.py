@@ -11,13 +11,20 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from pydantic import BaseModel, Field
 
-from endopat.io import atomic_write_text
+from endopat.errors import EndopatError
+from endopat.io import atomic_write_text, read_record
 from endopat.labels import Labels
 from endopat.predict import load_model
 from endopat.segmenter import confidence
 
-CURRENT = "current.json"
+CURRENT = "current.json"  # what a server serves: read back when it restarts
+
+
+class _Served(BaseModel):
+    checkpoint: str
+    version: int = Field(ge=1)
 
 
 @dataclass
@@ -34,8 +41,11 @@ class ServedModel:
         self._lock = threading.Lock()
         saved = state / CURRENT
         if saved.is_file():  # a restarted server serves what it served, not the command line's start
-            info = json.loads(saved.read_text())
-            checkpoint, self.version = info["checkpoint"], int(info["version"])
+            info = read_record(saved, "served-model state", _Served)
+            checkpoint, self.version = info.checkpoint, info.version
+            if not Path(checkpoint).is_file():
+                raise EndopatError(f"{saved}: the server served {checkpoint}, which is gone; put it back, or "
+                                   f"move {saved} away to serve the command line's checkpoint")
         else:
             self.version = 1
         self.checkpoint = Path(checkpoint)

@@ -15,7 +15,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from pydantic import ValidationError
 
@@ -25,6 +25,7 @@ from endopat.data.splits import Split, make_split
 from endopat.data.synth import SynthSpec, generate
 from endopat.encoder_weights import check_weights_file
 from endopat.errors import EndopatError, describe, reading
+from endopat.io import read_cache
 from endopat.labels import BINARY, Labels
 from endopat.study.config import LabeledSource, StudyConfig, study_from_dict
 from endopat.study.grid import all_stages
@@ -66,7 +67,8 @@ def generate_synthetic(cfg: StudyConfig, out: Path, log: Log) -> None:
         spec = SynthSpec.model_validate(d.model_dump(exclude={"out"}))
         manifest = target / "synth.json"
         with file_lock(out / "locks" / f"synth-{target.name}.lock"):
-            if manifest.is_file() and json.loads(manifest.read_text())["spec"] == spec.model_dump():
+            made = read_cache(manifest, dict[str, Any])  # None: not made yet, or damaged (made again)
+            if made is not None and made.get("spec") == spec.model_dump():
                 continue
             log(f"generating synthetic '{d.site}' data in {target}")
             generate(target, spec)

@@ -69,6 +69,9 @@ def collect(out: Path) -> list[dict]:
         with reading(metrics.parent, "finished cell (cell.json + metrics.csv)"), open(metrics) as fh:
             meta = _CellFile.model_validate_json((metrics.parent / "cell.json").read_bytes()).model_dump()
             rows = [dict(r, dice=float(r["dice"]), iou=float(r["iou"])) for r in csv.DictReader(fh)]
+            if not rows:
+                raise EndopatError(f"{metrics}: no per-image scores; move {metrics.parent} away and the study "
+                                   "runs that cell again")
             cells.append(dict(meta, rows=rows, folder=str(metrics.parent)))
     return cells
 
@@ -193,8 +196,10 @@ def _ab_histograms(out: Path, cfg, rep: Path) -> Path | None:
     hists = {}
     for name in cfg.unlabeled:
         p = out / "stages" / "pretrain" / name / "ab_histogram.json"
-        if p.is_file():
+        try:
             hists[name] = colour.ABHistogram.load(p)
+        except EndopatError:  # not pretrained yet, or a damaged file: that source's curve is left out
+            continue
     return plot_ab_histograms(hists, rep / "ab_histograms.png") if hists else None
 
 

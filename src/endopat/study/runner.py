@@ -57,7 +57,7 @@ from endopat.study.prepare import (
     prepare,
     reopen,
 )
-from endopat.study.selection import select, select_round
+from endopat.study.selection import saved_ids, select, select_round
 from endopat.study.sources import pretraining_source
 
 Log = Callable[[str], None]
@@ -136,7 +136,7 @@ def _round_ids(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, init: P
         prev = chain[cell.round - 2]
         if not is_done(out, prev):
             run_cell(prev, cfg, data, out, progress, log)
-        labeled = json.loads((cell_dir(out, prev) / "selection.json").read_text())["ids"]
+        labeled = saved_ids(cell_dir(out, prev))
         model = cell_dir(out, prev) / "run" / "best.pt"
     seed = cell.seed(cfg.seed) + 7919 * cell.round  # each round's own draw
     return select_round(cell.method.selection.strategy, data, cell.labels, labeled, seed, model, cell_dir(out, cell))

@@ -33,11 +33,23 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from pydantic import BaseModel
 
 from endopat.choose import Candidate, choose
 from endopat.data.labeled import load_image
 from endopat.embedding import Embedder
-from endopat.io import atomic_write_text
+from endopat.io import atomic_write_text, read_record
+
+SELECTION = "selection.json"  # a cell's chosen ids, reused when it resumes and read by its next round
+
+
+class _Selection(BaseModel):
+    ids: list[str]
+
+
+def saved_ids(folder: Path) -> list[str]:
+    """The ids a cell chose (its ``selection.json``); a damaged file is one line naming it."""
+    return read_record(folder / SELECTION, "labeling round's selection", _Selection).ids
 
 
 def _images(data, ids: list[str]) -> list[np.ndarray]:
@@ -54,9 +66,9 @@ def select_round(strategy: str, data, n: int, labeled: list[str], seed: int, mod
     from the rest of the pool as make ``n``, chosen with ``model`` (the previous round's segmenter;
     in round 1 the method's start checkpoint, or None)."""
 
-    saved = folder / "selection.json"
+    saved = folder / SELECTION
     if saved.is_file():
-        return json.loads(saved.read_text())["ids"]
+        return saved_ids(folder)
     pool = list(data.split.train)
     have = set(labeled)
     ok = np.array([i not in have for i in pool])
@@ -95,9 +107,9 @@ def select(strategy: str, data, fraction: str, subset: int, seed: int, init: Pat
     random_ids = data.split.subset(fraction, subset)
     if strategy == "random":
         return random_ids
-    saved = folder / "selection.json"
+    saved = folder / SELECTION
     if saved.is_file():
-        return json.loads(saved.read_text())["ids"]
+        return saved_ids(folder)
     pool, n = list(data.split.train), len(random_ids)
     cands = [Candidate(i, i, -1, None) for i in pool]
     images = _images(data, pool)

@@ -28,14 +28,16 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel
 
 from endopat.data.frames import FrameStore, is_store, source_files
 from endopat.data.labeled import Sample, group_of
 from endopat.errors import EndopatError
-from endopat.io import atomic_write_text, read_image
+from endopat.io import atomic_write_text, read_cache, read_image, read_record
 
 REASONS = ("same file", "same pixels", "same video")
 
@@ -47,7 +49,7 @@ class Overlap:
     name: str
     source: str  # the source as configured (resolved)
     setting: str  # exclude | keep
-    kind: str  # images | videos | store
+    kind: Literal["images", "videos", "store"]
     files: int  # files of the source (a store: its frames)
     test: dict[str, int] = field(default_factory=dict)  # reason -> files that belong to the test split
     names: list[str] = field(default_factory=list)  # those files' names
@@ -69,6 +71,13 @@ class Overlap:
         what = (f"left out: pretraining used the other {self.files - self.n_test}" if self.setting == "exclude"
                 else "kept (test_frames: keep, the paper's transductive setting): pretraining saw them")
         return f"{self.n_test} of {self.files} {unit} are from the test split ({why}); {what}"
+
+
+class _OverlapRecord(BaseModel):
+    """``sources/<name>/overlap.json``: the overlap and the key (source, setting, thinning, test split) it holds for."""
+
+    key: str
+    overlap: Overlap
 
 
 def _pixels_key(image: np.ndarray) -> str:
@@ -154,10 +163,9 @@ def prepare_source(name: str, source: Path, test: list[Sample], setting: str, ou
     folder = out / "sources" / name
     record = folder / "overlap.json"
     key = hashlib.sha256(json.dumps([str(source), setting, every, sorted(s.id for s in test)]).encode()).hexdigest()
-    if record.is_file():
-        saved = json.loads(record.read_text())
-        if saved.get("key") == key:
-            return Overlap(**saved["overlap"])
+    saved = read_cache(record, _OverlapRecord)  # None: not found yet, or damaged (found again)
+    if saved is not None and saved.key == key:
+        return saved.overlap
     overlap = find_overlap(name, source, test, setting, every)
     leave_out = set(overlap.names) if setting == "exclude" else set()
     if leave_out and overlap.kind == "store":
@@ -177,4 +185,4 @@ def pretraining_source(out: Path, name: str) -> Path:
     record = out / "sources" / name / "overlap.json"
     if not record.is_file():
         raise EndopatError(f"{record}: missing; run the study (it finds each source's test frames first)")
-    return Path(json.loads(record.read_text())["overlap"]["used"])
+    return Path(read_record(record, "pretraining source record", _OverlapRecord).overlap.used)

@@ -23,6 +23,7 @@ from pydantic import Field
 from endopat import colour, losses
 from endopat.config import DiscriminatorConfig, LossWeights, _Strict
 from endopat.data.frames import FrameStore
+from endopat.errors import EndopatError
 from endopat.io import write_png
 from endopat.networks import Colorizer, Discriminator
 from endopat.tasks.base import Task
@@ -110,9 +111,9 @@ class RecolorTask(Task):
         super().__init__(cfg, run, store)
         s = self.settings
         hist_path = run.out / "ab_histogram.json"
-        if hist_path.is_file():
+        try:  # a cache of this run: counted again when missing or damaged
             hist = colour.ABHistogram.load(hist_path)
-        else:
+        except EndopatError:
             hist = ab_histogram(store, s.histogram_frames, s.loss.black_level)
             if run.is_main:
                 hist.save(hist_path)
