@@ -434,6 +434,14 @@ def _selection_file(path: Path) -> None:
         raise EndopatError(f"{path}: {err}") from None
 
 
+def _stage_done_file(path: Path) -> None:
+    from endopat.report.compute import compute_rows
+
+    (path.parent / "stages" / "pretrain" / "t").mkdir(parents=True, exist_ok=True)
+    (path.parent / "stages" / "pretrain" / "t" / "done.json").write_bytes(path.read_bytes())
+    compute_rows(path.parent, [], [])
+
+
 RUN_RECORDS = {  # a run folder's own files, as endopat writes them, and what reads each back
     "ab_histogram.json": (lambda: json.dumps({"grid_size": 1, "offset": 128, "counts": [[3] * 256, [1] * 256]}),
                           _histogram_file),
@@ -443,6 +451,7 @@ RUN_RECORDS = {  # a run folder's own files, as endopat writes them, and what re
         _overlap_file),
     "selection.json": (lambda: json.dumps({"strategy": "diverse", "labels": 2, "ids": ["a", "b"], "added": ["b"]}),
                        _selection_file),
+    "done.json": (lambda: json.dumps({"stage": "pretrain/t", "seconds": 812.5}), _stage_done_file),
 }
 
 
@@ -450,3 +459,22 @@ RUN_RECORDS = {  # a run folder's own files, as endopat writes them, and what re
 def test_any_bytes_in_a_run_folder_s_own_record_read_or_end_in_one_line(tmp_path, name):
     seed, read = RUN_RECORDS[name]
     fuzz(tmp_path, name, seed().encode(), read)
+
+
+def test_any_bytes_as_a_kvasir_split_list_read_or_end_in_one_line(tmp_path):
+    from endopat.data.readers import open_labeled
+    from endopat.io import write_png
+
+    root = tmp_path / "kvasir"
+    for i in range(2):
+        write_png(root / "images" / f"k{i}.png", RGB)
+        write_png(root / "masks" / f"k{i}.png", MASK)
+
+    def read(path: Path) -> None:
+        (root / "train.txt").write_bytes(path.read_bytes())
+        try:
+            open_labeled(root, "kvasir")
+        except EndopatError as err:
+            raise EndopatError(f"{path}: {err}") from None
+
+    fuzz(tmp_path, "train.txt", b"k0\nk1\n", read)

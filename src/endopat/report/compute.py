@@ -8,17 +8,19 @@ workers."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
+
+from endopat.io import read_cache
 
 
 def compute_rows(out: Path, cells: list[dict], order: list[str]) -> list[dict]:
     """One row per finished stage, then one per method (its cells summed), then the total."""
     rows = []
     for done in sorted(Path(out).glob("stages/*/*/done.json")):
-        seconds = json.loads(done.read_text()).get("seconds")
-        if seconds is not None:
+        seconds = (read_cache(done, dict[str, Any]) or {}).get("seconds")  # a damaged record: no row
+        if isinstance(seconds, (int, float)):
             rows.append({"what": f"stage {done.parent.parent.name}/{done.parent.name}", "runs": 1,
                          "seconds": float(seconds)})
     per_method: dict[str, list[float]] = defaultdict(list)

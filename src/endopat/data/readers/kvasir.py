@@ -12,6 +12,7 @@ from pathlib import Path
 
 from endopat.data.labeled import Sample
 from endopat.data.readers.generic import pair_by_stem
+from endopat.errors import reading
 
 NAME = "kvasir"
 SPLIT_FILES = {"train": "train.txt", "test": "test.txt"}
@@ -27,6 +28,8 @@ def read(root: Path) -> list[Sample]:
     for split, name in SPLIT_FILES.items():
         path = root / name
         if path.is_file():
-            for line in path.read_text().split():
-                split_of[Path(line.strip()).stem] = split
+            with reading(path, "split list (one image id per line)"):
+                ids = path.read_text().split()
+            for line in ids:
+                split_of[Path(line).stem] = split
     return pair_by_stem(root, "kvasir", group=lambda stem: stem, split=split_of.get)
