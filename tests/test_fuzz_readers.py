@@ -178,6 +178,30 @@ def test_any_bytes_as_a_study_config_load_and_validate_or_end_in_one_line(tmp_pa
     fuzz(tmp_path, "c.yaml", (Path(__file__).parents[1] / "examples" / example).read_bytes(), load_study)
 
 
+TRAINING_CONFIGS = {  # a pretrain and a fine-tune config as a user writes them, with every section
+    "pretrain": ("model: {arch: basic_unet, features: [16, 16, 32, 64, 128, 16], image_size: [96, 128]}\n"
+                 "task: inpaint\nsteps: 600\nbatch_size: 8\nseed: 3\nframe_stride: 2\n"
+                 "recolor: {discriminator: {width: 0.5}, loss: {rebalance_alpha: 0.5}}\n"
+                 "inpaint: {mask_ratio: 0.5}\ncontrastive: {temperature: 0.1}\nprecision: '32'\n"),
+    "finetune": ("model: {features: [16, 16, 32, 64, 128, 16], image_size: [96, 128], input: Lab}\n"
+                 "epochs: 40\nmin_samples_per_epoch: 80\nbatch_size: 8\nlr: 0.001\nloss: dice_ce\n"
+                 "augment: {flips: true, rotate: true, gain: 0.2}\nsemi: {method: fixmatch, unlabeled: frames}\n"
+                 "early_stop_patience: 10\nseed: 1\n"),
+}
+
+
+@pytest.mark.parametrize("kind", list(TRAINING_CONFIGS))
+def test_any_bytes_as_a_training_config_load_and_validate_or_end_in_one_line(tmp_path, kind):
+    from endopat.config import FinetuneConfig, load_config
+    from endopat.tasks.config import PretrainConfig
+
+    model = {"pretrain": PretrainConfig, "finetune": FinetuneConfig}[kind]
+    load_config(model, None)  # the seed itself is valid (else the fuzz would test nothing)
+    seed = TRAINING_CONFIGS[kind].encode()
+    (tmp_path / "valid.yaml").write_bytes(seed)
+    load_config(model, tmp_path / "valid.yaml")
+    fuzz(tmp_path, "c.yaml", seed, lambda p: load_config(model, p))
+
 @pytest.mark.parametrize("labels", [None, {"names": ["background", "gallbladder", "tool"], "ignore": 255}])
 def test_any_bytes_as_a_segmenter_checkpoint_load_or_end_in_one_line(tmp_path, labels):
     from endopat.checkpoints import make_checkpoint
