@@ -1,6 +1,7 @@
 """Semi-supervised fine-tuning (endopat.semi): the losses, the teacher, the pairs, the views, and
 fine-tuning with each method through the API and the CLI, killed and resumed."""
 
+import csv
 import json
 
 import numpy as np
@@ -95,7 +96,7 @@ def test_colour_jitter_stays_in_the_normalised_range_and_blur_keeps_the_shape():
 
 
 @pytest.mark.parametrize("method", SEMI_METHODS)
-def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_path, method):
+def test_fine_tuning_with_each_method_uses_the_unlabeled_frames_and_logs_their_loss(tiny_data, tmp_path, method):
     from endopat.data.readers import open_labeled
     from endopat.finetune import finetune
 
@@ -109,6 +110,9 @@ def test_fine_tuning_with_each_method_uses_the_unlabeled_frames(tiny_data, tmp_p
         {**base, "semi": semi}), progress=False, log=lambda *a: None)
     assert (tmp_path / method / "unlabeled" / "store.json").is_file()
     assert not same_weights(sup, best)  # the unlabeled loss moved the weights
+    logged = [[r["unlabeled_loss"] for r in csv.DictReader((run / "history.csv").read_text().splitlines())]
+              for run in (sup.parent, best.parent)]
+    assert logged[0] == ["", ""] and all(float(v) >= 0 for v in logged[1]) and float(logged[1][-1]) > 0
 
 
 @pytest.mark.parametrize("method", SEMI_METHODS)

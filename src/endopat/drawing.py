@@ -140,6 +140,8 @@ def plot_finetune_history(rows: Sequence[Mapping[str, float]], path: str | Path,
         ep = [r["epoch"] for r in rows]
         ax.plot(ep, [r["train_loss"] for r in rows], label="train loss")
         ax.plot(ep, [r["val_loss"] for r in rows], label="val loss")
+        if rows[-1].get("unlabeled_loss") not in (None, ""):  # semi-supervised: its share of the train loss
+            ax.plot(ep, [float(r.get("unlabeled_loss") or "nan") for r in rows], label="of it: unlabeled (weighted)")
         ax2 = ax.twinx()
         ax2.plot(ep, [r["val_dice"] for r in rows], color="tab:green", label="val Dice")
         ax2.set_ylim(0, 1)

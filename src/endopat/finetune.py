@@ -58,7 +58,7 @@ from endopat.networks import (
 from endopat.runtime import GeneratorState, TrainingRun
 from endopat.semi.attach import SemiRun, attach
 
-HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr"]
+HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr", "unlabeled_loss"]  # the last: semi only
 
 
 class _Repeated(torch.utils.data.Dataset):
@@ -149,26 +149,29 @@ def _ignored(labels: Labels, *masks: np.ndarray) -> int | None:
 
 
 def _train_epoch(model: torch.nn.Module, loader, opt, run: TrainingRun, cfg: FinetuneConfig, epoch: int,
-                 semi: SemiRun | None = None, ignore: int | None = None) -> float:
+                 semi: SemiRun | None = None, ignore: int | None = None) -> tuple[float, float]:
     """One pass over the (repeated) training set, each sample augmented by its own draw; the mean loss
     (with ``semi``: plus the ramped-up unlabeled loss of a batch of unlabeled frames per step, and the
-    teacher updated after every step)."""
+    teacher updated after every step) and, of it, the mean weighted unlabeled term."""
     model.train()
-    total, n = torch.zeros((), device=run.device), torch.zeros((), device=run.device)
+    total, unlabeled, n = (torch.zeros((), device=run.device) for _ in range(3))
     for i, (x, y, idx) in enumerate(loader):
         x, y = augment_batch(x, y, cfg.augment, draws(cfg.seed, epoch, idx))
         loss = losses.supervised(model(x), y, cfg.loss, ignore)
         if semi is not None:
             batch = semi.unlabeled.next()
             batch = tuple(b.to(run.device) for b in batch) if isinstance(batch, tuple) else batch.to(run.device)
-            loss = loss + semi.method.weight(epoch * len(loader) + i) * semi.method.loss(model, batch)
+            term = semi.method.weight(epoch * len(loader) + i) * semi.method.loss(model, batch)
+            loss = loss + term
+            unlabeled = unlabeled + term.detach() * len(x)
         opt.zero_grad(set_to_none=True)
         run.fabric.backward(loss)
         opt.step()
         if semi is not None:
             semi.method.after_step(semi.net)
         total, n = total + loss.detach() * len(x), n + len(x)
-    return float(run.total(total) / run.total(n))
+    n = run.total(n)
+    return float(run.total(total) / n), float(run.total(unlabeled) / n)
 
 
 def _validate(model: torch.nn.Module, loader, run: TrainingRun, cfg: FinetuneConfig, labels: Labels,
@@ -249,12 +252,12 @@ def finetune(
     run.restore_rng()  # a resumed run: every generator as at its last save
     with run.progress("fine-tuning", cfg.epochs) as advance:
         while epoch < cfg.epochs and not (cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience):
-            train_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch, semi, ignore)
+            train_loss, unlabeled_loss = _train_epoch(model, train_loader, opt, run, cfg, epoch, semi, ignore)
             val_loss, val_dice = _validate(model, val_loader, run, cfg, labels, ignore)
             sched.step(val_loss)  # lr x0.1 after a plateau of the validation loss
             epoch += 1
             run.record({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
-                        "lr": opt.param_groups[0]["lr"]})
+                        "lr": opt.param_groups[0]["lr"], **({"unlabeled_loss": unlabeled_loss} if semi else {})})
             if val_loss < best_val - 1e-6:  # the checkpoint kept: the best validation loss
                 best_val, bad_epochs = val_loss, 0
                 if run.is_main:
