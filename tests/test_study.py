@@ -585,3 +585,19 @@ def test_a_saved_row_changed_or_left_out_is_a_changed_config(tmp_path, methods, 
     (tmp_path / "study.json").write_text(saved.model_dump_json())
     with pytest.raises(EndopatError, match=f"another config \\(changed: {named}\\); resume it with the same config \\(rows may be added\\)"):
         check_same_study(study_from_dict({**TINY_STUDY, "methods": methods}), tmp_path)
+
+
+def test_a_class_neither_model_segments_is_named_so_not_left_unresolved(tmp_path):
+    from endopat.labels import Labels
+    from endopat.study.report import summaries
+    from endopat.study.report_classes import per_class
+
+    labels = Labels(("background", "duct", "gallbladder"))
+    cells = [{"method": m, "fraction": "1", "subset": 0, "pretrain_rep": p, "repeat": r, "labels": 8,
+              "rows": [{"id": f"i{i}", "dice": 0.5, "iou": 0.4, "gt_duct": 1, "dice_duct": 0.0, "iou_duct": 0.0,
+                        "gt_gallbladder": 1, "dice_gallbladder": 0.6 + 0.01 * (i + r + p), "iou_gallbladder": 0.5}
+                       for i in range(6)]}
+             for m, reps in (("baseline", 1), ("PAT", 2)) for p in range(reps) for r in range(2)]
+    rows, _ = per_class(cells, labels, "baseline", 0, 8, ["baseline", "PAT"], summaries, tmp_path)
+    verdict = {r["class"]: r["verdict"] for r in rows if r["method"] == "PAT"}
+    assert verdict["duct"].startswith("neither segments it") and not verdict["gallbladder"].startswith("neither")

@@ -23,9 +23,11 @@ CLASS_FIELDS = ["class", "method", "fraction", "labels", "runs", "n_test", "dice
                 "run_ci_low", "run_ci_high", "verdict"]
 CLASS_SAVINGS_FIELDS = ["class", "method", "baseline_labels", "baseline_dice", "labels_needed", "labels_low",
                         "labels_high", "saved_pct", "saved_low", "saved_high"]
+FLOOR = 0.01  # a class's mean DSC below this on both sides: neither model segments it, nothing to compare
 CLASSES_TEXT = ("Each class on the test images whose ground truth shows it (`n test`); the mean over "
                 "foreground classes is the headline above. Differences and savings as above (calibrated "
-                "intervals).")
+                f"intervals). Where a method and the baseline both stay below DSC {FLOOR} on a class, neither "
+                "segments it: the study cannot say whether the method saves labels there, at any interval.")
 
 
 def class_cells(cells: list[dict], name: str) -> list[dict]:
@@ -48,8 +50,11 @@ def per_class(cells: list[dict], labels: Labels, baseline: str, seed: int, pool:
         plot_curves(summ, rep / f"curves_{name}.png", name)
         comparison = Comparison(cs, baseline, seed, pool=pool)
         diffs = {(d["method"], d["fraction"]): d for d in comparison.differences()}
+        base = {s["fraction"]: s["dice"]["mean"] for s in summ if s["method"] == baseline}
         for s in summ:
             d = diffs.get((s["method"], s["fraction"]), {})
+            if d and max(s["dice"]["mean"], base.get(s["fraction"], 1.0)) < FLOOR:
+                d = dict(d, verdict=f"neither segments it (DSC < {FLOOR} on both sides)")
             rows.append({"class": name, "method": s["method"], "fraction": s["fraction"], "labels": s["labels"],
                          "runs": s["runs"], "n_test": s["dice"]["n"] // max(1, s["runs"]),
                          "dice_mean": s["dice"]["mean"], "iou_mean": s["iou"]["mean"],
