@@ -153,10 +153,6 @@ class ABHistogram:
     def to_dict(self) -> dict:
         return {"grid_size": 1, "offset": AB_OFFSET, "counts": self.counts.tolist()}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ABHistogram":
-        return cls(np.asarray(d["counts"], dtype=np.int64))
-
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict()))
 
