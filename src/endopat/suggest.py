@@ -49,7 +49,7 @@ from PIL import Image, ImageDraw
 
 from endopat.annotation import write_cvat, write_label_studio
 from endopat.choose import STRATEGIES, Candidate, choose
-from endopat.data.frames import STORE_DATA, FrameStore, is_store, source_files
+from endopat.data.frames import STORE_DATA, FrameStore, check_sampling, is_store, source_files
 from endopat.data.geometry import fit_image, restore
 from endopat.data.video import iter_frames, video_info
 from endopat.embedding import Embedder
@@ -182,8 +182,7 @@ def suggest(source: str | Path, n: int, out: str | Path, model: str | Path | Non
     if n < 1:
         raise EndopatError(f"-n {n}: choose at least one frame")
     check_seed(seed, "suggest")
-    if not 0 < fps < math.inf:  # NaN too
-        raise EndopatError(f"--fps {fps}: frames per second must be a positive number")
+    check_sampling(1, fps, None)
     if not 0 <= min_gap < math.inf:
         raise EndopatError(f"--min-gap {min_gap}: seconds must be a number of at least 0")
     if batch_size < 1:

@@ -223,7 +223,7 @@ def probe_source(src: str | Path) -> None:
         read_image(files[0])
 
 
-def _check_sampling(stride: int, fps: float | None, max_frames: int | None) -> None:
+def check_sampling(stride: int, fps: float | None, max_frames: int | None) -> None:
     """One line, before anything is decoded, for a sampling no video allows."""
     if stride < 1:
         raise EndopatError(f"--every {stride}: keep every n-th frame, n at least 1")
@@ -260,7 +260,7 @@ def build_store(
     logged skip counted at the end. A complete store at ``out`` with the same parameters is reused
     (a killed pretraining resumes without decoding again); a store of the right size as ``src`` is
     used in place."""
-    _check_sampling(stride, fps, max_frames)
+    check_sampling(stride, fps, max_frames)
     src, out = Path(src), output_folder(out)
     if not src.exists():
         raise EndopatError(f"{src}: not found")
