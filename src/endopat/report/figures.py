@@ -83,7 +83,9 @@ def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: lis
         lambda im, ids: class_overlay(im, ids, labels, legend=False))
     plt = pyplot()
     cols = 1 + len(methods)
-    fig, axes = plt.subplots(len(picks), cols, figsize=(2.2 * cols, 2.2 * len(picks)), squeeze=False)
+    row = 2.2 * images[0].shape[0] / images[0].shape[1] + 0.35  # the frames' own aspect, and a title line
+    fig, axes = plt.subplots(len(picks), cols, figsize=(2.2 * cols, row * len(picks) + 0.6), squeeze=False,
+                             layout="constrained")
     for i, (im, gt) in enumerate(zip(images, gts)):
         axes[i][0].imshow(draw(im, gt))
         axes[i][0].set_title("ground truth" if i == 0 else "", fontsize=8)
@@ -97,7 +99,7 @@ def plot_overlays(cells: list[dict], data, n: int, path: Path, method_order: lis
         from matplotlib.patches import Patch
 
         fig.legend(handles=[Patch(color=np.array(labels.colours[k]) / 255, label=labels.names[k])
-                            for k in labels.foreground], loc="lower center", ncol=min(4, len(labels.foreground)),
+                            for k in labels.foreground], loc="outside lower center", ncol=min(4, len(labels.foreground)),
                    fontsize=7, frameon=False)
     fig.suptitle(f"test images, label fraction {smallest}, subset 0", fontsize=9)
     return save_figure(fig, path)
