@@ -56,14 +56,13 @@ def outputs(path, frames_dir):
     """The checkpoint's U-Net output on the frames. Compared instead of raw weights: a conv bias
     followed by instance norm has a gradient of exactly zero in exact arithmetic, so Adam turns the
     float noise of its gradient into lr-sized steps of either sign, which change nothing downstream."""
-    from endopat.checkpoints import load_checkpoint, model_config
+    from endopat.checkpoints import load_checkpoint
     from endopat.networks import build_unet, prepare_input
 
     ckpt = load_checkpoint(path)
-    cfg = model_config(ckpt)
-    mode = "L" if ckpt["in_channels"] == 1 else "Lab"  # a re-colorization generator sees L only
-    unet = build_unet(cfg, in_channels=1 if mode == "L" else 3)
-    unet.load_state_dict(ckpt["state_dict"])
+    mode = "L" if ckpt.in_channels == 1 else "Lab"  # a re-colorization generator sees L only
+    unet = build_unet(ckpt.model, in_channels=1 if mode == "L" else 3)
+    unet.load_state_dict(ckpt.state_dict)
     frames = np.stack([np.asarray(Image.open(p)) for p in sorted(frames_dir.glob("*.png"))])
     with torch.no_grad():
         return unet.eval()(prepare_input(torch.from_numpy(frames), mode))

@@ -216,6 +216,41 @@ def test_any_bytes_as_a_segmenter_checkpoint_load_or_end_in_one_line(tmp_path, l
     assert fuzz(tmp_path, "best.pt", buf.getvalue(), Segmenter) > 0  # the unchanged ones load
 
 
+# what a checkpoint's fields may be instead of what endopat writes: gone, or of another type
+FIELD_VALUES = [KeyError, None, "x", -1, float("nan"), [3], {"a": 1}, {"names": ["a"]}]
+
+
+def _segmenter_checkpoint() -> dict:
+    from endopat.checkpoints import make_checkpoint
+    from endopat.config import ModelConfig
+    from endopat.networks import build_unet
+
+    cfg = ModelConfig(features=(2, 2, 2, 2, 2, 2), image_size=(16, 16))
+    return make_checkpoint("segmenter", cfg, build_unet(cfg, out_channels=3).state_dict(), provenance={"steps": 1},
+                           labels={"names": ["background", "gallbladder", "tool"], "ignore": 255})
+
+
+@pytest.mark.parametrize("key", [k for k in _segmenter_checkpoint() if k != "format"])
+def test_any_value_of_a_checkpoint_field_loads_exports_or_ends_in_one_line(tmp_path, key):
+    from endopat.checkpoints import save_atomic
+    from endopat.export import export_onnx
+
+    path = tmp_path / "best.pt"
+    for value in FIELD_VALUES:
+        ckpt = _segmenter_checkpoint()
+        if value is KeyError:
+            del ckpt[key]
+        else:
+            ckpt[key] = value
+        save_atomic(ckpt, path)
+        try:
+            export_onnx(path, tmp_path / "m.onnx")
+        except EndopatError as err:
+            assert "\n" not in str(err).strip() and str(path) in str(err), f"{key}={value!r}: {err}"
+        except Exception as err:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"{key}={value!r}: {err.__class__.__name__}: {err}")
+
+
 @pytest.mark.parametrize("name", ["w.pth", "w.bin", "w.safetensors"])
 def test_any_bytes_as_encoder_weights_read_or_end_in_one_line(tmp_path, name):
     from safetensors.torch import save

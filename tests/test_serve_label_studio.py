@@ -71,13 +71,13 @@ def backend(world, label_studio):
     makes its mask cover about half of each frame (so there is a prediction to see)."""
     import torch
 
-    from endopat.checkpoints import load_checkpoint, save_atomic
+    from endopat.checkpoints import load_weights_only, save_atomic
     from endopat.segmenter import Segmenter
     from endopat.io import read_image
 
     seg = Segmenter(world / "best.pt")
     prob = seg.probabilities([read_image(world / "frames" / "v9_f000.png")])[0]
-    ckpt = load_checkpoint(world / "best.pt")
+    ckpt = load_weights_only(world / "best.pt")
     ckpt["threshold"] = float(np.median(prob))
     save_atomic(ckpt, world / "best.pt")
     torch.set_num_threads(1)

@@ -22,14 +22,15 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from endopat import __version__
 from endopat.config import ModelConfig
-from endopat.errors import EndopatError, describe, reading
+from endopat.errors import EndopatError, describe, reading, validation_message
 from endopat.io import atomic_path
 from endopat.labels import Labels
 from endopat.archs.vit import resize_pos_embed
@@ -84,8 +85,7 @@ def make_checkpoint(
         "endopat_version": __version__,
         "kind": kind,
         "model": model_cfg.model_dump(mode="json"),
-        "preprocess": dict(PREPROCESS, input=model_cfg.input, image_size=list(model_cfg.image_size),
-                           fit=model_cfg.fit),
+        "preprocess": _preprocess(model_cfg),
         "threshold": float(threshold),
         "provenance": provenance or {},
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
@@ -103,34 +103,73 @@ def save_checkpoint(path: str | Path, **kwargs: Any) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def _preprocess(model_cfg: ModelConfig) -> dict[str, Any]:
+    return dict(PREPROCESS, input=model_cfg.input, image_size=list(model_cfg.image_size), fit=model_cfg.fit)
+
+
+class _Header(BaseModel):
+    """Every field of a checkpoint but its weights, as :func:`make_checkpoint` writes it; the
+    defaults are what checkpoints of older endopat versions lack."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    format_version: int = Field(ge=0)
+    endopat_version: str = "unknown"
+    kind: Literal["pretrained", "segmenter", "colorizer"]
+    task: str | None = None
+    reinit: list[str] = []
+    model: ModelConfig
+    in_channels: int | None = Field(None, ge=1, le=4096)
+    preprocess: dict[str, Any] | None = None
+    threshold: float = Field(0.5, ge=0, le=1, allow_inf_nan=False)
+    provenance: dict[str, Any] = {}
+    labels: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint, each field checked and typed once, where it is read
+    (:func:`load_checkpoint`); the module docstring says what each holds."""
+
+    path: Path
+    kind: str
+    model: ModelConfig
+    labels: Labels
+    state_dict: dict[str, torch.Tensor]
+    in_channels: int
+    threshold: float = 0.5
+    task: str | None = None
+    reinit: tuple[str, ...] = ()
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    endopat_version: str = "unknown"
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """An endopat checkpoint, whatever the file's bytes: a damaged or foreign file, a field of the
+    wrong type or a newer format is one line naming the file."""
     ckpt = load_weights_only(path)
     with reading(path, "endopat checkpoint"):
         if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
             raise EndopatError(f"{path}: not an endopat checkpoint (no 'format: endopat' header)")
-        if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+        try:
+            head = _Header.model_validate({k: v for k, v in ckpt.items() if k != "state_dict"})
+        except ValidationError as err:
+            raise EndopatError(f"{path}: not a valid endopat checkpoint: {validation_message(err)}") from None
+        if head.format_version > FORMAT_VERSION:
             raise EndopatError(
-                f"{path}: checkpoint format {ckpt['format_version']} is newer than this endopat "
+                f"{path}: checkpoint format {head.format_version} is newer than this endopat "
                 f"understands ({FORMAT_VERSION}); upgrade endopat"
             )
-        _check_fields(ckpt, path)
-    return ckpt
-
-
-def _check_fields(ckpt: dict[str, Any], path: str | Path) -> None:
-    """What every reader of a checkpoint relies on, checked once where it is loaded (inside the
-    reader's catch-all, so a damaged field is one line naming the file)."""
-    state = ckpt["state_dict"]
-    if not isinstance(ckpt.get("kind"), str) or not isinstance(state, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise EndopatError(f"{path}: not an endopat checkpoint (its kind or its weights are malformed)")
-    model_config(ckpt)
-    Labels.from_dict(ckpt.get("labels"), str(path))
-    float(ckpt.get("threshold", 0.5)), int(ckpt.get("in_channels", 1))
-
-
-def model_config(ckpt: dict[str, Any]) -> ModelConfig:
-    return ModelConfig.model_validate(ckpt["model"])
+        state = ckpt["state_dict"]
+        if not isinstance(state, dict) or not all(
+                isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+            raise EndopatError(f"{path}: not an endopat checkpoint (its weights are malformed)")
+        return Checkpoint(
+            path=Path(path), kind=head.kind, model=head.model, labels=Labels.from_dict(head.labels, str(path)),
+            state_dict=state, in_channels=head.in_channels or head.model.in_channels, threshold=head.threshold,
+            task=head.task, reinit=tuple(head.reinit), preprocess=head.preprocess or _preprocess(head.model),
+            provenance=head.provenance, endopat_version=head.endopat_version)
 
 
 def unet_state(module: nn.Module) -> dict[str, torch.Tensor]:

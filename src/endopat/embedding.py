@@ -11,11 +11,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from endopat.checkpoints import load_checkpoint, model_config
+from endopat.checkpoints import load_checkpoint
 from endopat.colour import rgb_uint8_to_lab_n
 from endopat.data.geometry import fit_image
 from endopat.errors import reading
-from endopat.labels import BINARY, Labels
+from endopat.labels import BINARY
 from endopat.networks import arch_of, build_unet
 from endopat.segmenter import network_input
 
@@ -30,15 +30,13 @@ class Embedder:
         if path is None:
             return
         ckpt = load_checkpoint(path)
-        self.kind, self.cfg = ckpt["kind"], model_config(ckpt)
-        self.labels = Labels.from_dict(ckpt.get("labels"), str(path))
-        self.threshold = float(ckpt.get("threshold", 0.5))
-        self.in_channels = int(ckpt.get("in_channels", self.cfg.in_channels))
+        self.kind, self.cfg, self.labels, self.threshold = ckpt.kind, ckpt.model, ckpt.labels, ckpt.threshold
+        self.in_channels = ckpt.in_channels
         last = arch_of(self.cfg).groups["last"][0] + "."
         with reading(path, "endopat checkpoint"):  # weights that do not fit its own model: one line
-            out = next(v for k, v in ckpt["state_dict"].items() if k.startswith(last) and k.endswith("weight")).shape[0]
+            out = next(v for k, v in ckpt.state_dict.items() if k.startswith(last) and k.endswith("weight")).shape[0]
             self.net = build_unet(self.cfg, in_channels=self.in_channels, out_channels=out)
-            self.net.load_state_dict(ckpt["state_dict"])
+            self.net.load_state_dict(ckpt.state_dict)
         self.net.to(self.device).eval()
 
     @property

@@ -70,9 +70,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
         model = onnx.load(str(tmp))
         meta = {"endopat": json.dumps({"model": seg.cfg.model_dump(mode="json"), "threshold": seg.threshold,
                                        "labels": seg.labels.to_dict(),
-                                       "preprocess": seg.checkpoint["preprocess"],
-                                       "endopat_version": seg.checkpoint["endopat_version"],
-                                       "provenance": seg.checkpoint.get("provenance", {}),
+                                       "preprocess": seg.checkpoint.preprocess,
+                                       "endopat_version": seg.checkpoint.endopat_version,
+                                       "provenance": seg.checkpoint.provenance,
                                        "checkpoint_sha256": file_digest(checkpoint)}, default=str)}
         for k, v in meta.items():
             entry = model.metadata_props.add()

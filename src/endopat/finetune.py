@@ -33,12 +33,7 @@ import torch
 
 from endopat import losses
 from endopat.augment import augment_batch, draws
-from endopat.checkpoints import (
-    init_from,
-    load_checkpoint,
-    model_config,
-    save_checkpoint,
-)
+from endopat.checkpoints import Checkpoint, init_from, load_checkpoint, save_checkpoint
 from endopat.config import FinetuneConfig, ModelConfig
 from endopat.data.labeled import Sample, load_pairs
 from endopat.drawing import plot_finetune_history
@@ -74,12 +69,12 @@ class _Repeated(torch.utils.data.Dataset):
         return self.x[i % len(self.x)], self.y[i % len(self.x)], i
 
 
-def resolve_init(init: str | Path | None, cfg: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
+def resolve_init(init: str | Path | None, cfg: FinetuneConfig) -> tuple[FinetuneConfig, Checkpoint | None]:
     """Load the init checkpoint and take its architecture and widths, so the networks match."""
     if init is None:
         return cfg, None
     ckpt = load_checkpoint(init)
-    theirs = model_config(ckpt)
+    theirs = ckpt.model
     same = {k: getattr(theirs, k) for k in ("arch", "features", "decoder_channels")}
     if any(side % ARCHS[theirs.arch].multiple for side in cfg.model.image_size):
         same["image_size"] = theirs.image_size  # the config's size does not suit the checkpoint's architecture
@@ -108,7 +103,7 @@ def _grid(cfg: ModelConfig, arch) -> tuple[int, int] | None:
     return None if arch.patch is None else (cfg.image_size[0] // arch.patch, cfg.image_size[1] // arch.patch)
 
 
-def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | None, reinit_last: bool | None,
+def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: Checkpoint | None, reinit_last: bool | None,
                    run: TrainingRun, labels: Labels) -> tuple[torch.nn.Module, bool | None]:
     """The U-Net with one output per class: fresh, or loaded from ``init`` (every layer but the
     re-initialised ones); frozen modules fixed."""
@@ -117,13 +112,12 @@ def _initial_model(cfg: FinetuneConfig, init: str | Path | None, ckpt: dict | No
         lines += load_encoder_weights(model, cfg.model, cfg.encoder_weights, cfg.encoder_norm).lines()
     if ckpt is not None:
         if reinit_last is None:
-            same_classes = Labels.from_dict(ckpt.get("labels"), str(init)).names == labels.names
-            reinit_last = ckpt["kind"] != "segmenter" or not same_classes
+            reinit_last = ckpt.kind != "segmenter" or ckpt.labels.names != labels.names
         # the task's own (its output layer; a decoder it never trained) and the config's
-        reinit = arch.modules([*ckpt.get("reinit", []), *cfg.reinit_modules]) if reinit_last else ()
-        report = init_from(model, ckpt["state_dict"], reinit=reinit, first_layer=(arch.first_layer, *arch.input_layers),
-                            source_grid=_grid(model_config(ckpt), arch), inflate=cfg.inflate)
-        lines += [f"init: {init} (kind {ckpt['kind']}" + (f", task {ckpt['task']})" if "task" in ckpt else ")"),
+        reinit = arch.modules([*ckpt.reinit, *cfg.reinit_modules]) if reinit_last else ()
+        report = init_from(model, ckpt.state_dict, reinit=reinit, first_layer=(arch.first_layer, *arch.input_layers),
+                            source_grid=_grid(ckpt.model, arch), inflate=cfg.inflate)
+        lines += [f"init: {init} (kind {ckpt.kind}" + (f", task {ckpt.task})" if ckpt.task else ")"),
                   *report.lines()]
     if lines and run.is_main:
         atomic_write_text(run.out / "init_report.txt", "\n".join(lines) + "\n")
@@ -204,7 +198,7 @@ def _loaders(run: TrainingRun, cfg: FinetuneConfig, x_train, y_train, x_val, y_v
     return train_loader, val_loader
 
 
-def _provenance(cfg: FinetuneConfig, n_train: int, n_val: int, init, init_ckpt: dict | None,
+def _provenance(cfg: FinetuneConfig, n_train: int, n_val: int, init, init_ckpt: Checkpoint | None,
                 reinit_last: bool | None, extra: dict[str, Any] | None) -> dict[str, Any]:
     """What the segmenter checkpoint records about its run: data, start, settings, weights file."""
     meta = {"train_images": n_train, "val_images": n_val, "init": str(init) if init else None,
@@ -213,8 +207,8 @@ def _provenance(cfg: FinetuneConfig, n_train: int, n_val: int, init, init_ckpt: 
 
         meta["encoder_weights"] = {"file": cfg.encoder_weights, "sha256": file_digest(cfg.encoder_weights),
                                    "rgb_normalisation": normalisation(cfg.encoder_norm)}
-    elif init_ckpt is not None and "encoder_weights" in init_ckpt.get("provenance", {}):
-        meta["encoder_weights"] = init_ckpt["provenance"]["encoder_weights"]  # via pretraining
+    elif init_ckpt is not None and "encoder_weights" in init_ckpt.provenance:
+        meta["encoder_weights"] = init_ckpt.provenance["encoder_weights"]  # via pretraining
     return meta
 
 

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from endopat.checkpoints import load_checkpoint, model_config
+from endopat.checkpoints import load_checkpoint
 from endopat.data.geometry import fit_image, fit_images_on, restore
 from endopat.errors import EndopatError, reading
 from endopat.labels import Labels
@@ -80,15 +80,13 @@ class Segmenter(Predictor):
         """``preprocess``: where frames are fitted and converted to Lab: ``host`` (PIL, numpy),
         ``device`` (on the network's device) or ``auto`` (device on a GPU, host on a CPU)."""
         ckpt = load_checkpoint(path)
-        if ckpt["kind"] != "segmenter":
-            raise EndopatError(f"{path}: a '{ckpt['kind']}' checkpoint, not a segmenter; fine-tune it first")
-        self.cfg = model_config(ckpt)
-        self.labels = Labels.from_dict(ckpt.get("labels"), str(path))
-        self.threshold = float(ckpt.get("threshold", 0.5))
+        if ckpt.kind != "segmenter":
+            raise EndopatError(f"{path}: a '{ckpt.kind}' checkpoint, not a segmenter; fine-tune it first")
+        self.cfg, self.labels, self.threshold = ckpt.model, ckpt.labels, ckpt.threshold
         self.device = torch.device(device)
         self.model = build_unet(self.cfg, out_channels=self.labels.num_classes)
         with reading(path, "endopat checkpoint"):  # weights that do not fit its own model: one line
-            self.model.load_state_dict(ckpt["state_dict"])
+            self.model.load_state_dict(ckpt.state_dict)
         self.model.to(self.device).eval()
         self.checkpoint = ckpt
         self.on_device = preprocess == "device" or (preprocess == "auto" and self.device.type == "cuda")

@@ -19,7 +19,7 @@ import numpy as np
 
 from endopat.annotation.importer import import_export
 from endopat.annotation.label_studio import UPLOAD_PREFIX, image_name
-from endopat.checkpoints import load_checkpoint, model_config
+from endopat.checkpoints import load_checkpoint
 from endopat.config import FinetuneConfig
 from endopat.data.splits import train_val
 from endopat.errors import EndopatError
@@ -116,7 +116,7 @@ class Learner:
                         "served_before": self.served.model_version}
         try:
             train, val = train_val(self.labeled, folder, log=lambda *a: None)
-            cfg = FinetuneConfig(model=model_config(load_checkpoint(self.start)), epochs=self.epochs)
+            cfg = FinetuneConfig(model=load_checkpoint(self.start).model, epochs=self.epochs)
             best = finetune(train, val, folder / "run", cfg, init=self.start, progress=False, log=lambda *a: None,
                             provenance={"served_by": "endopat serve", "labeled": str(self.labeled)})
             new = float(np.mean([r["dice"] for r in evaluate(best, val)]))
