@@ -1,3 +1,4 @@
+import copy
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from endopat.cli import main
+from endopat.errors import EndopatError
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -120,6 +122,37 @@ def three_class_folder(out):
             write_png(out / split / "images" / mask.name, read_image(mask.parents[1] / "images" / mask.name))
     (out / "classes.txt").write_text("0 background\n1 left\n2 right\n255 ignore\n")
     return out
+
+
+# what a field of endopat's own files may hold instead of what endopat wrote: gone, or another type
+FIELD_VALUES = [KeyError, None, "x", -1, float("nan"), [3], {"a": 1}, {"names": ["a"]}]
+
+
+def replaced(record: dict, path: tuple[str, ...], value) -> dict:
+    """A deep copy of ``record`` with the field at ``path`` deleted (``KeyError``) or set to ``value``."""
+    record = copy.deepcopy(record)
+    *parents, last = path
+    inner = record
+    for key in parents:
+        inner = inner[key]
+    if value is KeyError:
+        inner.pop(last, None)
+    else:
+        inner[last] = value
+    return record
+
+
+def ends_in_one_line(call, path: Path, case: str) -> bool:
+    """``call()`` returns (True) or raises one EndopatError line naming ``path`` (False); any other
+    exception fails the test, naming the case."""
+    try:
+        call()
+        return True
+    except EndopatError as err:
+        assert "\n" not in str(err).strip() and str(path) in str(err), f"{case}: {err}"
+    except Exception as err:  # noqa: BLE001 - the point of the tests that call it
+        pytest.fail(f"{case}: {err.__class__.__name__}: {err}")
+    return False
 
 
 # a tiny network and a tiny synthetic data set, for tests of real code paths at toy sizes

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from endopat.errors import EndopatError
+from conftest import FIELD_VALUES, ends_in_one_line, replaced
 
 CASES = int(os.environ.get("ENDOPAT_FUZZ_CASES", 200))  # bench/fuzz.py runs more
 SEED = int(os.environ.get("ENDOPAT_FUZZ_SEED", 0))  # and other mutations (--seed)
@@ -216,10 +217,6 @@ def test_any_bytes_as_a_segmenter_checkpoint_load_or_end_in_one_line(tmp_path, l
     assert fuzz(tmp_path, "best.pt", buf.getvalue(), Segmenter) > 0  # the unchanged ones load
 
 
-# what a checkpoint's fields may be instead of what endopat writes: gone, or of another type
-FIELD_VALUES = [KeyError, None, "x", -1, float("nan"), [3], {"a": 1}, {"names": ["a"]}]
-
-
 def _segmenter_checkpoint() -> dict:
     from endopat.checkpoints import make_checkpoint
     from endopat.config import ModelConfig
@@ -237,18 +234,8 @@ def test_any_value_of_a_checkpoint_field_loads_exports_or_ends_in_one_line(tmp_p
 
     path = tmp_path / "best.pt"
     for value in FIELD_VALUES:
-        ckpt = _segmenter_checkpoint()
-        if value is KeyError:
-            del ckpt[key]
-        else:
-            ckpt[key] = value
-        save_atomic(ckpt, path)
-        try:
-            export_onnx(path, tmp_path / "m.onnx")
-        except EndopatError as err:
-            assert "\n" not in str(err).strip() and str(path) in str(err), f"{key}={value!r}: {err}"
-        except Exception as err:  # noqa: BLE001 - the point of the test
-            pytest.fail(f"{key}={value!r}: {err.__class__.__name__}: {err}")
+        save_atomic(replaced(_segmenter_checkpoint(), (key,), value), path)
+        ends_in_one_line(lambda: export_onnx(path, tmp_path / "m.onnx"), path, f"{key}={value!r}")
 
 
 @pytest.mark.parametrize("name", ["w.pth", "w.bin", "w.safetensors"])

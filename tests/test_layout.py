@@ -88,7 +88,7 @@ LAYERS = [
     {"endopat", "errors", "seeds", "io", "labels", "losses", "archs", "weight_layouts", "choose", "colour", "metrics",
      "drawing"},  # what everything may use: files, label semantics, pure losses and metrics, drawing
     {"data", "annotation", "config", "augment"},  # reading the user's data and settings
-    {"networks", "checkpoints", "runtime", "encoder_weights", "segmenter"},  # models and their files
+    {"networks", "checkpoints", "runtime", "training_state", "encoder_weights", "segmenter"},  # models and their files
     {"tasks", "semi", "embedding", "evaluate", "export"},  # what a model does
     {"pretrain", "finetune", "predict", "report", "suggest"},  # the commands' own work
     {"study", "serve"},  # compositions of those

@@ -61,3 +61,64 @@ def test_logged_scalars_are_the_mean_over_each_log_interval_and_a_save_logs_what
     assert [r is None for r in returned] == [True, False, True, False, True]
     run.save(5)
     assert run.history == [{"step": 2, "loss": 1.5}, {"step": 4, "loss": 3.5}, {"step": 5, "loss": 5.0}]
+
+
+RESUMABLE = ["finetune", "finetune-fixmatch", "recolor", "inpaint", "contrastive"]
+
+
+def _finished_runs(out, data):
+    """A finished run of each kind (fine-tuning 2 epochs, with and without unlabeled frames;
+    each pretraining task 3 steps, saved mid-epoch) and how to resume it one step further."""
+    from endopat.config import FinetuneConfig
+    from endopat.data.readers import open_labeled
+    from endopat.finetune import finetune
+    from endopat.pretrain import pretrain
+    from endopat.tasks.config import PretrainConfig
+
+    parts, quiet = open_labeled(data / "labeled"), {"progress": False, "log": lambda *a: None}
+    ft = {"model": TINY, "min_samples_per_epoch": 4, "batch_size": 4, "early_stop_patience": None}
+    semi = {"semi": {"method": "fixmatch", "unlabeled": str(data / "unlabeled"), "batch_size": 2, "ramp_up": 0,
+                     "threshold": 0.51, "fps": 5.0}}
+    pre = {"model": TINY, "batch_size": 2, "checkpoint_every": 3, "recolor": {"discriminator": {"width": 0.125}}}
+
+    def finetuning(extra):
+        return lambda o, n: finetune(parts["train"], parts["val"], o,
+                                     FinetuneConfig.model_validate({**ft, **extra, "epochs": n}), **quiet)
+
+    def pretraining(task):
+        return lambda o, n: pretrain(data / "unlabeled", o,
+                                     PretrainConfig.model_validate({**pre, "task": task, "steps": n + 1}), **quiet)
+
+    runs = {"finetune": finetuning({}), "finetune-fixmatch": finetuning(semi),
+            **{task: pretraining(task) for task in RESUMABLE[2:]}}
+    for kind, run in runs.items():
+        run(out / kind, 2)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory, tiny_data):
+    out = tmp_path_factory.mktemp("finished")
+    return out, _finished_runs(out, tiny_data)
+
+
+@pytest.mark.parametrize("kind", RESUMABLE)
+def test_a_resume_state_with_any_value_in_any_field_resumes_or_ends_in_one_line(tmp_path, finished_runs, kind):
+    import shutil
+
+    from endopat.checkpoints import save_atomic
+    from conftest import FIELD_VALUES, ends_in_one_line, replaced
+
+    done, runs = finished_runs
+    state = torch.load(done / kind / "last.pt", weights_only=True)
+    assert kind.startswith("finetune") or "epoch" in state  # mid-epoch: the loader's place is saved too
+    fields = [(k,) for k in state] + [(k, j) for k, v in state.items() if isinstance(v, dict) for j in v]
+    resumed = 0
+    for field in fields:
+        for value in FIELD_VALUES:
+            out = tmp_path / "run"
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(done / kind, out)
+            save_atomic(replaced(state, field, value), out / "last.pt")
+            resumed += ends_in_one_line(lambda: runs[kind](out, 3), out / "last.pt", f"{'.'.join(field)}={value!r}")
+    assert resumed > 0  # some damage is harmless (a history that is gone), and those runs go on

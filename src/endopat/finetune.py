@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from pydantic import NonNegativeInt
 
 from endopat import losses
 from endopat.augment import augment_batch, draws
@@ -50,7 +51,8 @@ from endopat.networks import (
     output_conv,
     prepare_input,
 )
-from endopat.runtime import GeneratorState, TrainingRun
+from endopat.runtime import TrainingRun
+from endopat.training_state import GeneratorState
 from endopat.semi.attach import SemiRun, attach
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_dice", "lr", "unlabeled_loss"]  # the last: semi only
@@ -242,7 +244,7 @@ def finetune(
     semi = attach(cfg, net, run)
     meta = _provenance(cfg, len(train), len(val), init, init_ckpt, reinit_last, provenance)
 
-    epoch, best_val, bad_epochs = run.position, run.extra.get("best_val", float("inf")), run.extra.get("bad_epochs", 0)
+    epoch, best_val, bad_epochs = run.position, run.saved("best_val", float, float("inf")), run.saved("bad_epochs", NonNegativeInt, 0)
     run.restore_rng()  # a resumed run: every generator as at its last save
     with run.progress("fine-tuning", cfg.epochs) as advance:
         while epoch < cfg.epochs and not (cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience):

@@ -8,7 +8,6 @@ writes files.
 from __future__ import annotations
 
 import os
-import random
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pydantic import TypeAdapter, ValidationError
+
 from endopat.checkpoints import load_weights_only, save_atomic
-from endopat.errors import EndopatError
+from endopat.errors import EndopatError, reading, validation_message
+from endopat.training_state import SavedState, check_fits, check_rng_state, rng_state, set_rng_state
 from endopat.io import atomic_write_csv, output_folder, remove_leftovers
 
 
@@ -82,42 +84,6 @@ def progress_bar(description: str, total: int | None, enabled: bool = True,
         yield advance
 
 
-def rng_state() -> dict[str, Any]:
-    """Every random generator a training step may draw from (torch CPU and CUDA, numpy, Python),
-    as tensors and plain values, so that ``torch.load(weights_only=True)`` reads it back."""
-
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, py_gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": {"keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "python": {"version": version, "internal": list(internal), "gauss": py_gauss}}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["gauss"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
-
-
-class GeneratorState:
-    """A ``torch.Generator`` seen as a stateful object (``state_dict``/``load_state_dict``)."""
-
-    def __init__(self, generator: torch.Generator):
-        self.generator = generator
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"state": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.generator.set_state(state["state"])
-
-
 class TrainingRun:
     """What every training loop shares, so that a loop body holds only its own steps.
 
@@ -144,17 +110,11 @@ class TrainingRun:
         self.history_path, self.state_path = self.out / history_file, self.out / "last.pt"
         self.fabric = make_fabric(cfg)
         self.is_main = self.fabric.is_global_zero
-        self._saved = load_weights_only(self.state_path) if self.state_path.is_file() else {}
-        if self._saved and "objects" not in self._saved:
-            raise EndopatError(f"{self.state_path}: a training state of an older endopat (before 0.2); "
-                               "start a new --out, or move the file away to start this run again")
-        if self._saved and self._saved.get("kind", kind) != kind:
-            raise EndopatError(f"{self.state_path}: holds a run of {self._saved['kind']}, not of {kind}; "
-                               "give a new --out to start one")
         self.kind = kind
-        self.position = int(self._saved.get("position", 0))
-        self.history = [dict(r) for r in self._saved.get("history", [])]
-        self.extra = dict(self._saved.get("extra", {}))
+        self._saved = self._read_state(fields)
+        self.position = self._saved.position if self._saved else 0
+        self.history = [dict(r) for r in self._saved.history] if self._saved else []
+        self.extra = dict(self._saved.extra) if self._saved else {}
         self._objects: dict[str, Any] = {}
         self._epoch: dict[str, Any] | None = None  # the running epoch of ``batches``
         self._tb: Any = None  # the TensorBoard writer: None before the first use, False when off
@@ -169,12 +129,49 @@ class TrainingRun:
 
     @property
     def resumed(self) -> bool:
-        return bool(self._saved)
+        return self._saved is not None
+
+    def _read_state(self, fields: list[str]) -> SavedState | None:
+        """``last.pt`` of the run being resumed (None: a fresh run), checked whole before any step
+        (:mod:`endopat.training_state`): a damaged or edited file is one line naming it."""
+        path = self.state_path
+        if not path.is_file():
+            return None
+        raw = load_weights_only(path)
+        if isinstance(raw, dict) and raw and "objects" not in raw:
+            raise EndopatError(f"{path}: a training state of an older endopat (before 0.2); "
+                               "start a new --out, or move the file away to start this run again")
+        try:
+            saved = SavedState.model_validate(raw)
+        except ValidationError as err:
+            raise EndopatError(f"{path}: not a valid training state: {validation_message(err)}") from None
+        if saved.kind not in (None, self.kind):
+            raise EndopatError(f"{path}: holds a run of {saved.kind}, not of {self.kind}; give a new --out to start one")
+        stray = sorted({k for row in saved.history for k in row} - set(fields))
+        if stray:
+            raise EndopatError(f"{path}: its history has columns this run does not log ({', '.join(stray)})")
+        for state in (saved.rng, *((saved.epoch.rng_at_start, saved.epoch.rng) if saved.epoch else ())):
+            if state is not None:
+                check_rng_state(state, path)
+        return saved
+
+    def saved(self, key: str, kind: Any, default: Any) -> Any:
+        """The loop's own value ``key`` (``save(key=...)``) as ``kind`` (a type pydantic checks),
+        or ``default`` on a fresh run; one line naming the state file when it is not one."""
+        if key not in self.extra:
+            return default
+        try:
+            return TypeAdapter(kind).validate_python(self.extra[key])
+        except ValidationError as err:
+            raise EndopatError(f"{self.state_path}: its saved '{key}' is not valid ({err.errors()[0]['msg']})") from None
 
     def track(self, name: str, obj: Any) -> Any:
-        """Register an object with ``state_dict``/``load_state_dict`` (restored now when resuming)."""
-        if name in self._saved.get("objects", {}):
-            obj.load_state_dict(self._saved["objects"][name])
+        """Register an object with ``state_dict``/``load_state_dict`` (restored now when resuming,
+        once its saved state is checked to fit it)."""
+        if self._saved and name in self._saved.objects:
+            check_fits(name, obj, self._saved.objects[name], self.state_path)
+            with reading(self.state_path, "training state"):
+                obj.load_state_dict(self._saved.objects[name])
         self._objects[name] = obj
         return obj
 
@@ -196,15 +193,18 @@ class TrainingRun:
         the epoch it stopped in (random generators as they were when that epoch began, so the
         shuffle is the same), skips the batches it had used, and sets every generator as it was
         at the save: from there on it draws exactly what the uninterrupted run drew."""
-        saved = self._saved.get("epoch")
+        saved = self._saved.epoch if self._saved else None
+        if saved is not None and saved.done > len(loader):
+            raise EndopatError(f"{self.state_path}: stopped after batch {saved.done} of an epoch of {len(loader)}; "
+                               "move the file away to start the run again")
         while True:
             if saved is not None:
-                set_rng_state(saved["rng_at_start"])
+                set_rng_state(saved.rng_at_start)
                 batches = iter(loader)
-                for _ in range(saved["done"]):
+                for _ in range(saved.done):
                     next(batches)
-                set_rng_state(saved["rng"])
-                self._epoch, saved = {"rng_at_start": saved["rng_at_start"], "done": saved["done"]}, None
+                set_rng_state(saved.rng)
+                self._epoch, saved = {"rng_at_start": saved.rng_at_start, "done": saved.done}, None
             else:
                 self._epoch = {"rng_at_start": rng_state(), "done": 0}
                 batches = iter(loader)
@@ -214,8 +214,8 @@ class TrainingRun:
 
     def restore_rng(self) -> None:
         """Set every random generator as it was at the save being resumed (no-op on a fresh run)."""
-        if "rng" in self._saved:
-            set_rng_state(self._saved["rng"])
+        if self._saved and self._saved.rng is not None:
+            set_rng_state(self._saved.rng)
 
     def record(self, row: dict[str, Any], every: int = 1) -> dict[str, float] | None:
         """Add a row of scalars; tensors stay on the device, summed until the position (the row's

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, FiniteFloat
 
 from endopat import colour, losses
 from endopat.config import DiscriminatorConfig, LossWeights, _Strict
@@ -48,6 +48,14 @@ def judge(D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[t
     them differently from how D learnt to judge them), and DDP sees one forward per backward.
     """
     return D(torch.cat([real, fake])).chunk(2)
+
+
+class ResolvedWeights(_Strict):
+    """Eq. 1's weights as resolved once per run, saved in its state so a resumed run uses the same."""
+
+    gamma: FiniteFloat
+    lam: FiniteFloat
+    phi: FiniteFloat
 
 
 def calibrate_weights(G: torch.nn.Module, store: FrameStore, weight_table: torch.Tensor,
@@ -126,7 +134,8 @@ class RecolorTask(Task):
         self.G, self.opt_g = run.setup("G", G, torch.optim.Adam(G.parameters(), lr=s.lr_g, betas=s.betas))
         self.D, self.opt_d = run.setup("D", D, torch.optim.Adam(D.parameters(), lr=s.lr_d, betas=s.betas))
         # measured once, on the fresh generator; a resumed run keeps the weights it measured
-        weights = run.extra.get("loss_weights") or calibrate_weights(G, store, self.weight_table, s.loss, run.device)
+        saved = run.saved("loss_weights", ResolvedWeights | None, None)
+        weights = saved.model_dump() if saved else calibrate_weights(G, store, self.weight_table, s.loss, run.device)
         self.weights = run.extra["loss_weights"] = {k: float(v) for k, v in weights.items()}
         run.log("loss weights: " + ", ".join(f"{k} {v:.4g}" for k, v in self.weights.items()))
         self.single = run.fabric.world_size == 1
