@@ -136,7 +136,7 @@ def replaced(record: dict, path: tuple[str, ...], value) -> dict:
     for key in parents:
         inner = inner[key]
     if value is KeyError:
-        inner.pop(last, None)
+        del inner[last]
     else:
         inner[last] = value
     return record

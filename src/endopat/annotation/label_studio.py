@@ -41,8 +41,14 @@ def detect(files: ExportFiles) -> bool:
 
 
 def image_name(task: dict) -> str:
-    """The file a task shows: ``data.image`` (or its first string) without Label Studio's URL parts."""
-    value = task["data"].get("image") or next((v for v in task["data"].values() if isinstance(v, str)), "")
+    """The file a task shows: ``data.image`` (or its first string) without Label Studio's URL parts;
+    "" when its data holds none."""
+    data = task.get("data")
+    if not isinstance(data, dict):
+        return ""
+    value = data.get("image")
+    if not isinstance(value, str) or not value:
+        value = next((v for v in data.values() if isinstance(v, str)), "")
     url = urlparse(value)
     if "d" in parse_qs(url.query):  # local files: /data/local-files/?d=frames/a.png
         return unquote(parse_qs(url.query)["d"][0])
