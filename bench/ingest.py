@@ -45,8 +45,8 @@ def main() -> None:
     # 2. loader vs training step at 256x256
     from endopat.config import DiscriminatorConfig, ModelConfig
     from endopat.networks import Colorizer, Discriminator
-    from endopat.data.frames import FrameDataset
-    from endopat.data.frames import FrameStore
+    from endopat.data.store import FrameDataset
+    from endopat.data.store import FrameStore
     from endopat import colour
 
     store = FrameStore(tmp / "store")

@@ -42,7 +42,7 @@ def step_times(method: str | None, store: Path, size, batch: int, steps: int,
     """Seconds per step, and the share of it spent drawing the unlabeled batch."""
     from endopat import losses
     from endopat.config import ModelConfig, SemiConfig
-    from endopat.data.frames import FrameStore
+    from endopat.data.store import FrameStore
     from endopat.networks import arch_of, build_unet, one_logit_head, output_conv
     from endopat.semi import SEMI
     from endopat.semi.unlabeled import Unlabeled
@@ -102,7 +102,7 @@ def main() -> None:
         fake_store(Path(tmp) / "s10k", 10000, size)
         print("\n| unlabeled frames | store on disk (MiB) | peak RSS drawing 50 batches (MiB) |\n|---:|---:|---:|")
         for name, n in (("s1k", 1000), ("s10k", 10000)):
-            code = (f"import torch\nfrom endopat.data.frames import FrameStore\nfrom endopat.semi.unlabeled import Unlabeled\n"
+            code = (f"import torch\nfrom endopat.data.store import FrameStore\nfrom endopat.semi.unlabeled import Unlabeled\n"
                     f"u = Unlabeled(FrameStore({str(Path(tmp) / name)!r}), 'Lab', {args.batch}, None)\n"
                     "for _ in range(50): u.next()\n")
             mib = (Path(tmp) / name / "frames.u8").stat().st_size / 2 ** 20

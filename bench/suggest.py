@@ -25,7 +25,7 @@ from _common import peak_rss_mib  # noqa: E402
 
 def make_store(root: Path, n: int, size: int) -> Path:
     """A frame store of ``n`` synthetic frames (50 scenes, each with its own noise per copy)."""
-    from endopat.data.frames import STORE_DATA, STORE_META
+    from endopat.data.store import STORE_DATA, STORE_META
     from endopat.data.synth import SITES, SceneGenerator
 
     gen = SceneGenerator(SITES["target"], size, np.random.default_rng(0))

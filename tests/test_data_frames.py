@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from endopat.data.frames import FrameStore, build_store
+from endopat.data.frames import build_store
+from endopat.data.store import FrameStore
 from endopat.data.video import iter_frames, write_video
 from endopat.errors import EndopatError
 

@@ -270,7 +270,7 @@ def test_any_bytes_as_a_video_read_or_end_in_one_line(tmp_path):
 
 
 def test_any_bytes_in_a_frame_store_s_files_read_or_end_in_one_line(tmp_path):
-    from endopat.data.frames import STORE_DATA, STORE_META, FrameStore
+    from endopat.data.store import STORE_DATA, STORE_META, FrameStore
 
     store = tmp_path / "store"
     store.mkdir()
@@ -295,6 +295,24 @@ def test_any_bytes_in_a_frame_store_s_files_read_or_end_in_one_line(tmp_path):
             raise EndopatError(f"{p}: {err}") from None
 
     fuzz(tmp_path, "frames.u8", bytes(2 * 4 * 5 * 3), read_data)
+
+
+STORE_RECORD = {"count": 2, "height": 4, "width": 5, "kind": "images", "stride": 1,
+                "sources": [{"path": "/v/a_1.png", "frames": 1}, {"path": "/v/a_2.png", "frames": 1}]}
+
+
+@pytest.mark.parametrize("field", [("count",), ("height",), ("kind",), ("sources",), ("sources", 0),
+                                   ("sources", 0, "path"), ("sources", 0, "frames")], ids=str)
+def test_any_value_of_a_frame_store_field_reads_or_ends_in_one_line(tmp_path, field):
+    from endopat.data.store import STORE_DATA, STORE_META, FrameStore
+    from endopat.semi.unlabeled import Unlabeled
+
+    (tmp_path / STORE_DATA).write_bytes(bytes(2 * 4 * 5 * 3))
+    for value in FIELD_VALUES:
+        (tmp_path / STORE_META).write_text(json.dumps(replaced(STORE_RECORD, field, value)))
+        # its readers: the frames, and the videos the temporal pairs are drawn within
+        ends_in_one_line(lambda: Unlabeled(FrameStore(tmp_path), "Lab", 1, gap=1).store[1], tmp_path,
+                         f"{field}={value!r}")  # the file, or the store it makes (too few frames for a pair)
 
 
 def _exports(tmp_path: Path) -> dict[str, bytes]:

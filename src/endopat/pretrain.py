@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from endopat.checkpoints import save_checkpoint
-from endopat.data.frames import FrameStore, build_store, probe_source
+from endopat.data.frames import build_store, probe_source
+from endopat.data.store import FrameStore
 from endopat.drawing import plot_pretrain_losses
 from endopat.encoder_weights import check_weights_file
 from endopat.io import atomic_write_text

@@ -49,7 +49,8 @@ from PIL import Image, ImageDraw
 
 from endopat.annotation import write_cvat, write_label_studio
 from endopat.choose import STRATEGIES, Candidate, choose
-from endopat.data.frames import STORE_DATA, FrameStore, check_sampling, is_store, source_files
+from endopat.data.frames import check_sampling, source_files
+from endopat.data.store import STORE_DATA, FrameStore, is_store
 from endopat.data.geometry import fit_image, restore
 from endopat.data.video import iter_frames, video_info
 from endopat.embedding import Embedder

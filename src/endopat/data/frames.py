@@ -1,4 +1,5 @@
-"""Frame stores: unlabeled frames decoded once, at training size, for fast random access.
+"""Building frame stores (:mod:`endopat.data.store`): unlabeled frames decoded once, at training
+size, for fast random access.
 
 Format (a folder)::
 
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
 
 from endopat.data.geometry import Fit, aspect_size, content_box, fit_image
 from endopat.data.video import iter_frames, video_info
-from endopat.errors import EndopatError, reading
+from endopat.data.store import STORE_DATA, STORE_META, FrameStore, is_store
+from endopat.errors import EndopatError
 from endopat.io import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -37,65 +38,6 @@ from endopat.io import (
     read_image,
     remove_leftovers,
 )
-
-STORE_META = "store.json"
-STORE_DATA = "frames.u8"
-
-
-def is_store(path: Path) -> bool:
-    return (path / STORE_META).is_file() and (path / STORE_DATA).is_file()
-
-
-class FrameStore:
-    """Read-only random access to a frame store: ``store[i]`` is an ``(H, W, 3)`` uint8 array."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        if not is_store(self.root):
-            raise EndopatError(f"{self.root}: not a frame store (no {STORE_META} + {STORE_DATA})")
-        with reading(self.root / STORE_META, "frame store"):
-            self.meta = json.loads((self.root / STORE_META).read_text())
-            self.shape = tuple(int(self.meta[k]) for k in ("count", "height", "width")) + (3,)
-            if min(self.shape) < 1 or (self.root / STORE_DATA).stat().st_size != int(np.prod(self.shape)):
-                raise EndopatError(f"{self.root / STORE_DATA}: {(self.root / STORE_DATA).stat().st_size} bytes, not "
-                                   f"the {self.shape[0]} frames of {self.shape[1]}x{self.shape[2]} RGB that "
-                                   f"{STORE_META} names (rebuild the store with `endopat frames`)")
-        self._data: np.memmap | None = None
-
-    @property
-    def data(self) -> np.memmap:
-        if self._data is None:  # opened lazily so the store pickles cheaply into loader workers
-            self._data = np.memmap(self.root / STORE_DATA, dtype=np.uint8, mode="r", shape=self.shape)
-        return self._data
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_data"] = None
-        return state
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return np.array(self.data[i])  # a writable copy
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.shape[1], self.shape[2]
-
-
-class FrameDataset(torch.utils.data.Dataset):
-    """A frame store as a dataset of ``(H, W, 3)`` uint8 tensors (a task's default)."""
-
-    def __init__(self, store: FrameStore):
-        self.store = store
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(self.store[i])
-
 
 def source_files(src: Path) -> tuple[str, list[Path]]:
     """What a pretraining source holds: ``("videos" | "images", files)`` (a file, or a folder's)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from endopat.data.frames import FrameStore
+from endopat.data.store import FrameStore
 from endopat.data.labeled import group_of
 from endopat.errors import EndopatError
 from endopat.io import IMAGE_SUFFIXES

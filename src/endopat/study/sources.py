@@ -34,7 +34,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
-from endopat.data.frames import FrameStore, is_store, source_files
+from endopat.data.frames import source_files
+from endopat.data.store import FrameStore, is_store
 from endopat.data.labeled import Sample, group_of
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text, read_cache, read_image, read_record

@@ -10,7 +10,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from endopat.data.frames import FrameDataset
+from endopat.data.store import FrameDataset
 from endopat.encoder_weights import load_encoder_weights
 from endopat.io import file_digest
 from endopat.networks import build_unet

@@ -22,7 +22,7 @@ from pydantic import Field, FiniteFloat
 
 from endopat import colour, losses
 from endopat.config import DiscriminatorConfig, LossWeights, _Strict
-from endopat.data.frames import FrameStore
+from endopat.data.store import FrameStore
 from endopat.errors import EndopatError
 from endopat.io import write_png
 from endopat.networks import Colorizer, Discriminator
