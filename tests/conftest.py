@@ -142,6 +142,14 @@ def replaced(record: dict, path: tuple[str, ...], value) -> dict:
     return record
 
 
+def json_fields(value, at: tuple = ()) -> list[tuple]:
+    """Every field of a JSON value, nested ones too, as paths for :func:`replaced` (a list longer
+    than 3, such as an RLE or a polygon, counts as one field)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) and len(
+        value) <= 3 else ()
+    return [f for k, v in items for f in [(*at, k), *json_fields(v, (*at, k))]]
+
+
 def ends_in_one_line(call, path: Path, case: str) -> bool:
     """``call()`` returns (True) or raises one EndopatError line naming ``path`` (False); any other
     exception fails the test, naming the case."""

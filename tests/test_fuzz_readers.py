@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from endopat.errors import EndopatError
-from conftest import FIELD_VALUES, ends_in_one_line, replaced
+from conftest import FIELD_VALUES, ends_in_one_line, json_fields, replaced
 
 CASES = int(os.environ.get("ENDOPAT_FUZZ_CASES", 200))  # bench/fuzz.py runs more
 SEED = int(os.environ.get("ENDOPAT_FUZZ_SEED", 0))  # and other mutations (--seed)
@@ -355,6 +355,29 @@ def test_any_bytes_as_an_annotation_export_import_or_end_in_one_line_writing_not
             raise
 
     fuzz(tmp_path, name, _exports(tmp_path)[name], read)
+
+
+@pytest.mark.parametrize("name", ["ls.json", "coco.json"])
+def test_any_value_in_any_field_of_a_json_export_imports_or_ends_in_one_line_writing_nothing(tmp_path, name):
+    from endopat.annotation.importer import import_export
+
+    images, out, export = tmp_path / "frames", tmp_path / "labeled", tmp_path / name
+    images.mkdir()
+    (images / "a.png").write_bytes(_png(RGB[:24, :32]))
+    record = json.loads(_exports(tmp_path)[name])
+
+    def imported() -> None:
+        before = sorted(out.rglob("*")) if out.exists() else []
+        try:
+            import_export(export, images, out, replace=True)
+        except EndopatError:
+            assert (sorted(out.rglob("*")) if out.exists() else []) == before  # nothing written
+            raise
+
+    for field in json_fields(record):
+        for value in FIELD_VALUES:
+            export.write_text(json.dumps(replaced(record, field, value)))
+            ends_in_one_line(imported, export, f"{field}={value!r}")
 
 
 def test_any_bytes_as_a_labeled_folder_s_import_manifest_import_or_end_in_one_line_writing_nothing(tmp_path):

@@ -19,7 +19,7 @@ from endopat.segmenter import Segmenter  # noqa: E402
 from endopat.io import read_image  # noqa: E402
 from endopat.serve.app import build_server, create_app  # noqa: E402
 
-from conftest import FIELD_VALUES, SERVE_CFG, free_port, replaced  # noqa: E402
+from conftest import FIELD_VALUES, SERVE_CFG, free_port, json_fields, replaced  # noqa: E402
 
 def client(world, **kw):
     server = build_server(world / "best.pt", world / "state", world / "labeled", [world / "frames"],
@@ -112,13 +112,6 @@ def test_malformed_json_is_a_422_json_error(world):
     assert r.status_code == 422 and "malformed request" in r.json()["error"]
 
 
-def _fields(value, at=()) -> list[tuple]:
-    """Every field of a JSON body, nested ones too (a long list, an RLE, counts as one)."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) and len(
-        value) <= 3 else ()
-    return [f for k, v in items for f in [(*at, k), *_fields(v, (*at, k))]]
-
-
 def test_any_value_in_any_field_of_a_request_is_answered_and_never_an_internal_error(world):
     c, _ = client(world)
     mask = np.zeros((30, 40), bool)
@@ -131,7 +124,7 @@ def test_any_value_in_any_field_of_a_request_is_answered_and_never_an_internal_e
                      "project": {"id": 1, "label_config": LABEL_STUDIO_CONFIG}},
     }
     for route, body in bodies.items():
-        for field in _fields(body):
+        for field in json_fields(body):
             for value in FIELD_VALUES:  # NaN too: the server's JSON parser takes it
                 sent = json.dumps(replaced(body, field, value))
                 r = c.post(route, content=sent, headers={"content-type": "application/json"})
