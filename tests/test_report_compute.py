@@ -27,3 +27,13 @@ def test_the_compute_table_sums_each_stage_and_each_methods_cells_and_the_total(
 def test_a_run_folder_where_no_run_recorded_its_time_has_no_compute_section(tmp_path):
     assert compute_rows(tmp_path, [{"method": "PAT"}], ["PAT"]) == []
     assert markdown([]) == []
+
+
+def test_a_study_still_running_says_how_many_of_each_row_s_cells_are_done(tmp_path):
+    cells = [{"method": "PAT", "seconds": 120.0}, {"method": "baseline", "seconds": 60.0}]
+    rows = compute_rows(tmp_path, cells, ["baseline", "PAT", "mean teacher"],
+                        {"baseline": 1, "PAT": 4, "mean teacher": 2})
+    lines = "\n".join(markdown(rows))
+    assert "| cells of baseline | 1 | " in lines  # finished: the count alone
+    assert "| cells of PAT | 1 of 4 | " in lines
+    assert "| cells of mean teacher | 0 of 2 | 0.00 | - |" in lines  # not started yet

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from endopat.io import read_cache
 
 
-def compute_rows(out: Path, cells: list[dict], order: list[str]) -> list[dict]:
-    """One row per finished stage, then one per method (its cells summed), then the total."""
+def compute_rows(out: Path, cells: list[dict], order: list[str], planned: Mapping[str, int] = {}) -> list[dict]:
+    """One row per finished stage, then one per method (its cells summed; ``planned``: each method's
+    cells in the whole grid, so a study still running says how far each row is), then the total."""
     rows = []
     for done in sorted(Path(out).glob("stages/*/*/done.json")):
         seconds = (read_cache(done, dict[str, Any]) or {}).get("seconds")  # a damaged record: no row
@@ -27,14 +28,16 @@ def compute_rows(out: Path, cells: list[dict], order: list[str]) -> list[dict]:
     for c in cells:
         if c.get("seconds") is not None:
             per_method[c["method"]].append(float(c["seconds"]))
+    for method in planned:  # rows not started yet: nothing spent, all to come
+        per_method.setdefault(method, [])
     for method in sorted(per_method, key=lambda m: order.index(m) if m in order else len(order)):
         rows.append({"what": f"cells of {method}", "runs": len(per_method[method]),
-                     "seconds": sum(per_method[method])})
+                     "planned": planned.get(method), "seconds": sum(per_method[method])})
     if rows:
         rows.append({"what": "total", "runs": sum(r["runs"] for r in rows), "seconds": sum(r["seconds"] for r in rows)})
     for r in rows:
         r["hours"] = r["seconds"] / 3600
-        r["minutes_per_run"] = r["seconds"] / 60 / r["runs"]
+        r["minutes_per_run"] = r["seconds"] / 60 / r["runs"] if r["runs"] else None
     return rows
 
 
@@ -49,4 +52,14 @@ def markdown(rows: list[dict]) -> list[str]:
         return []
     return ["## Compute", "", TEXT, "",
             "| what | runs | hours | minutes per run |", "|---|---:|---:|---:|",
-            *(f"| {r['what']} | {r['runs']} | {r['hours']:.2f} | {r['minutes_per_run']:.1f} |" for r in rows), ""]
+            *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} |" for r in rows), ""]
+
+
+def per_run(row: dict) -> str:
+    return "-" if row["minutes_per_run"] is None else f"{row['minutes_per_run']:.1f}"
+
+
+def runs(row: dict) -> str:
+    """``12``, or ``7 of 12`` for a row of a study still running."""
+    planned = row.get("planned")
+    return f"{row['runs']} of {planned}" if planned and planned != row["runs"] else str(row["runs"])

@@ -17,6 +17,7 @@ intervals (differences, savings) come from the calibrated inference of :mod:`end
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -241,11 +242,13 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     except Exception as err:  # a figure must not lose the tables; say why it is missing
         overlays = None
         atomic_write_text(rep / "overlays.error.txt", f"{err.__class__.__name__}: {err}\n")
-    total = len(grid_cells(cfg, data.split))
+    grid = grid_cells(cfg, data.split)
+    total = len(grid)
     tasks = task_figures(out, cfg, rep)
 
-    cost = compute.compute_rows(out, cells, order)
-    write_csv(cost, rep / "compute.csv", ["what", "runs", "seconds", "hours", "minutes_per_run"])
+    planned = Counter(c.method.name for c in grid)
+    cost = compute.compute_rows(out, cells, order, planned)
+    write_csv(cost, rep / "compute.csv", ["what", "runs", "planned", "seconds", "hours", "minutes_per_run"])
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
     class_md, class_html = report_classes.section(cells, data.labels, cfg, len(data.split.train), order,
                                                   summaries, rep)

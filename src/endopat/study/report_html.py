@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from endopat.report import compute
 from endopat.report.texts import DIFF_TEXT, NO_SAVINGS_TEXT, PROTOCOL_TEXT, SAVINGS_TEXT, SHARES, SOURCES_TEXT
 from endopat.study.protocol import deviations
 
@@ -47,8 +48,8 @@ def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
 
 
 def _compute_table(cost: list[dict]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(r['what'])}</td><td>{r['runs']}</td><td>{r['hours']:.2f}</td>"
-                   f"<td>{r['minutes_per_run']:.1f}</td></tr>" for r in cost)
+    rows = "".join(f"<tr><td>{html.escape(r['what'])}</td><td>{compute.runs(r)}</td><td>{r['hours']:.2f}</td>"
+                   f"<td>{compute.per_run(r)}</td></tr>" for r in cost)
     return ("<table><thead><tr><th>what</th><th>runs</th><th>hours</th><th>minutes per run</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
 
