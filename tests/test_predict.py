@@ -186,3 +186,34 @@ def test_class_overlay_tints_each_class_in_its_colour_and_draws_a_legend():
     out = class_overlay(frame, ids, labels, legend=False)
     assert tuple(out[40, 20]) != tuple(out[40, 60]) and (out[5, 5] == 100).all()
     assert (class_overlay(frame, ids, labels)[4:10, 4:10] != 100).any()  # the legend's swatches, top left
+
+
+def _folder(tmp_path, n=4):
+    (tmp_path / "in").mkdir()
+    for i, f in enumerate(images(n)):
+        Image.fromarray(f).save(tmp_path / "in" / f"img{i}.png")
+    return tmp_path / "in"
+
+
+def test_a_rerun_of_the_same_prediction_keeps_the_masks_it_finished_and_writes_the_rest(tmp_path, three_class_path):
+    src, out = _folder(tmp_path), tmp_path / "out"
+    predict(three_class_path, src, out, batch_size=2, progress=False, backend="torch")
+    whole = (out / "areas.csv").read_text()
+    (out / "masks" / "img3.png").unlink()  # as if killed before the last image
+    marked = np.asarray(Image.open(out / "masks" / "img0.png")).copy()
+    marked[0, 0] = 2 - marked[0, 0] % 3  # a pixel only a kept mask would still hold
+    Image.fromarray(marked).save(out / "masks" / "img0.png")
+    lines = []
+    predict(three_class_path, src, out, batch_size=2, progress=False, backend="torch", log=lines.append)
+    assert "resuming: 3 of 4 images already segmented by this run" in "\n".join(lines)
+    assert np.array_equal(np.asarray(Image.open(out / "masks" / "img0.png")), marked)  # kept, not redone
+    assert (out / "masks" / "img3.png").is_file()
+    assert (out / "areas.csv").read_text().splitlines()[2:] == whole.splitlines()[2:]  # img1-3 as before
+
+
+def test_another_threshold_or_model_segments_every_image_again(tmp_path, model_path):
+    src, out = _folder(tmp_path, 2), tmp_path / "out"
+    predict(model_path, src, out, progress=False, backend="torch")
+    Image.fromarray(np.full((40, 56), 7, np.uint8)).save(out / "masks" / "img0.png")
+    predict(model_path, src, out, threshold=0.4, progress=False, backend="torch")
+    assert set(np.unique(np.asarray(Image.open(out / "masks" / "img0.png")))) <= {0, 255}  # written again

@@ -11,15 +11,21 @@
 
 Videos stream: decode + preprocess -> infer -> draw + encode, in three threads linked by short
 queues (they overlap), so memory does not grow with the video's length.
+
+A folder's run resumes: ``OUT/predict.json`` records the model file's digest, the backend and the
+threshold before any mask is written, and a rerun with the same ones keeps every mask already
+written (each is written whole, atomically); another model, backend or threshold writes all again.
+A video is written as one file and is segmented again from its start.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import queue
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,8 +40,10 @@ from endopat.io import (
     VIDEO_SUFFIXES,
     atomic_write_csv,
     atomic_write_text,
+    file_digest,
     list_images,
     output_folder,
+    read_cache,
     read_image,
     write_png,
 )
@@ -125,30 +133,71 @@ def _batches(it: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
+RECORD = "predict.json"  # what segmented the images of an output folder: a rerun after a kill resumes
+
+
 def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
-                   threshold: float | None = None, progress: Callable[[int], None] | None = None) -> list[Path]:
+                   threshold: float | None = None, progress: Callable[[int], None] | None = None,
+                   run: dict | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Each image's mask (and overlay and areas); ``run``: what makes the result (the model file's
+    digest, the backend, the threshold), saved in ``out/predict.json`` before any mask, so that a
+    rerun of the same run skips the images it finished (a kill loses nothing) and another run
+    writes every mask again."""
     thr = model.threshold if threshold is None else threshold
     labels = model.labels
-    written, areas = [], []
-    for chunk in _batches(iter(paths), batch_size):
+    kept, record = _kept(out, paths, labels, run)
+    if kept and log:
+        log(f"resuming: {len(kept)} of {len(paths)} images already segmented by this run ({out / RECORD})")
+    areas = {p: _areas(ids, labels) for p, ids in kept.items()}
+    if progress and kept:
+        progress(len(kept))
+    for chunk in _batches(iter([p for p in paths if p not in kept]), batch_size):
         images = [read_image(p) for p in chunk]
         for p, image, prob in zip(chunk, images, model.probabilities(images)):
-            target = out / "masks" / f"{p.stem}.png"
             ids = class_ids(prob, labels, thr)
+            if record:  # before the first mask (and after the inputs proved readable: a bad one writes nothing)
+                atomic_write_text(out / RECORD, json.dumps(run, indent=1))
+                record = False
             if labels.is_binary:
-                write_png(target, ids * 255)
-            else:
-                write_png(target, ids)
+                write_png(out / "masks" / f"{p.stem}.png", ids * 255)
+            else:  # the overlay first: a mask on disk means its image is done
                 write_png(out / "overlays" / f"{p.stem}.png", class_overlay(image, ids, labels))
-                share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
-                areas.append({"image": p.name, **{n: round(float(share[i]), 6) for i, n in enumerate(labels.names)}})
-            written.append(target)
+                write_png(out / "masks" / f"{p.stem}.png", ids)
+            areas[p] = _areas(ids, labels)
         if progress:
             progress(len(chunk))
     if not labels.is_binary:
-        atomic_write_csv(out / "areas.csv", ["image", *labels.names], areas)
+        atomic_write_csv(out / "areas.csv", ["image", *labels.names], [dict(image=p.name, **areas[p]) for p in paths])
         atomic_write_text(out / "masks" / CLASSES_FILE, "".join(f"{i} {n}\n" for i, n in enumerate(labels.names)))
-    return written
+    return [out / "masks" / f"{p.stem}.png" for p in paths]
+
+
+def _kept(out: Path, paths: Sequence[Path], labels, run: dict | None) -> tuple[dict[Path, np.ndarray], bool]:
+    """The images whose masks this same run already wrote (read back: a damaged one is done again),
+    and whether ``run`` is to be recorded: none are kept when ``out`` holds another run's masks, and
+    its record is replaced before the first mask is written."""
+    if run is None:
+        return {}, False
+    if read_cache(out / RECORD, dict[str, Any]) != run:
+        return {}, True
+    kept = {}
+    for p in paths:
+        mask = out / "masks" / f"{p.stem}.png"
+        if mask.is_file() and mask.stat().st_mtime >= p.stat().st_mtime:  # not an image changed since
+            try:
+                ids = read_image(mask, "L")
+            except EndopatError:
+                continue
+            kept[p] = ids // 255 if labels.is_binary else ids
+    return kept, False
+
+
+def _areas(ids: np.ndarray, labels) -> dict[str, float]:
+    """Each class's share of the pixels (a multi-class model's areas.csv row)."""
+    if labels.is_binary:
+        return {}
+    share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
+    return {n: round(float(share[i]), 6) for i, n in enumerate(labels.names)}
 
 
 def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold: float | None = None,
@@ -228,6 +277,8 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
         paths = list_images(source)
         if not paths:
             raise EndopatError(f"{source}: no images found")
+    run = {"model": str(model_path), "model_sha256": file_digest(model_path), "backend": type(model).__name__,
+           "threshold": model.threshold if threshold is None else threshold}
     with progress_bar("segmenting images", len(paths), progress) as adv:
-        masks = predict_images(model, paths, out, batch_size, threshold, adv)
+        masks = predict_images(model, paths, out, batch_size, threshold, adv, run, log)
     return {"masks": masks}
