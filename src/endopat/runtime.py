@@ -16,13 +16,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 from PIL import Image
-
 from pydantic import TypeAdapter, ValidationError
 
 from endopat.checkpoints import load_weights_only, save_atomic
 from endopat.errors import EndopatError, reading, validation_message
-from endopat.training_state import SavedState, check_fits, check_rng_state, rng_state, set_rng_state
 from endopat.io import atomic_write_csv, output_folder, remove_leftovers
+from endopat.training_state import SavedState, check_fits, check_rng_state, rng_state, set_rng_state
 
 
 def make_fabric(cfg: Any):
