@@ -145,13 +145,12 @@ def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
     writes every mask again."""
     thr = model.threshold if threshold is None else threshold
     labels = model.labels
-    kept, record = _kept(out, paths, labels, run)
-    if kept and log:
-        log(f"resuming: {len(kept)} of {len(paths)} images already segmented by this run ({out / RECORD})")
-    areas = {p: _areas(ids, labels) for p, ids in kept.items()}
-    if progress and kept:
-        progress(len(kept))
-    for chunk in _batches(iter([p for p in paths if p not in kept]), batch_size):
+    areas, record = _kept(out, paths, labels, run)  # the images done: their areas.csv rows
+    if areas and log:
+        log(f"resuming: {len(areas)} of {len(paths)} images already segmented by this run ({out / RECORD})")
+    if progress and areas:
+        progress(len(areas))
+    for chunk in _batches(iter([p for p in paths if p not in areas]), batch_size):
         images = [read_image(p) for p in chunk]
         for p, image, prob in zip(chunk, images, model.probabilities(images)):
             ids = class_ids(prob, labels, thr)
@@ -172,10 +171,11 @@ def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
     return [out / "masks" / f"{p.stem}.png" for p in paths]
 
 
-def _kept(out: Path, paths: Sequence[Path], labels, run: dict | None) -> tuple[dict[Path, np.ndarray], bool]:
-    """The images whose masks this same run already wrote (read back: a damaged one is done again),
-    and whether ``run`` is to be recorded: none are kept when ``out`` holds another run's masks, and
-    its record is replaced before the first mask is written."""
+def _kept(out: Path, paths: Sequence[Path], labels, run: dict | None) -> tuple[dict[Path, dict], bool]:
+    """The images whose masks this same run already wrote, each with its areas row (the mask read
+    back once: a damaged one is done again; nothing but the row is kept in memory), and whether
+    ``run`` is to be recorded: none are kept when ``out`` holds another run's masks, and its record
+    is replaced before the first mask is written."""
     if run is None:
         return {}, False
     if read_cache(out / RECORD, dict[str, Any]) != run:
@@ -188,7 +188,7 @@ def _kept(out: Path, paths: Sequence[Path], labels, run: dict | None) -> tuple[d
                 ids = read_image(mask, "L")
             except EndopatError:
                 continue
-            kept[p] = ids // 255 if labels.is_binary else ids
+            kept[p] = _areas(ids, labels)
     return kept, False
 
 

@@ -50,8 +50,9 @@ class FrameStore:
             raise EndopatError(f"{self.root}: not a frame store (no {STORE_META} + {STORE_DATA})")
         self.meta: StoreMeta = read_record(self.root / STORE_META, "frame store", StoreMeta)
         self.shape = (self.meta["count"], self.meta["height"], self.meta["width"], 3)
-        if (self.root / STORE_DATA).stat().st_size != int(np.prod(self.shape)):
-            raise EndopatError(f"{self.root / STORE_DATA}: {(self.root / STORE_DATA).stat().st_size} bytes, not "
+        size = (self.root / STORE_DATA).stat().st_size
+        if size != int(np.prod(self.shape)):
+            raise EndopatError(f"{self.root / STORE_DATA}: {size} bytes, not "
                                f"the {self.shape[0]} frames of {self.shape[1]}x{self.shape[2]} RGB that "
                                f"{STORE_META} names (rebuild the store with `endopat frames`)")
         self._data: np.memmap | None = None
