@@ -44,7 +44,9 @@ def main() -> None:
     from endopat.data.geometry import fit_image
     from endopat.data.video import iter_frames, write_video
     from endopat.networks import build_unet, prepare_input
-    from endopat.predict import load_model, overlay, predict_video
+    from endopat.drawing import overlay
+    from endopat.predict import load_model
+    from endopat.predict_video import predict_video
 
     tmp = Path(tempfile.mkdtemp())
     n = args.frames

@@ -5,11 +5,15 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from endopat.checkpoints import save_checkpoint
 from endopat.cli import main
+from endopat.config import ModelConfig
 from endopat.errors import EndopatError
+from endopat.networks import build_unet
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -243,3 +247,44 @@ TINY_STUDY = {
     "supervised": {"epochs": 1, "min_samples_per_epoch": 4},
     "overlays": 2,
 }
+
+
+# a tiny binary segmenter and a tiny three-class one, untrained (the predict tests compare their
+# outputs with a direct forward pass)
+PREDICT_CFG = dict(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    unet = build_unet(ModelConfig(**PREDICT_CFG))
+    with torch.no_grad():  # bias the last layer so that some pixels are predicted foreground
+        unet.final_conv.bias.copy_(torch.tensor([0.0, 0.02]))
+    path = tmp_path_factory.mktemp("m") / "seg.pt"
+    return save_checkpoint(path, kind="segmenter", model_cfg=ModelConfig(**PREDICT_CFG), state_dict=unet.state_dict())
+
+
+def random_images(n, h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def three_class_path(tmp_path_factory):
+    from endopat.labels import Labels
+
+    torch.manual_seed(1)
+    unet = build_unet(ModelConfig(**PREDICT_CFG), out_channels=3)
+    path = tmp_path_factory.mktemp("m3") / "seg3.pt"
+    return save_checkpoint(path, kind="segmenter", model_cfg=ModelConfig(**PREDICT_CFG), state_dict=unet.state_dict(),
+                           labels=Labels(("background", "liver", "tool")).to_dict())
+
+
+def direct_masks(model_path, frames):
+    """The masks of a direct forward pass; each has both classes, so a comparison with it can fail."""
+    from endopat.segmenter import Segmenter
+
+    seg = Segmenter(model_path)
+    masks = [p >= seg.threshold for p in seg.probabilities(frames)]
+    assert all(0.05 < m.mean() < 0.95 for m in masks), [m.mean() for m in masks]
+    return masks

@@ -12,17 +12,6 @@ def frames(n, size=32):
     return [np.full((size, size, 3), 10 * i, np.uint8) for i in range(n)]
 
 
-def test_a_video_round_trips_every_frame(tmp_path):
-    assert write_video(tmp_path / "v.mp4", frames(7)) == 7
-    got = list(iter_frames(tmp_path / "v.mp4"))
-    assert [i for i, _ in got] == list(range(7)) and got[0][1].shape == (32, 32, 3)
-
-
-def test_a_stride_keeps_every_nth_frame(tmp_path):
-    write_video(tmp_path / "v.mp4", frames(7))
-    assert [i for i, _ in iter_frames(tmp_path / "v.mp4", stride=3)] == [0, 3, 6]
-
-
 def test_a_store_from_a_video_folder_holds_frames_at_the_requested_size(tmp_path):
     write_video(tmp_path / "vids" / "a.mp4", frames(5))
     write_video(tmp_path / "vids" / "b.mp4", frames(3))

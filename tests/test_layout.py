@@ -86,11 +86,11 @@ def test_no_package_imports_a_package_that_imports_it_back():
 # the declared layers, lowest first: a module imports its own layer and those below, never above
 LAYERS = [
     {"endopat", "errors", "seeds", "io", "labels", "losses", "archs", "weight_layouts", "choose", "colour", "metrics",
-     "drawing"},  # what everything may use: files, label semantics, pure losses and metrics, drawing
+     "drawing", "streams"},  # what everything may use: files, label semantics, pure losses and metrics, drawing
     {"data", "annotation", "config", "augment"},  # reading the user's data and settings
     {"networks", "checkpoints", "runtime", "training_state", "encoder_weights", "segmenter"},  # models and their files
     {"tasks", "semi", "embedding", "evaluate", "export"},  # what a model does
-    {"pretrain", "finetune", "predict", "report", "suggest"},  # the commands' own work
+    {"pretrain", "finetune", "predict", "predict_video", "report", "suggest"},  # the commands' own work
     {"study", "serve"},  # compositions of those
     {"demo", "cli", "__main__"},  # entry points
 ]

@@ -1,46 +1,15 @@
-import csv
 
 import numpy as np
 import pytest
-import torch
+from conftest import PREDICT_CFG, direct_masks, random_images
 from PIL import Image
 
-from endopat.checkpoints import save_checkpoint
-from endopat.config import ModelConfig
-from endopat.data.video import iter_frames, write_video
 from endopat.segmenter import Segmenter
-from endopat.networks import build_unet
 from endopat.drawing import outline, overlay
 from endopat.predict import predict
 
-CFG = ModelConfig(features=(4, 4, 8, 8, 16, 4), image_size=(32, 32))
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    unet = build_unet(CFG)
-    with torch.no_grad():  # bias the last layer so that some pixels are predicted foreground
-        unet.final_conv.bias.copy_(torch.tensor([0.0, 0.02]))
-    path = tmp_path_factory.mktemp("m") / "seg.pt"
-    return save_checkpoint(path, kind="segmenter", model_cfg=CFG, state_dict=unet.state_dict())
-
-
-def images(n, h=40, w=56, seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
-
-
-def direct_masks(model_path, frames):
-    """The masks of a direct forward pass; each has both classes, so a comparison with it can fail."""
-    seg = Segmenter(model_path)
-    masks = [p >= seg.threshold for p in seg.probabilities(frames)]
-    assert all(0.05 < m.mean() < 0.95 for m in masks), [m.mean() for m in masks]
-    return masks
-
-
 def test_predict_on_one_image_matches_a_direct_forward_pass(tmp_path, model_path):
-    (img,) = images(1)
+    (img,) = random_images(1)
     Image.fromarray(img).save(tmp_path / "a.png")
     predict(model_path, tmp_path / "a.png", tmp_path / "out", progress=False)
     got = np.asarray(Image.open(tmp_path / "out" / "masks" / "a.png")) > 0
@@ -49,7 +18,7 @@ def test_predict_on_one_image_matches_a_direct_forward_pass(tmp_path, model_path
 
 def test_predict_on_a_folder_writes_one_mask_per_image_with_the_same_stem(tmp_path, model_path):
     (tmp_path / "in").mkdir()
-    frames = images(3)
+    frames = random_images(3)
     for i, f in enumerate(frames):
         Image.fromarray(f).save(tmp_path / "in" / f"img{i}.png")
     predict(model_path, tmp_path / "in", tmp_path / "out", batch_size=2, progress=False)
@@ -57,22 +26,6 @@ def test_predict_on_a_folder_writes_one_mask_per_image_with_the_same_stem(tmp_pa
     for i in range(3):
         got = np.asarray(Image.open(tmp_path / "out" / "masks" / f"img{i}.png")) > 0
         assert np.array_equal(got, expected[i])
-
-
-def test_predict_on_a_video_writes_an_overlay_of_the_same_length_and_a_csv(tmp_path, model_path):
-    write_video(tmp_path / "v.mp4", images(7, 48, 64), fps=10)
-    result = predict(model_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=3, save_masks=True,
-                     progress=False)
-    assert result["frames"] == 7
-    assert sum(1 for _ in iter_frames(result["overlay"])) == 7
-    rows = list(csv.DictReader(open(result["csv"])))
-    assert [int(r["frame"]) for r in rows] == list(range(7))
-    assert float(rows[1]["time_s"]) == pytest.approx(0.1)
-    decoded = [f for _, f in iter_frames(tmp_path / "v.mp4")]
-    expected = direct_masks(model_path, decoded)
-    saved = np.asarray(Image.open(tmp_path / "out" / "v_masks" / "frame_000004.png")) > 0
-    assert np.array_equal(saved, expected[4])
-    assert float(rows[4]["area_fraction"]) == pytest.approx(expected[4].mean())
 
 
 def test_overlay_tints_the_mask_and_draws_its_outline():
@@ -107,21 +60,25 @@ def test_on_a_cpu_predict_runs_onnxruntime_from_an_export_cached_beside_the_chec
 
 def test_a_changed_checkpoint_is_exported_again(tmp_path, model_path):
     pytest.importorskip("onnxruntime")
+    from endopat.checkpoints import save_checkpoint
+    from endopat.config import ModelConfig
+    from endopat.networks import build_unet
     from endopat.predict import load_model
 
     ckpt = tmp_path / "seg.pt"
     ckpt.write_bytes(model_path.read_bytes())
     load_model(ckpt)
     before = (tmp_path / "seg.pt.onnx").read_bytes()
-    unet = build_unet(CFG)  # other weights
-    save_checkpoint(ckpt, kind="segmenter", model_cfg=CFG, state_dict=unet.state_dict())
+    cfg = ModelConfig(**PREDICT_CFG)
+    unet = build_unet(cfg)  # other weights
+    save_checkpoint(ckpt, kind="segmenter", model_cfg=cfg, state_dict=unet.state_dict())
     load_model(ckpt)
     assert (tmp_path / "seg.pt.onnx").read_bytes() != before
 
 
 def test_both_backends_write_the_same_masks(tmp_path, model_path):
     pytest.importorskip("onnxruntime")
-    for i, im in enumerate(images(3, 48, 80)):
+    for i, im in enumerate(random_images(3, 48, 80)):
         (tmp_path / "in").mkdir(exist_ok=True)
         Image.fromarray(im).save(tmp_path / "in" / f"{i}.png")
     got = {}
@@ -141,38 +98,11 @@ def test_an_unknown_backend_is_an_error_naming_the_choices(tmp_path, model_path,
 
 
 def test_a_segmenter_preprocessing_on_its_device_predicts_as_on_the_host(model_path):
-    frames = images(3, h=120, w=200)
+    frames = random_images(3, h=120, w=200)
     host, device = Segmenter(model_path, preprocess="host"), Segmenter(model_path, preprocess="device")
     assert not host.on_device and device.on_device
     for a, b in zip(host.probabilities(frames), device.probabilities(frames)):
         assert a.shape == b.shape == (120, 200) and np.abs(a - b).max() < 0.02
-
-
-@pytest.fixture(scope="module")
-def three_class_path(tmp_path_factory):
-    from endopat.labels import Labels
-
-    torch.manual_seed(1)
-    unet = build_unet(CFG, out_channels=3)
-    path = tmp_path_factory.mktemp("m3") / "seg3.pt"
-    return save_checkpoint(path, kind="segmenter", model_cfg=CFG, state_dict=unet.state_dict(),
-                           labels=Labels(("background", "liver", "tool")).to_dict())
-
-
-def test_a_multi_class_video_gets_class_areas_per_frame_and_class_id_masks(tmp_path, three_class_path):
-    from endopat.segmenter import Segmenter
-
-    write_video(tmp_path / "v.mp4", images(5, 48, 64), fps=10)
-    result = predict(three_class_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=2, save_masks=True,
-                     progress=False, backend="torch")
-    rows = list(csv.DictReader(open(result["csv"])))
-    assert list(rows[0]) == ["frame", "time_s", "area_background", "area_liver", "area_tool", "mean_confidence"]
-    decoded = [f for _, f in iter_frames(tmp_path / "v.mp4")]
-    want = Segmenter(three_class_path).predict_ids(decoded)[3]
-    saved = np.asarray(Image.open(tmp_path / "out" / "v_masks" / "frame_000003.png"))
-    assert np.array_equal(saved, want)
-    assert float(rows[3]["area_tool"]) == pytest.approx((want == 2).mean(), abs=1e-6)
-    assert sum(1 for _ in iter_frames(result["overlay"])) == 5
 
 
 def test_class_overlay_tints_each_class_in_its_colour_and_draws_a_legend():
@@ -190,7 +120,7 @@ def test_class_overlay_tints_each_class_in_its_colour_and_draws_a_legend():
 
 def _folder(tmp_path, n=4):
     (tmp_path / "in").mkdir()
-    for i, f in enumerate(images(n)):
+    for i, f in enumerate(random_images(n)):
         Image.fromarray(f).save(tmp_path / "in" / f"img{i}.png")
     return tmp_path / "in"
 

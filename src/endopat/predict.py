@@ -4,35 +4,27 @@
   multi-class model writes class ids instead (0 background, 1.. its classes; ``classes.txt`` names
   them), ``OUT/overlays/<stem>.png`` (each class in its colour, outlined, with a legend) and
   ``OUT/areas.csv`` (per image, each class's share of the pixels);
-* a video -> ``OUT/<stem>_overlay.mp4`` (instruments tinted, outlined; each class in its colour) and
-  ``OUT/<stem>_frames.csv`` (frame index, time, instrument area fraction, mean foreground probability;
-  multi-class: each class's area fraction and the mean confidence), and with ``save_masks`` the
-  per-frame masks in ``OUT/<stem>_masks/``.
+* a video -> an overlay video, a per-frame table and, asked for, per-frame masks
+  (:mod:`endopat.predict_video`).
 
-Videos stream: decode + preprocess -> infer -> draw + encode, in three threads linked by short
-queues (they overlap), so memory does not grow with the video's length.
-
-A folder's run resumes: ``OUT/predict.json`` records the model file's digest, the backend and the
-threshold before any mask is written, and a rerun with the same ones keeps every mask already
-written (each is written whole, atomically); another model, backend or threshold writes all again.
-A video is written as one file and is segmented again from its start.
+A run resumes after a kill: a folder's ``OUT/predict.json`` records the model file's digest, the
+backend and the threshold before any mask is written, and a rerun with the same ones keeps every
+mask already written (each is written whole, atomically); another model, backend or threshold
+writes all again. A video is written in parts, and a rerun keeps the whole ones.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import queue
-import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from endopat.config import MAX_BATCH
-from endopat.data.video import iter_frames, video_info, write_video
-from endopat.drawing import class_overlay, overlay
+from endopat.data.video import video_info
+from endopat.drawing import class_overlay
 from endopat.errors import EndopatError
 from endopat.export import OnnxSegmenter, cached_onnx
 from endopat.io import (
@@ -49,10 +41,9 @@ from endopat.io import (
 )
 from endopat.labels import CLASSES_FILE
 from endopat.runtime import progress_bar
-from endopat.segmenter import Segmenter, class_ids, confidence, full_resolution
-
-FRAME_FIELDS = ["frame", "time_s", "area_fraction", "mean_probability"]
-
+from endopat.predict_video import predict_video
+from endopat.segmenter import Segmenter, class_ids
+from endopat.streams import batches
 
 BACKENDS = ("auto", "onnx", "torch")
 
@@ -88,51 +79,6 @@ def load_model(path: str | Path, device: str = "cpu", backend: str = "auto", log
     return OnnxSegmenter(path if onnx_file else cached_onnx(path, log), providers)
 
 
-def threaded(it: Iterator, maxsize: int = 16) -> Iterator:
-    """Run the iterator ``it`` in a background thread, ``maxsize`` items ahead (exceptions re-raised).
-
-    Decoding, inference and encoding then overlap: PyAV and PyTorch release the GIL in their C code.
-    """
-    q: queue.Queue = queue.Queue(maxsize)
-    done = object()
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in it:
-                if stop.is_set():
-                    return
-                q.put((True, item))
-        except BaseException as err:  # handed to the consumer
-            q.put((False, err))
-        finally:
-            q.put((True, done))
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = q.get()
-            if not ok:
-                raise item
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-
-
-def _batches(it: Iterator, size: int) -> Iterator[list]:
-    batch = []
-    for item in it:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 RECORD = "predict.json"  # what segmented the images of an output folder: a rerun after a kill resumes
 
 
@@ -150,7 +96,7 @@ def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
         log(f"resuming: {len(areas)} of {len(paths)} images already segmented by this run ({out / RECORD})")
     if progress and areas:
         progress(len(areas))
-    for chunk in _batches(iter([p for p in paths if p not in areas]), batch_size):
+    for chunk in batches(iter([p for p in paths if p not in areas]), batch_size):
         images = [read_image(p) for p in chunk]
         for p, image, prob in zip(chunk, images, model.probabilities(images)):
             ids = class_ids(prob, labels, thr)
@@ -200,57 +146,6 @@ def _areas(ids: np.ndarray, labels) -> dict[str, float]:
     return {n: round(float(share[i]), 6) for i, n in enumerate(labels.names)}
 
 
-def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold: float | None = None,
-                  save_masks: bool = False, progress: Callable[[int], None] | None = None) -> dict:
-
-    thr = model.threshold if threshold is None else threshold
-    labels = model.labels
-    fps = video_info(video)["fps"] or 25.0
-    rows: list[dict] = []
-
-    # four stages on three threads, linked by short queues: decode + fit + Lab | network | masks +
-    # overlay + encode, so preprocessing and drawing overlap with the network's own threads
-    def prepared() -> Iterator[tuple[list, torch.Tensor]]:
-        for chunk in _batches(iter_frames(video), batch_size):
-            yield chunk, model.network_input([f for _, f in chunk])
-
-    def inferred() -> Iterator[tuple[list, torch.Tensor]]:
-        for chunk, x in threaded(prepared(), 2):
-            yield chunk, model.forward(x)
-
-    def drawn() -> Iterator[np.ndarray]:
-        for chunk, prob in threaded(inferred(), 2):
-            probs = full_resolution(model.cfg, prob, [f.shape[:2] for _, f in chunk])
-            for (index, frame), prob in zip(chunk, probs):
-                if labels.is_binary:
-                    mask = prob >= thr
-                    rows.append({"frame": index, "time_s": round(index / fps, 4),
-                                 "area_fraction": float(mask.mean()), "mean_probability": float(prob.mean())})
-                    if save_masks:
-                        write_png(out / f"{video.stem}_masks" / f"frame_{index:06d}.png", mask.astype(np.uint8) * 255)
-                    yield overlay(frame, mask)
-                    continue
-                ids = class_ids(prob, labels)
-                share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
-                rows.append({"frame": index, "time_s": round(index / fps, 4),
-                             **{f"area_{n}": round(float(share[i]), 6) for i, n in enumerate(labels.names)},
-                             "mean_confidence": float(confidence(prob, labels).mean())})
-                if save_masks:
-                    write_png(out / f"{video.stem}_masks" / f"frame_{index:06d}.png", ids)
-                yield class_overlay(frame, ids, labels)
-            if progress:
-                progress(len(chunk))
-
-    overlay_path = out / f"{video.stem}_overlay.mp4"
-    # a preview video: x264's veryfast preset encodes in half the time of medium at about the same size
-    n = write_video(overlay_path, drawn(), fps=max(1, round(fps)), preset="veryfast")
-    csv_path = out / f"{video.stem}_frames.csv"
-    fields = FRAME_FIELDS if labels.is_binary else ["frame", "time_s", *(f"area_{n}" for n in labels.names),
-                                                     "mean_confidence"]
-    atomic_write_csv(csv_path, fields, rows)
-    return {"overlay": overlay_path, "csv": csv_path, "frames": n}
-
-
 def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_size: int = 8,
             threshold: float | None = None, device: str = "cpu", save_masks: bool = False,
             progress: bool = True, backend: str = "auto", log=None) -> dict:
@@ -266,9 +161,12 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
         raise EndopatError(f"{source}: not found")
     output_folder(out)
     model = load_model(model_path, device, backend, log)
+    run = {"model": str(model_path), "model_sha256": file_digest(model_path), "backend": type(model).__name__,
+           "threshold": model.threshold if threshold is None else threshold}
     if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        run |= {"video": str(source), "video_sha256": file_digest(source)}
         with progress_bar(f"segmenting {source.name}", video_info(source)["frames"] or None, progress) as adv:
-            return predict_video(model, source, out, batch_size, threshold, save_masks, adv)
+            return predict_video(model, source, out, batch_size, threshold, save_masks, adv, run, log)
     if source.is_file():
         if source.suffix.lower() not in IMAGE_SUFFIXES:
             raise EndopatError(f"{source}: neither an image nor a video")
@@ -277,8 +175,6 @@ def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_s
         paths = list_images(source)
         if not paths:
             raise EndopatError(f"{source}: no images found")
-    run = {"model": str(model_path), "model_sha256": file_digest(model_path), "backend": type(model).__name__,
-           "threshold": model.threshold if threshold is None else threshold}
     with progress_bar("segmenting images", len(paths), progress) as adv:
         masks = predict_images(model, paths, out, batch_size, threshold, adv, run, log)
     return {"masks": masks}

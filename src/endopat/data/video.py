@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -35,9 +35,11 @@ def video_info(path: str | Path) -> dict:
 
 
 def iter_frames(
-    path: str | Path, stride: int = 1, size: tuple[int, int] | None = None
+    path: str | Path, stride: int = 1, size: tuple[int, int] | None = None, start: int = 0
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, RGB uint8 (H, W, 3))`` for every ``stride``-th frame, decoded one at a time.
+    """Yield ``(index, RGB uint8 (H, W, 3))`` for every ``stride``-th frame from index ``start``,
+    decoded one at a time (the frames before ``start`` are decoded, not converted: a frame's index
+    is its place in the decoding order, which a seek to a keyframe would not tell for sure).
 
     ``size`` is ``(height, width)``; frames are resized by FFmpeg's scaler when given. A video that
     decodes no frame at all, or breaks before its first frame, is an error naming the file; a video
@@ -50,7 +52,7 @@ def iter_frames(
         stream.thread_type = "AUTO"
         try:
             for n, frame in enumerate(container.decode(stream)):
-                if n % stride:
+                if n < start or n % stride:
                     continue
                 if size is not None:
                     frame = frame.reformat(width=size[1], height=size[0])
@@ -59,6 +61,47 @@ def iter_frames(
             raise EndopatError(f"{path}: video is corrupt after frame {n} ({describe(err)})") from None
     if n < 0:
         raise EndopatError(f"{path}: video has no frames")
+
+
+def count_packets(path: str | Path) -> int | None:
+    """The video packets (one a frame) of a video endopat wrote, read without decoding; None when
+    it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with _open(path) as container:
+            return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+    except Exception:  # noqa: BLE001 - any bytes: the caller makes the file again
+        return None
+
+
+def concat_videos(parts: Sequence[Path], path: str | Path) -> int:
+    """Join videos that :func:`write_video` wrote with one frame size and rate into one file,
+    atomically, without re-encoding (each part starts on a keyframe; its packets are shifted to
+    follow the parts before); returns the number of frames."""
+    import av  # heavy: imported when a video is read or written
+
+    path = Path(path)
+    count = 0
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as out:
+        stream, offset = None, 0
+        for part in parts:
+            with _open(part) as container:
+                source = container.streams.video[0]
+                stream = stream or out.add_stream_from_template(source)
+                end = offset
+                for packet in container.demux(source):
+                    if not packet.size:  # the demuxer's end-of-stream marker
+                        continue
+                    packet.pts += offset
+                    packet.dts += offset
+                    end = max(end, packet.pts + packet.duration)
+                    packet.stream = stream
+                    out.mux(packet)
+                    count += 1
+                offset = end
+    return count
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: int = 25, crf: int = 18,
