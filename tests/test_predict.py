@@ -147,3 +147,30 @@ def test_another_threshold_or_model_segments_every_image_again(tmp_path, model_p
     Image.fromarray(np.full((40, 56), 7, np.uint8)).save(out / "masks" / "img0.png")
     predict(model_path, src, out, threshold=0.4, progress=False, backend="torch")
     assert set(np.unique(np.asarray(Image.open(out / "masks" / "img0.png")))) <= {0, 255}  # written again
+
+
+@pytest.mark.parametrize("names, clash", [(("a.mp4", "a.mkv"), "a.mkv and a.mp4: both would write a_overlay.mp4"),
+                                          (("a.png", "a.jpg"), "a.jpg and a.png: both would write masks/a.png")])
+def test_two_inputs_whose_outputs_would_share_a_name_are_an_error_naming_both(tmp_path, model_path, names, clash):
+    from endopat.data.video import write_video
+    from endopat.errors import EndopatError
+
+    (tmp_path / "in").mkdir()
+    for name in names:
+        if name.endswith(("mp4", "mkv")):
+            write_video(tmp_path / "in" / name, random_images(2, 16, 16), fps=10)
+        else:
+            Image.fromarray(random_images(1)[0]).save(tmp_path / "in" / name)
+    with pytest.raises(EndopatError, match=clash):
+        predict(model_path, tmp_path / "in", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_images_and_videos_gets_masks_and_a_video_each(tmp_path, model_path):
+    from endopat.data.video import write_video
+
+    src = _folder(tmp_path, 2)
+    write_video(src / "v.mp4", random_images(3, 48, 64), fps=10)
+    result = predict(model_path, src, tmp_path / "out", progress=False, backend="torch")
+    assert [m.name for m in result["masks"]] == ["img0.png", "img1.png"]
+    assert [(v["overlay"].name, v["frames"]) for v in result["videos"]] == [("v_overlay.mp4", 3)]

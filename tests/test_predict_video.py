@@ -11,8 +11,8 @@ from endopat.predict import predict
 
 def test_predict_on_a_video_writes_an_overlay_of_the_same_length_and_a_csv(tmp_path, model_path):
     write_video(tmp_path / "v.mp4", random_images(7, 48, 64), fps=10)
-    result = predict(model_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=3, save_masks=True,
-                     progress=False)
+    (result,) = predict(model_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=3, save_masks=True,
+                        progress=False)["videos"]
     assert result["frames"] == 7
     assert sum(1 for _ in iter_frames(result["overlay"])) == 7
     rows = list(csv.DictReader(open(result["csv"])))
@@ -29,8 +29,8 @@ def test_a_multi_class_video_gets_class_areas_per_frame_and_class_id_masks(tmp_p
     from endopat.segmenter import Segmenter
 
     write_video(tmp_path / "v.mp4", random_images(5, 48, 64), fps=10)
-    result = predict(three_class_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=2, save_masks=True,
-                     progress=False, backend="torch")
+    (result,) = predict(three_class_path, tmp_path / "v.mp4", tmp_path / "out", batch_size=2, save_masks=True,
+                        progress=False, backend="torch")["videos"]
     rows = list(csv.DictReader(open(result["csv"])))
     assert list(rows[0]) == ["frame", "time_s", "area_background", "area_liver", "area_tool", "mean_confidence"]
     decoded = [f for _, f in iter_frames(tmp_path / "v.mp4")]
@@ -79,7 +79,7 @@ def test_a_video_in_parts_joins_into_every_frame_and_row_and_leaves_no_parts(tmp
     result = run_video(counting(model_path), video, tmp_path / "out", save_masks=True)
     assert result["frames"] == 7 and sum(1 for _ in iter_frames(result["overlay"])) == 7
     assert [r["frame"] for r in csv.DictReader(open(result["csv"]))] == [str(i) for i in range(7)]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v_frames.csv", "v_masks", "v_overlay.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v_frames.csv", "v_masks", "v_overlay.mp4", "v_predict.json"]
 
 
 def test_a_killed_video_resumes_at_its_last_whole_part_and_ends_as_an_unkilled_run(tmp_path, model_path, video):
@@ -133,3 +133,40 @@ def test_predict_segments_a_changed_video_again(tmp_path, model_path, video, mon
         except Killed:
             pass
     assert model.seen == 7
+
+
+def test_a_finished_video_is_not_segmented_again_by_the_same_run(tmp_path, model_path, video):
+    run_video(counting(model_path), video, tmp_path / "out")
+    lines, model = [], counting(model_path)
+    result = run_video(model, video, tmp_path / "out", log=lines.append)
+    assert model.seen == 0 and result["frames"] == 7 and "v.mp4: already segmented by this run" in lines[0]
+
+
+def test_a_run_killed_over_another_runs_finished_video_does_not_leave_it_finished(tmp_path, model_path, video):
+    run_video(counting(model_path), video, tmp_path / "out")
+    with pytest.raises(Killed):  # another threshold: its masks begin to replace the first run's
+        run_video(counting(model_path, kill_after=2), video, tmp_path / "out", threshold=0.4)
+    model = counting(model_path)
+    run_video(model, video, tmp_path / "out")
+    assert model.seen == 7
+
+
+def test_a_folder_of_videos_resumes_video_by_video(tmp_path, model_path, monkeypatch):
+    import functools
+
+    import endopat.predict as predict_module
+    from endopat.predict_video import predict_video
+
+    monkeypatch.setattr(predict_module, "predict_video", functools.partial(predict_video, part_frames=3))
+    for name, seed in (("a", 0), ("b", 1)):
+        write_video(tmp_path / "in" / f"{name}.mp4", random_images(5, 48, 64, seed), fps=10)
+    seen = []
+    for kill_after in (8, None):  # killed in b's second part: a finished, b's first part whole
+        model = counting(model_path, kill_after)
+        monkeypatch.setattr(predict_module, "load_model", lambda *a, model=model: model)
+        try:
+            result = predict(model_path, tmp_path / "in", tmp_path / "out", batch_size=1, progress=False)
+        except Killed:
+            pass
+        seen.append(model.seen)
+    assert seen == [8, 2] and [v["frames"] for v in result["videos"]] == [5, 5]

@@ -5,7 +5,8 @@
   them), ``OUT/overlays/<stem>.png`` (each class in its colour, outlined, with a legend) and
   ``OUT/areas.csv`` (per image, each class's share of the pixels);
 * a video -> an overlay video, a per-frame table and, asked for, per-frame masks
-  (:mod:`endopat.predict_video`).
+  (:mod:`endopat.predict_video`);
+* a folder -> its images as above, then each of its videos.
 
 A run resumes after a kill: a folder's ``OUT/predict.json`` records the model file's digest, the
 backend and the threshold before any mask is written, and a rerun with the same ones keeps every
@@ -34,6 +35,7 @@ from endopat.io import (
     atomic_write_text,
     file_digest,
     list_images,
+    list_videos,
     output_folder,
     read_cache,
     read_image,
@@ -46,6 +48,11 @@ from endopat.segmenter import Segmenter, class_ids
 from endopat.streams import batches
 
 BACKENDS = ("auto", "onnx", "torch")
+
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise EndopatError(f"--backend '{backend}': choose one of {', '.join(BACKENDS)}")
 
 
 def _has_onnxruntime() -> bool:
@@ -63,8 +70,7 @@ def load_model(path: str | Path, device: str = "cpu", backend: str = "auto", log
     path = Path(path)
     if not path.is_file():
         raise EndopatError(f"{path}: " + ("is a folder, not a model file" if path.is_dir() else "not found"))
-    if backend not in BACKENDS:
-        raise EndopatError(f"--backend '{backend}': choose one of {', '.join(BACKENDS)}")
+    check_backend(backend)
     onnx_file = path.suffix.lower() == ".onnx"
     if onnx_file and backend == "torch":
         raise EndopatError(f"{path}: an ONNX file runs with onnxruntime, not --backend torch")
@@ -149,32 +155,49 @@ def _areas(ids: np.ndarray, labels) -> dict[str, float]:
 def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_size: int = 8,
             threshold: float | None = None, device: str = "cpu", save_masks: bool = False,
             progress: bool = True, backend: str = "auto", log=None) -> dict:
-    """Segment an image, a folder of images, or a video (see the module docstring); ``backend``
-    as in :func:`load_model`."""
+    """Segment an image, a video, or a folder of them (see the module docstring); ``backend`` as
+    in :func:`load_model`. Returns ``{"masks": [image masks], "videos": [{"overlay", "csv",
+    "frames"} a video]}``."""
 
     source, out = Path(source), Path(out)
     if threshold is not None and not 0 < threshold < 1:  # NaN too
         raise EndopatError(f"--threshold {threshold}: a probability strictly between 0 and 1")
     if not 1 <= batch_size <= MAX_BATCH:
         raise EndopatError(f"--batch-size {batch_size}: 1 to {MAX_BATCH}")
-    if not source.exists():
-        raise EndopatError(f"{source}: not found")
+    check_backend(backend)
+    images, videos = _inputs(source)
     output_folder(out)
     model = load_model(model_path, device, backend, log)
     run = {"model": str(model_path), "model_sha256": file_digest(model_path), "backend": type(model).__name__,
            "threshold": model.threshold if threshold is None else threshold}
-    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
-        run |= {"video": str(source), "video_sha256": file_digest(source)}
-        with progress_bar(f"segmenting {source.name}", video_info(source)["frames"] or None, progress) as adv:
-            return predict_video(model, source, out, batch_size, threshold, save_masks, adv, run, log)
+    result: dict = {"masks": [], "videos": []}
+    if images:
+        with progress_bar("segmenting images", len(images), progress) as adv:
+            result["masks"] = predict_images(model, images, out, batch_size, threshold, adv, run, log)
+    for video in videos:  # each resumes on its own: a folder killed in its fifth video keeps four
+        with progress_bar(f"segmenting {video.name}", video_info(video)["frames"] or None, progress) as adv:
+            result["videos"].append(predict_video(model, video, out, batch_size, threshold, save_masks, adv,
+                                                  run | {"video": str(video), "video_sha256": file_digest(video)}, log))
+    return result
+
+
+def _inputs(source: Path) -> tuple[list[Path], list[Path]]:
+    """The images and the videos ``source`` names (a file, or a folder's), checked before any work:
+    two inputs whose outputs would share a name are an error naming both."""
+    if not source.exists():
+        raise EndopatError(f"{source}: not found")
     if source.is_file():
-        if source.suffix.lower() not in IMAGE_SUFFIXES:
+        suffix = source.suffix.lower()
+        if suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
             raise EndopatError(f"{source}: neither an image nor a video")
-        paths = [source]
-    else:
-        paths = list_images(source)
-        if not paths:
-            raise EndopatError(f"{source}: no images found")
-    with progress_bar("segmenting images", len(paths), progress) as adv:
-        masks = predict_images(model, paths, out, batch_size, threshold, adv, run, log)
-    return {"masks": masks}
+        return ([source], []) if suffix in IMAGE_SUFFIXES else ([], [source])
+    images, videos = list_images(source), list_videos(source)
+    if not images and not videos:
+        raise EndopatError(f"{source}: no images or videos found")
+    for paths, what in ((images, "masks/{}.png"), (videos, "{}_overlay.mp4")):
+        seen: dict[str, Path] = {}
+        for p in paths:
+            if p.stem in seen:
+                raise EndopatError(f"{seen[p.stem]} and {p.name}: both would write {what.format(p.stem)} (rename one)")
+            seen[p.stem] = p
+    return images, videos

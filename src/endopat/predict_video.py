@@ -12,21 +12,23 @@ network | masks + overlay + encode — so they overlap and memory does not grow 
 A killed run resumes: the overlay and the table are written in parts of :data:`PART_FRAMES` frames
 in ``OUT/<stem>_parts/`` (:class:`endopat.data.video_parts.VideoParts`), and a rerun of the same run
 (model file, backend, threshold, video, masks) keeps the whole parts, skips their frames without
-segmenting them, and joins the parts when the last frame is in.
+segmenting them, and joins the parts when the last frame is in. ``OUT/<stem>_predict.json`` then
+records the finished run: a rerun of the same skips the video.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
 
 from endopat.data.video import iter_frames, video_info
 from endopat.data.video_parts import VideoParts
 from endopat.drawing import class_overlay, overlay
-from endopat.io import write_png
+from endopat.io import atomic_write_text, read_cache, write_png
 from endopat.segmenter import class_ids, confidence, full_resolution
 from endopat.streams import batches, threaded
 
@@ -53,8 +55,18 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
     labels = model.labels
     fps = video_info(video)["fps"] or 25.0
     masks = out / f"{video.stem}_masks"
-    parts = VideoParts(out / f"{video.stem}_parts", {**(run or {}), "threshold": thr, "save_masks": save_masks},
-                       frame_fields(labels), part_frames, fps=max(1, round(fps)))
+    overlay_path, csv_path = out / f"{video.stem}_overlay.mp4", out / f"{video.stem}_frames.csv"
+    result = {"overlay": overlay_path, "csv": csv_path}
+    record, finished = {**(run or {}), "threshold": thr, "save_masks": save_masks}, out / f"{video.stem}_predict.json"
+    done = read_cache(finished, Finished)
+    if done is not None and done.run == record and overlay_path.is_file() and csv_path.is_file():
+        if log:
+            log(f"{video.name}: already segmented by this run ({finished})")
+        if progress:
+            progress(done.frames)
+        return result | {"frames": done.frames}
+    finished.unlink(missing_ok=True)  # the outputs there are about to change
+    parts = VideoParts(out / f"{video.stem}_parts", record, frame_fields(labels), part_frames, fps=max(1, round(fps)))
     if parts.frames and log:
         log(f"resuming: {parts.frames} frames of {video.name} already segmented by this run ({parts.folder})")
     if progress and parts.frames:
@@ -91,6 +103,15 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
 
     if not parts.complete:
         parts.write(drawn())
-    overlay_path, csv_path = out / f"{video.stem}_overlay.mp4", out / f"{video.stem}_frames.csv"
     n = parts.join(overlay_path, csv_path)
-    return {"overlay": overlay_path, "csv": csv_path, "frames": n}
+    atomic_write_text(finished, Finished(run=record, frames=n).model_dump_json(indent=1))
+    parts.remove()
+    return result | {"frames": n}
+
+
+class Finished(BaseModel):
+    """``OUT/<stem>_predict.json``: what made a video's finished outputs (a rerun of the same skips it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    run: dict[str, Any]
+    frames: int

@@ -59,7 +59,7 @@ def evaluate(
 @app.command()
 def predict(
     model: Path = typer.Argument(..., help="segmenter checkpoint (.pt) or exported model (.onnx)"),
-    source: Path = typer.Argument(..., help="an image, a folder of images, or a video"),
+    source: Path = typer.Argument(..., help="an image, a video, or a folder of them"),
     out: Path = typer.Option(..., "--out", "-o", help="output folder"),
     threshold: Optional[float] = typer.Option(None, help="foreground probability threshold (default: the model's)"),
     batch_size: int = typer.Option(8),
@@ -69,15 +69,15 @@ def predict(
                                 "onnx or torch"),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Segment images and videos: masks (multi-class: class ids, overlays, areas.csv) for images;
-    overlay video + per-frame CSV for a video."""
+    """Segment images and videos (a file, or a folder of them): masks (multi-class: class ids,
+    overlays, areas.csv) for images; overlay video + per-frame CSV for each video."""
     from endopat.predict import predict as run
 
     result = run(model, source, out, batch_size, threshold, device, save_masks, progress, backend, echo)
-    if "overlay" in result:
-        echo(f"{result['frames']} frames -> {result['overlay']} and {result['csv']}")
-    else:
+    if result["masks"]:
         echo(f"{len(result['masks'])} masks -> {out / 'masks'}")
+    for video in result["videos"]:
+        echo(f"{video['frames']} frames -> {video['overlay']} and {video['csv']}")
 
 
 @app.command()

@@ -6,7 +6,7 @@ result; then ``part_000000.mp4`` and its rows ``part_000000.json``, each written
 after the video). A part is kept when its rows and its video are whole and of one length; a rerun
 whose ``run.json`` differs (another model, threshold, video) starts again. When the last frame is
 in, the parts are joined — the videos remuxed into one without re-encoding, the rows into one CSV —
-and the folder is removed.
+and, once the caller has recorded the result, removed.
 """
 
 from __future__ import annotations
@@ -99,17 +99,20 @@ class VideoParts:
             self.complete = len(rows) < self.size
 
     def join(self, video: Path, table: Path) -> int:
-        """The parts as one video and one CSV (each written atomically), then the parts removed;
-        returns the number of frames."""
+        """The parts as one video and one CSV, each written atomically (the parts stay: a kill
+        before the caller records the result joins them again); returns the number of frames."""
         n = concat_videos([self._path(k, ".mp4") for k in range(self.parts)], video)
         key = self.fields[0]
         atomic_write_csv(table, self.fields, [{**r, key: int(r[key])} for r in self.rows])
+        return n
+
+    def remove(self) -> None:
+        """The parts and their folder removed (what else a user put there stays)."""
         self._clear()
         try:
             self.folder.rmdir()
-        except OSError:  # something else was put there: left as it is
+        except OSError:  # something else is there: left as it is
             pass
-        return n
 
     def _clear(self) -> None:
         """Remove this folder's parts, record and a killed write's leftovers (nothing else in it)."""
