@@ -170,3 +170,31 @@ def test_a_folder_of_videos_resumes_video_by_video(tmp_path, model_path, monkeyp
             pass
         seen.append(model.seen)
     assert seen == [8, 2] and [v["frames"] for v in result["videos"]] == [5, 5]
+
+
+def test_a_record_or_part_with_any_field_replaced_is_kept_or_made_again(tmp_path, model_path, video):
+    """A field gone or of another type makes its part again; a number in place of a number is an
+    edit the part keeps (as a hand-edited mask is kept), but never a frame out of its place."""
+    import json
+    import shutil
+
+    from conftest import FIELD_VALUES, json_fields, replaced
+
+    whole = run_video(counting(model_path), video, tmp_path / "whole")
+    with pytest.raises(Killed):  # one whole part, and the record of the finished run beside it
+        run_video(counting(model_path, kill_after=5), video, tmp_path / "killed")
+    shutil.copy(tmp_path / "whole" / "v_predict.json", tmp_path / "killed" / "v_predict.json")
+    for name in ("v_predict.json", "v_parts/part_000000.json", "v_parts/run.json"):
+        record = json.loads((tmp_path / "killed" / name).read_text())
+        # the top-level fields and the first row's (the other rows and the run's copy are alike)
+        for field in [f for f in json_fields(record) if len(f) == 1 or f[:2] == ("rows", 0)]:
+            for value in FIELD_VALUES:
+                out = tmp_path / "case"
+                shutil.rmtree(out, ignore_errors=True)
+                shutil.copytree(tmp_path / "killed", out)
+                (out / name).write_text(json.dumps(replaced(record, field, value)))
+                result = run_video(counting(model_path), video, out)  # no exception
+                rows = list(csv.DictReader(open(result["csv"])))
+                assert [r["frame"] for r in rows] == [str(i) for i in range(7)], (name, field, value)
+                if not isinstance(value, (int, float)) or value != value:  # not a number: made again
+                    assert rows == list(csv.DictReader(open(whole["csv"]))), (name, field, value)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, FiniteFloat
 
 from endopat.data.video import concat_videos, count_packets, write_video
 from endopat.io import atomic_write_csv, atomic_write_text, read_cache, remove_leftovers
@@ -29,7 +29,7 @@ class _Part(BaseModel):
     """One part's table rows (its video beside it holds as many frames)."""
 
     model_config = ConfigDict(extra="forbid")
-    rows: list[dict[str, float]]
+    rows: list[dict[str, FiniteFloat]]  # a NaN (an edit, or a broken model's output): made again
 
 
 class VideoParts:
