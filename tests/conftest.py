@@ -288,3 +288,20 @@ def direct_masks(model_path, frames):
     masks = [p >= seg.threshold for p in seg.probabilities(frames)]
     assert all(0.05 < m.mean() < 0.95 for m in masks), [m.mean() for m in masks]
     return masks
+
+
+def slow_or_shuffled_video_store(tmp_path, shuffled, store=None):
+    """A store (at ``store``; default ``tmp_path/store``) of one video whose frames move one pixel
+    a frame, or the same frames shuffled (frames in ``tmp_path/frames``)."""
+    from endopat.data.frames import build_store
+    from endopat.io import write_png
+
+    from PIL import Image
+
+    coarse = np.random.default_rng(0).integers(0, 255, (4, 12, 3), np.uint8)  # smooth: a shift changes little
+    scene = np.asarray(Image.fromarray(coarse).resize((96, 32), Image.BILINEAR))
+    frames = [scene[:, t : t + 32] for t in range(60)]
+    order = np.random.default_rng(1).permutation(60) if shuffled else range(60)
+    for k, t in enumerate(order):
+        write_png(tmp_path / "frames" / f"vid_f{k:03d}.png", frames[t])
+    return build_store(tmp_path / "frames", store or tmp_path / "store", (32, 32), log=lambda *a: None)

@@ -13,7 +13,8 @@ from endopat.config import SEMI_METHODS, FinetuneConfig, SemiConfig
 from endopat.semi import SEMI, perturb
 from endopat.semi.unlabeled import Unlabeled, videos
 
-from conftest import KILLABLE_FINETUNE, TINY, TINY_STUDY, run_cli, run_script, same_weights, three_class_folder
+from conftest import (KILLABLE_FINETUNE, TINY, TINY_STUDY, run_cli, run_script, same_weights, slow_or_shuffled_video_store,
+                      three_class_folder)
 
 
 def test_the_registry_and_the_config_name_the_same_methods():
@@ -77,6 +78,28 @@ def test_a_temporal_pair_is_two_frames_of_one_video_gap_frames_apart(store):
     a, b = pairs.next()
     frames = lambda idx: prepare_input(torch.from_numpy(np.stack([store[int(i)] for i in idx])), "Lab")  # noqa: E731
     assert torch.equal(a, frames(first)) and torch.equal(b, frames(first + 2))
+
+
+@pytest.mark.parametrize("shuffled, low, high", [(False, 0.0, 0.5), (True, 0.8, 1.2)])
+def test_neighbours_of_a_slow_video_are_more_alike_than_random_frames_and_shuffled_ones_are_not(
+        tmp_path, shuffled, low, high):
+    from endopat.semi.unlabeled import neighbour_likeness
+
+    assert low <= neighbour_likeness(slow_or_shuffled_video_store(tmp_path, shuffled), gap=1) <= high
+
+
+def test_temporal_fine_tuning_warns_when_its_pairs_are_no_more_alike_than_random_frames(tiny_data, tmp_path):
+    from endopat.data.readers import open_labeled
+    from endopat.finetune import finetune
+
+    slow_or_shuffled_video_store(tmp_path, shuffled=True)
+    parts = open_labeled(tiny_data / "labeled")
+    cfg = {"model": TINY, "epochs": 1, "min_samples_per_epoch": 4, "batch_size": 2,
+           "semi": {"method": "temporal", "unlabeled": str(tmp_path / "frames"), "batch_size": 2}}
+    lines = []
+    finetune(parts["train"], parts["val"], tmp_path / "run", FinetuneConfig.model_validate(cfg), progress=False,
+             log=lines.append)
+    assert any(line.startswith("temporal pairs 2 frames apart") and "warning: no more alike" in line for line in lines)
 
 
 def test_cutmix_mixes_a_frame_and_its_target_in_the_same_box():

@@ -124,3 +124,20 @@ def test_a_method_s_own_pretraining_steps_make_a_stage_of_their_own():
     assert set(stages) == {"pretrain/u", "pretrain/u+s2400"}
     assert cfg.pretrain_config(steps=stages["pretrain/u+s2400"].steps).steps == 2400
     assert cfg.pretrain_config(steps=stages["pretrain/u"].steps).steps == 600
+
+
+@pytest.mark.parametrize("shuffled, warned", [(False, False), (True, True)])
+def test_the_report_says_how_alike_a_temporal_row_s_pairs_are_and_warns_when_no_more_than_random(
+        tmp_path, shuffled, warned):
+    from conftest import TINY_STUDY, slow_or_shuffled_video_store
+
+    from endopat.study.sources import pair_likeness, semi_store
+
+    semi = {"method": "temporal", "source": "target", "gap": 1}
+    cfg = study_from_dict({**TINY_STUDY, "methods": [{"name": "baseline"}, {"name": "temporal", "semi": semi},
+                                                     {"name": "mean teacher", "semi": {**semi, "method": "mean_teacher"}}]})
+    out = tmp_path / "run"
+    assert pair_likeness(out, cfg) == []  # not built yet: nothing to say
+    slow_or_shuffled_video_store(tmp_path, shuffled, semi_store(out, "target", cfg.model, 1.0))  # 32x32, as TINY_STUDY
+    ((name, text),) = pair_likeness(out, cfg)  # the temporal row only
+    assert name == "temporal" and ("no more alike than random frames" in text) == warned

@@ -58,19 +58,14 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
     overlay_path, csv_path = out / f"{video.stem}_overlay.mp4", out / f"{video.stem}_frames.csv"
     result = {"overlay": overlay_path, "csv": csv_path}
     record, finished = {**(run or {}), "threshold": thr, "save_masks": save_masks}, out / f"{video.stem}_predict.json"
-    done = read_cache(finished, Finished)
-    if done is not None and done.run == record and overlay_path.is_file() and csv_path.is_file():
-        if log:
-            log(f"{video.name}: already segmented by this run ({finished})")
-        if progress:
-            progress(done.frames)
-        return result | {"frames": done.frames}
+    if (frames := _finished(finished, record, [overlay_path, csv_path])) is not None:
+        _say(log, progress, frames, f"{video.name}: already segmented by this run ({finished})")
+        return result | {"frames": frames}
     finished.unlink(missing_ok=True)  # the outputs there are about to change
     parts = VideoParts(out / f"{video.stem}_parts", record, frame_fields(labels), part_frames, fps=max(1, round(fps)))
-    if parts.frames and log:
-        log(f"resuming: {parts.frames} frames of {video.name} already segmented by this run ({parts.folder})")
-    if progress and parts.frames:
-        progress(parts.frames)
+    if parts.frames:
+        _say(log, progress, parts.frames, f"resuming: {parts.frames} frames of {video.name} already segmented by "
+             f"this run ({parts.folder})")
 
     def prepared() -> Iterator[tuple[list, torch.Tensor]]:
         for chunk in batches(iter_frames(video, start=parts.frames), batch_size):
@@ -107,6 +102,20 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
     atomic_write_text(finished, Finished(run=record, frames=n).model_dump_json(indent=1))
     parts.remove()
     return result | {"frames": n}
+
+
+def _finished(record_file: Path, run: dict, outputs: list[Path]) -> int | None:
+    """The frames of a finished run of the same ``run`` whose ``outputs`` are all there, or None."""
+    done = read_cache(record_file, Finished)
+    ok = done is not None and done.run == run and all(p.is_file() for p in outputs)
+    return done.frames if ok else None
+
+
+def _say(log, progress, frames: int, line: str) -> None:
+    if log:
+        log(line)
+    if progress:
+        progress(frames)
 
 
 class Finished(BaseModel):

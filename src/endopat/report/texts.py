@@ -33,6 +33,11 @@ SOURCES_TEXT = ("Files of each pretraining source that belong to the test split:
                 "or the same video (group) as a test image (endopat.study.sources). `test_frames: exclude` (the "
                 "default) leaves them out of pretraining; `keep` is the paper's transductive setting.")
 
+PAIRS_TEXT = ("Temporal pairs: how alike the two frames of a pair are, against any two frames of one video (the mean "
+              "absolute grey difference of the pairs over that of random same-video pairs, endopat.semi.unlabeled). "
+              "Near 1, neighbours are no more alike than random frames, and the row tests temporal consistency "
+              "without the small motion it assumes.")
+
 VS_TEXT = ("Each method against {vs} instead of the baseline, at the fractions both ran: the same "
            "inference, verdict and shares as above (e.g. a volume ablation: more frames or steps against fewer).")
 

@@ -14,7 +14,7 @@ from endopat.errors import EndopatError
 from endopat.networks import arch_of
 from endopat.runtime import TrainingRun
 from endopat.semi import SEMI
-from endopat.semi.unlabeled import Unlabeled
+from endopat.semi.unlabeled import Unlabeled, neighbour_likeness
 
 
 @dataclass
@@ -44,4 +44,13 @@ def attach(cfg: FinetuneConfig, net: torch.nn.Module, run: TrainingRun) -> SemiR
     unlabeled = run.track("unlabeled", Unlabeled(store, cfg.model.input, cfg.semi.batch_size,
                                                  cfg.semi.gap if cls.pairs else None, cfg.seed))
     run.log(f"semi-supervised: {cls.name} on {len(store)} unlabeled frames of {cfg.semi.unlabeled}")
+    if cls.pairs and (likeness := neighbour_likeness(store, cfg.semi.gap)) is not None:
+        gap = f"{cfg.semi.gap} frame{'s' if cfg.semi.gap > 1 else ''}"
+        run.log(f"{cls.name} pairs {gap} apart: they differ {likeness:.2f}x as much as any two frames of one video"
+                + (LIKENESS_WARNING if likeness >= 0.9 else ""))
     return SemiRun(method, unlabeled, net)
+
+
+LIKENESS_WARNING = (" - warning: no more alike than random frames, so the pseudo-label from one is not this one's "
+                    "(temporal consistency assumes small motion): a denser source (a video, or `endopat frames` "
+                    "at a higher --fps) or a smaller semi.gap")

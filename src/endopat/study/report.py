@@ -35,10 +35,11 @@ from endopat.study import report_classes
 from endopat.study.report_html import fmt, page
 from endopat.study.report_tasks import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
-from endopat.report.texts import (DIFF_TEXT, PROTOCOL_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT,
+from endopat.report.texts import (DIFF_TEXT, PROTOCOL_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT, PAIRS_TEXT,
                                    VS_TEXT)
 from endopat.study.grid import cells as grid_cells
 from endopat.study.protocol import deviations
+from endopat.study.sources import pair_likeness
 
 
 class _CellFile(BaseModel):
@@ -127,7 +128,7 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict], base: Comparison) 
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
               tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = (),
               no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), vs_md: list[str] = (),
-              class_md: list[str] = ()) -> str:
+              class_md: list[str] = (), pairs: list[tuple[str, str]] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
                        f"{r['labels_text']} | {r['saved_text']} |" for r in sav)
@@ -154,6 +155,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
                f"{r['labels_text']} | {r['saved_text']} |" for r in sel_sav), ""] if sel_diff else []),
           "## Pretraining sources and the test split", "", SOURCES_TEXT, "",
           *[f"- **{o.name}** (`{o.source}`): {o.sentence()}" for o in data.sources.values()], "",
+          *([PAIRS_TEXT, "", *(f"- **{name}**: {text}" for name, text in pairs), ""] if pairs else []),
           "## What each pretraining learnt (sample figures)", "",
           *[f"![{caption}]({png.name})\n\n{caption}\n" for png, caption in tasks],
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
@@ -252,8 +254,9 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
     class_md, class_html = report_classes.section(cells, data.labels, cfg, len(data.split.train), order,
                                                   summaries, rep)
+    pairs = pair_likeness(out, cfg)
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
-                                                   sel_sav, no_sav, cost, vs_md, class_md))
+                                                   sel_sav, no_sav, cost, vs_md, class_md, pairs))
     atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
-                                                 curves, hist_png, overlays, no_sav, cost, class_html))
+                                                 curves, hist_png, overlays, no_sav, cost, class_html, pairs))
     return rep / "report.md"

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 
 from endopat.report import compute
-from endopat.report.texts import DIFF_TEXT, NO_SAVINGS_TEXT, PROTOCOL_TEXT, SAVINGS_TEXT, SHARES, SOURCES_TEXT
+from endopat.report.texts import DIFF_TEXT, NO_SAVINGS_TEXT, PROTOCOL_TEXT, SAVINGS_TEXT, SHARES, SOURCES_TEXT, PAIRS_TEXT
 from endopat.study.protocol import deviations
 
 
@@ -56,7 +56,8 @@ def _compute_table(cost: list[dict]) -> str:
 
 def page(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
           tasks: list[tuple[Path, str]], curves: Path | None, hist_png: Path | None, overlays: Path | None,
-          no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), per_class: str = "") -> str:
+          no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), per_class: str = "",
+          pairs: list[tuple[str, str]] = ()) -> str:
     """report.html: the tables of report.md (rounded alike) and the figures, embedded; ``per_class``:
     a multi-class study's section (:func:`class_section`)."""
     cols = [("method", "method"), ("labels", "labels"), ("fraction", "fraction"), ("runs", "runs"),
@@ -90,6 +91,8 @@ from training and validation.</p>
 <h2>Pretraining sources and the test split</h2><p>{html.escape(SOURCES_TEXT)}</p>
 <ul id="sources">{"".join(f"<li><b>{html.escape(o.name)}</b> ({html.escape(o.source)}): {html.escape(o.sentence())}</li>"
                          for o in data.sources.values())}</ul>
+{f'<p>{html.escape(PAIRS_TEXT)}</p><ul id="pairs">' + "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(t)}</li>"
+                                                          for n, t in pairs) + "</ul>" if pairs else ""}
 <h2>What each pretraining learnt</h2>{"".join(_img_tag(png, caption) for png, caption in tasks)}
 <h2>a/b colour distributions</h2>{_img_tag(hist_png, "log a/b histograms per unlabeled source")}
 <h2>Example test images</h2>{_img_tag(overlays, "ground truth and predictions")}

@@ -58,7 +58,7 @@ from endopat.study.prepare import (
     reopen,
 )
 from endopat.study.selection import saved_ids, select, select_round
-from endopat.study.sources import pretraining_source
+from endopat.study.sources import pretraining_source, semi_store
 
 Log = Callable[[str], None]
 
@@ -147,7 +147,7 @@ def semi_config(semi, model, out: Path) -> SemiConfig:
     (test frames left out by the source's rule), decoded once per network size into a frame store
     every cell of the study shares."""
     h, w = model.image_size
-    store = out / "sources" / semi.source / f"store-{h}x{w}-{model.fit}-fps{semi.fps}"
+    store = semi_store(out, semi.source, model, semi.fps)
     with file_lock(out / "locks" / f"store_{semi.source}_{h}x{w}.lock"):
         build_store(pretraining_source(out, semi.source), store, (h, w), fps=semi.fps, fit=model.fit,
                     log=lambda *a: None)

@@ -39,6 +39,8 @@ from endopat.data.store import FrameStore, is_store
 from endopat.data.labeled import Sample, group_of
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text, read_cache, read_image, read_record
+from endopat.semi import SEMI
+from endopat.semi.unlabeled import neighbour_likeness
 
 REASONS = ("same file", "same pixels", "same video")
 
@@ -187,3 +189,25 @@ def pretraining_source(out: Path, name: str) -> Path:
     if not record.is_file():
         raise EndopatError(f"{record}: missing; run the study (it finds each source's test frames first)")
     return Path(read_record(record, "pretraining source record", _OverlapRecord).overlap.used)
+
+
+def semi_store(out: Path, source: str, model, fps: float) -> Path:
+    """The frame store semi-supervised cells draw ``source``'s frames from, at ``model``'s size."""
+    h, w = model.image_size
+    return out / "sources" / source / f"store-{h}x{w}-{model.fit}-fps{fps}"
+
+
+def pair_likeness(out: Path, cfg) -> list[tuple[str, str]]:
+    """For each row of temporal pairs whose store is built, its name and how alike its pairs are,
+    against any two frames of one video (:func:`endopat.semi.unlabeled.neighbour_likeness`; near 1,
+    the method's small-motion assumption does not hold there)."""
+    lines = []
+    for m in cfg.methods:
+        if m.semi is None or not SEMI[m.semi.method].pairs:
+            continue
+        store = semi_store(out, m.semi.source, cfg.model, m.semi.fps)
+        if is_store(store) and (r := neighbour_likeness(FrameStore(store), m.semi.gap)) is not None:
+            lines.append((m.name, f"its pairs, {m.semi.gap} frames apart in the source '{m.semi.source}', differ {r:.2f}x "
+                          "as much as any two frames of one video" + (" - no more alike than random frames: the small "
+                                                                      "motion the method assumes is not there" if r >= 0.9 else "")))
+    return lines
