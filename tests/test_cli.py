@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_MODEL, run_cli
+from conftest import TINY_MODEL, run_cli, slow_or_shuffled_video_store
 from endopat.archs import ARCHS
 from endopat.encoder_weights import random_published
 
@@ -242,6 +242,16 @@ def test_frames_writes_a_store_from_videos(monkeypatch, capsys, tmp_path, tiny_d
     assert run_cli(monkeypatch, "frames", tiny_data / "unlabeled", "-o", tmp_path / "fs", "--size", "32x48",
                    "--every", 2, "--no-progress") == 0
     assert "6 frames of 32x48" in capsys.readouterr().out
+
+
+def test_frames_says_how_alike_frames_two_apart_are_for_temporal_pairs(monkeypatch, capsys, tmp_path):
+    import re
+
+    slow_or_shuffled_video_store(tmp_path, shuffled=False)  # its frames in tmp_path/frames
+    assert run_cli(monkeypatch, "frames", tmp_path / "frames", "-o", tmp_path / "fs", "--size", "32x32",
+                   "--no-progress") == 0
+    found = re.search(r"frames 2 apart differ ([0-9.]+)x as much as any two frames", capsys.readouterr().out)
+    assert found and float(found.group(1)) < 0.9
 
 
 def test_synth_with_too_few_videos_is_a_one_line_error(monkeypatch, capsys, tmp_path):

@@ -2,12 +2,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TINY_STUDY, slow_or_shuffled_video_store
 
 from endopat.data.labeled import Sample
 from endopat.errors import EndopatError
 from endopat.io import write_png
 from endopat.study.config import study_from_dict
-from endopat.study.sources import find_overlap, prepare_source, pretraining_source
+from endopat.study.sources import find_overlap, pair_likeness, prepare_source, pretraining_source, semi_store
 
 
 def _image(seed, shape=(24, 32)):
@@ -129,10 +130,6 @@ def test_a_method_s_own_pretraining_steps_make_a_stage_of_their_own():
 @pytest.mark.parametrize("shuffled, warned", [(False, False), (True, True)])
 def test_the_report_says_how_alike_a_temporal_row_s_pairs_are_and_warns_when_no_more_than_random(
         tmp_path, shuffled, warned):
-    from conftest import TINY_STUDY, slow_or_shuffled_video_store
-
-    from endopat.study.sources import pair_likeness, semi_store
-
     semi = {"method": "temporal", "source": "target", "gap": 1}
     cfg = study_from_dict({**TINY_STUDY, "methods": [{"name": "baseline"}, {"name": "temporal", "semi": semi},
                                                      {"name": "mean teacher", "semi": {**semi, "method": "mean_teacher"}}]})

@@ -79,6 +79,13 @@ def frames(
                             progress=lambda n: advance(1), fit=fit)
     h, w = store.size
     echo(f"{len(store)} frames of {h}x{w} in {out}")
+    from endopat.config import SemiConfig
+    from endopat.semi.unlabeled import neighbour_likeness
+
+    gap = SemiConfig.model_fields["gap"].default
+    if (likeness := neighbour_likeness(store, gap)) is not None:  # what `finetune --semi temporal` would pair
+        echo(f"frames {gap} apart differ {likeness:.2f}x as much as any two frames of one video (temporal "
+             "consistency assumes small motion: near 1, sample more densely)")
 
 
 @app.command()
