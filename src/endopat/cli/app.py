@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's paragraphs re-wrapped to the terminal, not broken where the source is
     help="PAT: pretrain a U-Net by GAN re-colorization of unlabeled endoscopic video, "
     "then fine-tune it for instrument (or multi-class) segmentation with few labels.",
 )

@@ -44,7 +44,7 @@ def report_cmd(
     against: Optional[Path] = typer.Option(None, "--against", help="another run folder of the same split (e.g. "
                                            "the same study under the paper's protocol): each method's difference "
                                            "from the baseline in both, and the difference of those, into "
-                                           "RUN/report/against-<name>.md"),
+                                           "RUN/report/against-NAME.md"),
 ) -> None:
     """(Re)write a study's report from whatever cells are finished, e.g. after sharded runs."""
     from endopat.study.report import write_study_report

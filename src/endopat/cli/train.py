@@ -104,9 +104,10 @@ def finetune(
                                              "images, or a frame store"),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Fine-tune a segmenter: binary instruments, or the data's classes (a classes.txt, --classes,
-    --class-map); baseline without --init, PAT with one; with --semi the unlabeled frames are used
-    while fine-tuning."""
+    """Fine-tune a segmenter: the baseline without --init, PAT with one, semi-supervised with --semi.
+
+    Binary instruments, or the data's classes (a classes.txt, --classes, --class-map); with --semi
+    the unlabeled frames are used while fine-tuning."""
     from endopat.config import FinetuneConfig, load_config
     from endopat.data.splits import train_val
     from endopat.finetune import check_start

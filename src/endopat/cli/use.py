@@ -69,8 +69,10 @@ def predict(
                                 "onnx or torch"),
     progress: bool = ProgressOpt,
 ) -> None:
-    """Segment images and videos (a file, or a folder of them): masks (multi-class: class ids,
-    overlays, areas.csv) for images; overlay video + per-frame CSV for each video."""
+    """Segment an image, a video, or a folder of them; a killed run resumes.
+
+    Images: masks (multi-class: class ids, overlays, areas.csv); each video: an overlay video and a
+    per-frame CSV."""
     from endopat.predict import predict as run
 
     result = run(model, source, out, batch_size, threshold, device, save_masks, progress, backend, echo)
@@ -112,8 +114,9 @@ def weights(
     arch: Optional[str] = ArchOpt,
     encoder_norm: Optional[str] = EncoderNormOpt,
 ) -> None:
-    """Say what an encoder weights file is: the architectures it loads onto, its layout, what of it
-    is used, adapted, left out or kept fresh (nothing is trained; exit 1 if it loads onto none)."""
+    """Say what an encoder weights file is and which architectures it loads onto (exit 1 if none).
+
+    Its layout, and what of it is used, adapted, left out or kept fresh (nothing is trained)."""
     from endopat.encoder_weights import which_arch
     from endopat.io import file_digest
 
