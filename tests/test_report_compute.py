@@ -37,3 +37,19 @@ def test_a_study_still_running_says_how_many_of_each_row_s_cells_are_done(tmp_pa
     assert "| cells of baseline | 1 | " in lines  # finished: the count alone
     assert "| cells of PAT | 1 of 4 | " in lines
     assert "| cells of mean teacher | 0 of 2 | 0.00 | - |" in lines  # not started yet
+
+
+def test_the_hours_to_come_are_each_row_s_cells_left_at_its_rate_and_the_mean_rate_for_rows_not_begun(tmp_path):
+    cells = [{"method": "PAT", "seconds": 360.0}, {"method": "baseline", "seconds": 60.0}]
+    rows = {r["what"]: r for r in compute_rows(tmp_path, cells, ["baseline", "PAT", "mean teacher"],
+                                               {"baseline": 1, "PAT": 4, "mean teacher": 2})}
+    assert rows["cells of baseline"]["hours_to_come"] == 0
+    assert rows["cells of PAT"]["hours_to_come"] == pytest.approx(3 * 360 / 3600)
+    assert rows["cells of mean teacher"]["hours_to_come"] == pytest.approx(2 * 210 / 3600)  # the mean cell: 210 s
+    assert rows["total"]["hours_to_come"] == pytest.approx((1080 + 420) / 3600)
+    assert "| cells of PAT | 1 of 4 | 0.10 | 6.0 | 0.30 |" in "\n".join(markdown(list(rows.values())))
+
+
+def test_a_finished_study_s_compute_table_has_no_hours_to_come(tmp_path):
+    rows = compute_rows(tmp_path, [{"method": "PAT", "seconds": 60.0}], ["PAT"], {"PAT": 1})
+    assert "to come" not in "\n".join(markdown(rows))

@@ -38,7 +38,24 @@ def compute_rows(out: Path, cells: list[dict], order: list[str], planned: Mappin
     for r in rows:
         r["hours"] = r["seconds"] / 3600
         r["minutes_per_run"] = r["seconds"] / 60 / r["runs"] if r["runs"] else None
+    _to_come(rows)
     return rows
+
+
+def _to_come(rows: list[dict]) -> None:
+    """Each method row's cells still to run, in hours of one worker at its own rate so far (a row
+    not begun: at the mean finished cell's rate); the total row sums them. An estimate: the rates
+    are those of the runs so far, on whatever shared the cores."""
+    cell_rows = [r for r in rows if r.get("planned") is not None]
+    done = [r for r in cell_rows if r["runs"]]
+    mean = sum(r["seconds"] for r in done) / sum(r["runs"] for r in done) if done else None
+    for r in cell_rows:
+        left = max(0, r["planned"] - r["runs"])
+        rate = r["seconds"] / r["runs"] if r["runs"] else mean
+        r["hours_to_come"] = None if left and rate is None else left * (rate or 0) / 3600
+    if rows and cell_rows:
+        known = [r["hours_to_come"] for r in cell_rows]
+        rows[-1]["hours_to_come"] = None if None in known else sum(known)
 
 
 TEXT = ("Each run's own wall time, summed per pretraining stage and per method (the process that finished "
@@ -50,9 +67,29 @@ def markdown(rows: list[dict]) -> list[str]:
     """The report's section (empty when no run recorded its time)."""
     if not rows:
         return []
-    return ["## Compute", "", TEXT, "",
-            "| what | runs | hours | minutes per run |", "|---|---:|---:|---:|",
-            *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} |" for r in rows), ""]
+    if not running(rows):  # finished: no estimate
+        return ["## Compute", "", TEXT, "",
+                "| what | runs | hours | minutes per run |", "|---|---:|---:|---:|",
+                *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} |" for r in rows), ""]
+    return ["## Compute", "", TEXT + TO_COME_TEXT, "",
+            "| what | runs | hours | minutes per run | hours to come (est.) |", "|---|---:|---:|---:|---:|",
+            *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} | {to_come(r)} |" for r in rows), ""]
+
+
+TO_COME_TEXT = (" Hours to come: each row's cells not yet run, at the row's own minutes per run so far (a row "
+                "not begun: at the mean finished cell's), in one worker's time; an estimate that holds while "
+                "the cores are shared as they were.")
+
+
+def running(rows: list[dict]) -> bool:
+    """Whether any row has cells to come (or an unknown number of hours of them)."""
+    return any("hours_to_come" in r and r["hours_to_come"] != 0 for r in rows)
+
+
+def to_come(row: dict) -> str:
+    if "hours_to_come" not in row:
+        return ""
+    return "?" if row["hours_to_come"] is None else f"{row['hours_to_come']:.2f}"
 
 
 def per_run(row: dict) -> str:

@@ -250,7 +250,8 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
 
     planned = Counter(c.method.name for c in grid)
     cost = compute.compute_rows(out, cells, order, planned)
-    write_csv(cost, rep / "compute.csv", ["what", "runs", "planned", "seconds", "hours", "minutes_per_run"])
+    write_csv(cost, rep / "compute.csv", ["what", "runs", "planned", "seconds", "hours", "minutes_per_run",
+                                                 "hours_to_come"])
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
     class_md, class_html = report_classes.section(cells, data.labels, cfg, len(data.split.train), order,
                                                   summaries, rep)

@@ -48,10 +48,12 @@ def _html_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
 
 
 def _compute_table(cost: list[dict]) -> str:
+    more = compute.running(cost)  # a study still running: the hours to come, estimated
     rows = "".join(f"<tr><td>{html.escape(r['what'])}</td><td>{compute.runs(r)}</td><td>{r['hours']:.2f}</td>"
-                   f"<td>{compute.per_run(r)}</td></tr>" for r in cost)
-    return ("<table><thead><tr><th>what</th><th>runs</th><th>hours</th><th>minutes per run</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+                   f"<td>{compute.per_run(r)}</td>" + (f"<td>{compute.to_come(r)}</td>" if more else "") + "</tr>"
+                   for r in cost)
+    return ("<table><thead><tr><th>what</th><th>runs</th><th>hours</th><th>minutes per run</th>"
+            + ("<th>hours to come (est.)</th>" if more else "") + f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def page(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
