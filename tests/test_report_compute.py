@@ -53,3 +53,11 @@ def test_the_hours_to_come_are_each_row_s_cells_left_at_its_rate_and_the_mean_ra
 def test_a_finished_study_s_compute_table_has_no_hours_to_come(tmp_path):
     rows = compute_rows(tmp_path, [{"method": "PAT", "seconds": 60.0}], ["PAT"], {"PAT": 1})
     assert "to come" not in "\n".join(markdown(rows))
+
+
+def test_a_row_not_begun_takes_the_rate_of_its_own_kind_of_cell(tmp_path):
+    cells = [{"method": "PAT", "seconds": 60.0}, {"method": "mean teacher", "seconds": 600.0}]
+    kinds = {"PAT": "supervised", "mean teacher": "semi", "fixmatch": "semi"}
+    rows = {r["what"]: r for r in compute_rows(tmp_path, cells, list(kinds), {"PAT": 1, "mean teacher": 1,
+                                                                            "fixmatch": 3}, kinds)}
+    assert rows["cells of fixmatch"]["hours_to_come"] == pytest.approx(3 * 600 / 3600)

@@ -15,9 +15,12 @@ from typing import Any, Mapping
 from endopat.io import read_cache
 
 
-def compute_rows(out: Path, cells: list[dict], order: list[str], planned: Mapping[str, int] = {}) -> list[dict]:
+def compute_rows(out: Path, cells: list[dict], order: list[str], planned: Mapping[str, int] = {},
+                 kinds: Mapping[str, str] = {}) -> list[dict]:
     """One row per finished stage, then one per method (its cells summed; ``planned``: each method's
-    cells in the whole grid, so a study still running says how far each row is), then the total."""
+    cells in the whole grid, so a study still running says how far each row is and how long it has
+    to come; ``kinds``: a method's kind of cell, e.g. semi-supervised, whose rate a row not begun
+    takes), then the total."""
     rows = []
     for done in sorted(Path(out).glob("stages/*/*/done.json")):
         seconds = (read_cache(done, dict[str, Any]) or {}).get("seconds")  # a damaged record: no row
@@ -31,7 +34,7 @@ def compute_rows(out: Path, cells: list[dict], order: list[str], planned: Mappin
     for method in planned:  # rows not started yet: nothing spent, all to come
         per_method.setdefault(method, [])
     for method in sorted(per_method, key=lambda m: order.index(m) if m in order else len(order)):
-        rows.append({"what": f"cells of {method}", "runs": len(per_method[method]),
+        rows.append({"what": f"cells of {method}", "runs": len(per_method[method]), "kind": kinds.get(method),
                      "planned": planned.get(method), "seconds": sum(per_method[method])})
     if rows:
         rows.append({"what": "total", "runs": sum(r["runs"] for r in rows), "seconds": sum(r["seconds"] for r in rows)})
@@ -44,14 +47,17 @@ def compute_rows(out: Path, cells: list[dict], order: list[str], planned: Mappin
 
 def _to_come(rows: list[dict]) -> None:
     """Each method row's cells still to run, in hours of one worker at its own rate so far (a row
-    not begun: at the mean finished cell's rate); the total row sums them. An estimate: the rates
-    are those of the runs so far, on whatever shared the cores."""
+    not begun: at the mean finished cell's rate of its kind, else of all); the total row sums them.
+    An estimate: the rates are those of the runs so far, on whatever shared the cores."""
     cell_rows = [r for r in rows if r.get("planned") is not None]
-    done = [r for r in cell_rows if r["runs"]]
-    mean = sum(r["seconds"] for r in done) / sum(r["runs"] for r in done) if done else None
+
+    def mean(kind=None) -> float | None:
+        done = [r for r in cell_rows if r["runs"] and (kind is None or r["kind"] == kind)]
+        return sum(r["seconds"] for r in done) / sum(r["runs"] for r in done) if done else None
+
     for r in cell_rows:
         left = max(0, r["planned"] - r["runs"])
-        rate = r["seconds"] / r["runs"] if r["runs"] else mean
+        rate = r["seconds"] / r["runs"] if r["runs"] else (mean(r["kind"]) if r["kind"] else None) or mean()
         r["hours_to_come"] = None if left and rate is None else left * (rate or 0) / 3600
     if rows and cell_rows:
         known = [r["hours_to_come"] for r in cell_rows]
@@ -77,8 +83,8 @@ def markdown(rows: list[dict]) -> list[str]:
 
 
 TO_COME_TEXT = (" Hours to come: each row's cells not yet run, at the row's own minutes per run so far (a row "
-                "not begun: at the mean finished cell's), in one worker's time; an estimate that holds while "
-                "the cores are shared as they were.")
+                "not begun: at the mean finished cell's of its kind, semi-supervised or not, else of all), in one "
+                "worker's time; an estimate that holds while the cores are shared as they were.")
 
 
 def running(rows: list[dict]) -> bool:

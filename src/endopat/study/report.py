@@ -249,7 +249,8 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     tasks = task_figures(out, cfg, rep)
 
     planned = Counter(c.method.name for c in grid)
-    cost = compute.compute_rows(out, cells, order, planned)
+    kinds = {m.name: "semi-supervised" if m.semi is not None else "supervised" for m in cfg.methods}
+    cost = compute.compute_rows(out, cells, order, planned, kinds)
     write_csv(cost, rep / "compute.csv", ["what", "runs", "planned", "seconds", "hours", "minutes_per_run",
                                                  "hours_to_come"])
     vs_md = _vs_sections(comparison, cfg, tuple(vs), rep, order) if cells else []
