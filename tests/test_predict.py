@@ -174,3 +174,18 @@ def test_a_folder_of_images_and_videos_gets_masks_and_a_video_each(tmp_path, mod
     result = predict(model_path, src, tmp_path / "out", progress=False, backend="torch")
     assert [m.name for m in result["masks"]] == ["img0.png", "img1.png"]
     assert [(v["overlay"].name, v["frames"]) for v in result["videos"]] == [("v_overlay.mp4", 3)]
+
+
+def test_a_binary_model_s_areas_csv_gives_each_image_s_instrument_share_also_after_a_resume(tmp_path, model_path):
+    import csv
+
+    src, out = _folder(tmp_path, 3), tmp_path / "out"
+    predict(model_path, src, out, progress=False, backend="torch")
+    rows = list(csv.DictReader(open(out / "areas.csv")))
+    mask = np.asarray(Image.open(out / "masks" / "img1.png")) > 0
+    assert list(rows[1]) == ["image", "background", "instrument"] and rows[1]["image"] == "img1.png"
+    assert float(rows[1]["instrument"]) == pytest.approx(mask.mean(), abs=1e-6)
+    first = (out / "areas.csv").read_text()
+    (out / "masks" / "img2.png").unlink()  # as if killed before the last image
+    predict(model_path, src, out, progress=False, backend="torch")
+    assert (out / "areas.csv").read_text() == first  # the kept masks' rows read back from their 0/255 PNGs

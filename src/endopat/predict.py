@@ -1,9 +1,9 @@
 """Segment new images and whole videos with a trained model (PyTorch checkpoint or ONNX file).
 
-* an image or a folder of images -> ``OUT/masks/<stem>.png`` (0/255, at the image's own size); a
-  multi-class model writes class ids instead (0 background, 1.. its classes; ``classes.txt`` names
-  them), ``OUT/overlays/<stem>.png`` (each class in its colour, outlined, with a legend) and
-  ``OUT/areas.csv`` (per image, each class's share of the pixels);
+* an image or a folder of images -> ``OUT/masks/<stem>.png`` (0/255, at the image's own size) and
+  ``OUT/areas.csv`` (per image, each class's share of the pixels); a multi-class model writes class
+  ids instead (0 background, 1.. its classes; ``classes.txt`` names them) and
+  ``OUT/overlays/<stem>.png`` (each class in its colour, outlined, with a legend);
 * a video -> an overlay video, a per-frame table and, asked for, per-frame masks
   (:mod:`endopat.predict_video`);
 * a folder -> its images as above, then each of its videos.
@@ -117,8 +117,8 @@ def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
             areas[p] = _areas(ids, labels)
         if progress:
             progress(len(chunk))
-    if not labels.is_binary:
-        atomic_write_csv(out / "areas.csv", ["image", *labels.names], [dict(image=p.name, **areas[p]) for p in paths])
+    atomic_write_csv(out / "areas.csv", ["image", *labels.names], [dict(image=p.name, **areas[p]) for p in paths])
+    if not labels.is_binary:  # a binary mask is 0/255: no ids to name
         atomic_write_text(out / "masks" / CLASSES_FILE, "".join(f"{i} {n}\n" for i, n in enumerate(labels.names)))
     return [out / "masks" / f"{p.stem}.png" for p in paths]
 
@@ -140,14 +140,12 @@ def _kept(out: Path, paths: Sequence[Path], labels, run: dict | None) -> tuple[d
                 ids = read_image(mask, "L")
             except EndopatError:
                 continue
-            kept[p] = _areas(ids, labels)
+            kept[p] = _areas((ids > 0).astype(np.uint8) if labels.is_binary else ids, labels)
     return kept, False
 
 
 def _areas(ids: np.ndarray, labels) -> dict[str, float]:
-    """Each class's share of the pixels (a multi-class model's areas.csv row)."""
-    if labels.is_binary:
-        return {}
+    """Each class's share of the pixels (an image's areas.csv row)."""
     share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
     return {n: round(float(share[i]), 6) for i, n in enumerate(labels.names)}
 
