@@ -198,3 +198,14 @@ def test_a_record_or_part_with_any_field_replaced_is_kept_or_made_again(tmp_path
                 assert [r["frame"] for r in rows] == [str(i) for i in range(7)], (name, field, value)
                 if not isinstance(value, (int, float)) or value != value:  # not a number: made again
                     assert rows == list(csv.DictReader(open(whole["csv"]))), (name, field, value)
+
+
+def test_a_model_that_outputs_nan_still_gets_its_table_written(tmp_path, model_path, video):
+    import torch
+
+    model = counting(model_path)
+    forward = model.forward
+    model.forward = lambda x: torch.full_like(forward(x), float("nan"))
+    result = run_video(model, video, tmp_path / "out")
+    rows = list(csv.DictReader(open(result["csv"])))
+    assert len(rows) == 7 and rows[0]["mean_probability"] == "nan"

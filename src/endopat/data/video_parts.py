@@ -93,7 +93,8 @@ class VideoParts:
                     yield picture
 
             write_video(self._path(self.parts, ".mp4"), pictures(), fps=self.fps, preset=self.preset)
-            atomic_write_text(self._path(self.parts, ".json"), _Part(rows=rows).model_dump_json())
+            # as computed (a broken model's NaN too: this run's table keeps it, a resumed one remakes the part)
+            atomic_write_text(self._path(self.parts, ".json"), json.dumps({"rows": rows}))
             self.rows += rows
             self.parts += 1
             self.complete = len(rows) < self.size
