@@ -138,3 +138,11 @@ def test_the_report_says_how_alike_a_temporal_row_s_pairs_are_and_warns_when_no_
     slow_or_shuffled_video_store(tmp_path, shuffled, semi_store(out, "target", cfg.model, 1.0))  # 32x32, as TINY_STUDY
     ((name, text),) = pair_likeness(out, cfg)  # the temporal row only
     assert name == "temporal" and ("no more alike than random frames" in text) == warned
+
+
+def test_a_damaged_store_of_a_temporal_row_leaves_its_line_out_of_the_report(tmp_path):
+    cfg = study_from_dict({**TINY_STUDY, "methods": [{"name": "baseline"}, {"name": "temporal", "semi": {
+        "method": "temporal", "source": "target"}}]})
+    store = slow_or_shuffled_video_store(tmp_path, False, semi_store(tmp_path / "run", "target", cfg.model, 1.0))
+    (store.root / "store.json").write_text('{"frames": "many"')
+    assert pair_likeness(tmp_path / "run", cfg) == []

@@ -14,7 +14,7 @@ from endopat.errors import EndopatError
 from endopat.networks import arch_of
 from endopat.runtime import TrainingRun
 from endopat.semi import SEMI
-from endopat.semi.unlabeled import Unlabeled, neighbour_likeness
+from endopat.semi.unlabeled import NOT_NEIGHBOURS, Unlabeled, neighbour_likeness
 
 
 @dataclass
@@ -47,7 +47,7 @@ def attach(cfg: FinetuneConfig, net: torch.nn.Module, run: TrainingRun) -> SemiR
     if cls.pairs and (likeness := neighbour_likeness(store, cfg.semi.gap)) is not None:
         gap = f"{cfg.semi.gap} frame{'s' if cfg.semi.gap > 1 else ''}"
         run.log(f"{cls.name} pairs {gap} apart: they differ {likeness:.2f}x as much as any two frames of one video"
-                + (LIKENESS_WARNING if likeness >= 0.9 else ""))
+                + (LIKENESS_WARNING if likeness >= NOT_NEIGHBOURS else ""))
     return SemiRun(method, unlabeled, net)
 
 

@@ -30,12 +30,18 @@ def videos(store: FrameStore) -> np.ndarray:
     return np.array(ids)
 
 
+# at or above this, a source's pairs are no more alike than random frames of one video (its
+# frames are sparse samples): temporal consistency's small-motion premise does not hold there
+NOT_NEIGHBOURS = 0.9
+
+
 def neighbour_likeness(store: FrameStore, gap: int, pairs: int = 256, seed: int = 0) -> float | None:
     """How alike the frames ``gap`` apart of one video are, against any two frames of one video:
     the mean absolute grey difference of the first over that of the second. Near 1: neighbours are
-    no more alike than random frames (sparse samples of a surgery: EndoVis15's dev frames 0.96,
-    Endoscapes-Seg50's, 30 s apart, 0.98); small: small motion, what temporal consistency assumes
-    (CholecSeg8k's consecutive frames at 25 fps: 0.18). None when no video holds a pair. Drawn
+    no more alike than random frames (sparse samples of a surgery: EndoVis15's dev frames 0.94-0.96,
+    Endoscapes-Seg50's, 30 s apart, 0.97); small: small motion, what temporal consistency assumes
+    (CholecSeg8k's consecutive frames at 25 fps: 0.21; bench/pair_likeness.py). None when no video
+    holds a pair. Drawn
     with a generator of its own: the run's draws are untouched."""
     vid = videos(store)
     starts = np.flatnonzero(vid[:-gap] == vid[gap:]) if len(store) > gap else np.array([], int)

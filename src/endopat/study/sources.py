@@ -40,7 +40,7 @@ from endopat.data.labeled import Sample, group_of
 from endopat.errors import EndopatError
 from endopat.io import atomic_write_text, read_cache, read_image, read_record
 from endopat.semi import SEMI
-from endopat.semi.unlabeled import neighbour_likeness
+from endopat.semi.unlabeled import NOT_NEIGHBOURS, neighbour_likeness
 
 REASONS = ("same file", "same pixels", "same video")
 
@@ -206,8 +206,13 @@ def pair_likeness(out: Path, cfg) -> list[tuple[str, str]]:
         if m.semi is None or not SEMI[m.semi.method].pairs:
             continue
         store = semi_store(out, m.semi.source, cfg.model, m.semi.fps)
-        if is_store(store) and (r := neighbour_likeness(FrameStore(store), m.semi.gap)) is not None:
-            lines.append((m.name, f"its pairs, {m.semi.gap} frames apart in the source '{m.semi.source}', differ {r:.2f}x "
-                          "as much as any two frames of one video" + (" - no more alike than random frames: the small "
-                                                                      "motion the method assumes is not there" if r >= 0.9 else "")))
+        try:
+            r = neighbour_likeness(FrameStore(store), m.semi.gap) if is_store(store) else None
+        except EndopatError:  # a damaged store: the report says nothing of it rather than stop
+            r = None
+        if r is not None:
+            lines.append((m.name, f"its pairs, {m.semi.gap} frames apart in the source '{m.semi.source}', differ "
+                          f"{r:.2f}x as much as any two frames of one video" + (
+                              " - no more alike than random frames: the small motion the method assumes is not there"
+                              if r >= NOT_NEIGHBOURS else "")))
     return lines
