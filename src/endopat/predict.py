@@ -44,7 +44,7 @@ from endopat.io import (
 from endopat.labels import CLASSES_FILE
 from endopat.runtime import progress_bar
 from endopat.predict_video import predict_video
-from endopat.segmenter import Segmenter, class_ids
+from endopat.segmenter import Segmenter, class_ids, class_shares
 from endopat.streams import batches
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -114,7 +114,7 @@ def predict_images(model, paths: Sequence[Path], out: Path, batch_size: int = 8,
             else:  # the overlay first: a mask on disk means its image is done
                 write_png(out / "overlays" / f"{p.stem}.png", class_overlay(image, ids, labels))
                 write_png(out / "masks" / f"{p.stem}.png", ids)
-            areas[p] = _areas(ids, labels)
+            areas[p] = class_shares(ids, labels)
         if progress:
             progress(len(chunk))
     atomic_write_csv(out / "areas.csv", ["image", *labels.names], [dict(image=p.name, **areas[p]) for p in paths])
@@ -140,14 +140,8 @@ def _kept(out: Path, paths: Sequence[Path], labels, run: dict | None) -> tuple[d
                 ids = read_image(mask, "L")
             except EndopatError:
                 continue
-            kept[p] = _areas((ids > 0).astype(np.uint8) if labels.is_binary else ids, labels)
+            kept[p] = class_shares((ids > 0).astype(np.uint8) if labels.is_binary else ids, labels)
     return kept, False
-
-
-def _areas(ids: np.ndarray, labels) -> dict[str, float]:
-    """Each class's share of the pixels (an image's areas.csv row)."""
-    share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
-    return {n: round(float(share[i]), 6) for i, n in enumerate(labels.names)}
 
 
 def predict(model_path: str | Path, source: str | Path, out: str | Path, batch_size: int = 8,

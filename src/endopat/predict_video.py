@@ -29,7 +29,7 @@ from endopat.data.video import iter_frames, video_info
 from endopat.data.video_parts import VideoParts
 from endopat.drawing import class_overlay, overlay
 from endopat.io import atomic_write_text, read_cache, write_png
-from endopat.segmenter import class_ids, confidence, full_resolution
+from endopat.segmenter import class_ids, class_shares, confidence, full_resolution
 from endopat.streams import batches, threaded
 
 FRAME_FIELDS = ["frame", "time_s", "area_fraction", "mean_probability"]
@@ -86,8 +86,7 @@ def predict_video(model, video: Path, out: Path, batch_size: int = 8, threshold:
                     picture = overlay(frame, ids.astype(bool))
                 else:
                     ids = class_ids(prob, labels)
-                    share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
-                    row |= {f"area_{n}": round(float(share[i]), 6) for i, n in enumerate(labels.names)}
+                    row |= {f"area_{n}": v for n, v in class_shares(ids, labels).items()}
                     row["mean_confidence"] = float(confidence(prob, labels).mean())
                     picture = class_overlay(frame, ids, labels)
                 if save_masks:

@@ -32,6 +32,12 @@ def class_ids(prob: np.ndarray, labels: Labels, threshold: float = 0.5) -> np.nd
     return prob.argmax(0).astype(np.uint8)
 
 
+def class_shares(ids: np.ndarray, labels: Labels) -> dict[str, float]:
+    """Each class's share of the pixels of a class-id map, by class name (rounded to 6 places)."""
+    share = np.bincount(ids.ravel(), minlength=labels.num_classes) / ids.size
+    return {n: round(float(share[i]), 6) for i, n in enumerate(labels.names)}
+
+
 def confidence(prob: np.ndarray, labels: Labels) -> np.ndarray:
     """The probability of the predicted class per pixel ``(h, w)``."""
     return np.maximum(prob, 1 - prob) if labels.is_binary else prob.max(0)

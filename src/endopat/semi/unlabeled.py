@@ -30,6 +30,11 @@ def videos(store: FrameStore) -> np.ndarray:
     return np.array(ids)
 
 
+def pair_starts(vid: np.ndarray, gap: int) -> np.ndarray:
+    """The frames whose frame ``gap`` later is of the same video (``vid``: each frame's video)."""
+    return np.flatnonzero(vid[:-gap] == vid[gap:]) if len(vid) > gap else np.array([], int)
+
+
 # at or above this, a source's pairs are no more alike than random frames of one video (its
 # frames are sparse samples): temporal consistency's small-motion premise does not hold there
 NOT_NEIGHBOURS = 0.9
@@ -44,7 +49,7 @@ def neighbour_likeness(store: FrameStore, gap: int, pairs: int = 256, seed: int 
     holds a pair. Drawn
     with a generator of its own: the run's draws are untouched."""
     vid = videos(store)
-    starts = np.flatnonzero(vid[:-gap] == vid[gap:]) if len(store) > gap else np.array([], int)
+    starts = pair_starts(vid, gap)
     if len(starts) == 0:
         return None
     rng = np.random.default_rng(seed)
@@ -64,8 +69,7 @@ class Unlabeled:
         if gap is None:
             self.starts = np.arange(len(store))
         else:
-            vid = videos(store)
-            self.starts = np.flatnonzero(vid[:-gap] == vid[gap:]) if len(store) > gap else np.array([], int)
+            self.starts = pair_starts(videos(store), gap)
         if len(self.starts) == 0:
             raise EndopatError(f"{store.root}: no unlabeled frames" + (f" with a frame {gap} later in the same video "
                                                                        "(temporal pairs)" if gap else ""))
