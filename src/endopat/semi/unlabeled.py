@@ -46,8 +46,7 @@ def neighbour_likeness(store: FrameStore, gap: int, pairs: int = 256, seed: int 
     no more alike than random frames (sparse samples of a surgery: EndoVis15's dev frames 0.94-0.96,
     Endoscapes-Seg50's, 30 s apart, 0.97); small: small motion, what temporal consistency assumes
     (CholecSeg8k's consecutive frames at 25 fps: 0.21; bench/pair_likeness.py). None when no video
-    holds a pair. Drawn
-    with a generator of its own: the run's draws are untouched."""
+    holds a pair. Drawn with a generator of its own: the run's draws are untouched."""
     vid = videos(store)
     starts = pair_starts(vid, gap)
     if len(starts) == 0:
