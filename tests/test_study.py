@@ -319,6 +319,23 @@ def test_shards_run_apart_merge_into_the_whole_report(finished, tmp_path):
     assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
 
 
+def test_rows_picked_by_name_run_first_and_the_rest_later_give_the_whole_table(finished, tmp_path):
+    out = tmp_path / "run"
+    counts = _run(out, methods=("baseline", "PAT-inpaint"), report=False)
+    assert counts == {"cells": 6, "run": 6, "skipped": 0}
+    assert {p.parent.name for p in out.glob("stages/*/*/done.json")} == {"target+inpaint"}
+    assert {p.parent.parent.name for p in out.glob("cells/*/*/metrics.csv")} == {"baseline", "pat-inpaint"}
+    assert _run(out) == {"cells": 12, "run": 6, "skipped": 6}
+    reference, _ = finished
+    assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
+
+
+def test_a_picked_row_the_study_does_not_have_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(EndopatError, match="--method 'PAT-typo': the study has no such row .*PAT-Ext"):
+        _run(tmp_path / "run", methods=("PAT-typo",))
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_html_report_renders_in_headless_chromium_with_its_figures(finished, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

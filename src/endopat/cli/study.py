@@ -20,6 +20,8 @@ def study(
     report: bool = typer.Option(True, "--report/--no-report", help="write the report at the end"),
     workers: int = typer.Option(1, min=1, help="processes running stages and cells side by side (CPU; "
                                 "each gets cpu_count/workers threads)"),
+    method: list[str] = typer.Option([], "--method", help="run only this row's stages and cells (a method "
+                                     "name; repeatable); the others wait for a later run of the same folder"),
     progress: bool = ProgressOpt,
 ) -> None:
     """The paper's experiments: label-fraction sweep x methods x subsets, then Table 1 and figures."""
@@ -30,7 +32,7 @@ def study(
     if stage not in ("all", "stages", "cells"):
         raise EndopatError(f"--stage '{stage}': choose all, stages or cells")
     cfg = load_study(config)
-    counts = run_study(cfg, out, parse_shard(shard), stage, progress, echo, report, workers)
+    counts = run_study(cfg, out, parse_shard(shard), stage, progress, echo, report, workers, tuple(method))
     echo(f"cells in this shard: {counts['cells']} (ran {counts['run']}, already finished {counts['skipped']})")
     if report:
         echo(f"report: {out / 'report' / 'report.md'} and report.html")

@@ -45,6 +45,7 @@ from endopat.study.grid import (
     init_stage,
     round_cells,
     shard,
+    stages_of,
     validation_ids,
 )
 from endopat.study.prepare import (
@@ -248,14 +249,26 @@ def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: Stu
                 advance(1, info=key)
 
 
+def only_methods(cfg: StudyConfig, names: tuple[str, ...]) -> set[str]:
+    """The rows ``names`` picks (all when empty), each checked against the config's rows."""
+    known = [m.name for m in cfg.methods]
+    for n in names:
+        if n not in known:
+            raise EndopatError(f"--method '{n}': the study has no such row (its rows: {', '.join(known)})")
+    return set(names or known)
+
+
 def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",
-              progress: bool = True, log: Log = print, report: bool = True, workers: int = 1) -> dict:
+              progress: bool = True, log: Log = print, report: bool = True, workers: int = 1,
+              methods: tuple[str, ...] = ()) -> dict:
     """Run this shard's part of the study (``stage``: all, stages or cells) on ``workers``
-    processes, then the report.
+    processes, then the report. ``methods`` (row names) runs only those rows' stages and cells,
+    e.g. the rows a question needs first; the run folder stays the whole study's.
 
     Returns counts of cells run, skipped (already finished) and in this shard.
     """
 
+    picked = only_methods(cfg, methods)  # before anything is written
     out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out)  # temporary files of a killed run: never read as data
@@ -266,9 +279,11 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     check_paths(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
     data = prepare(cfg, out, log)
-    mine = ([s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0]]
+    needed = {s.key for m in cfg.methods if m.name in picked
+              for rep in range(cfg.pretrain_seeds) for s in stages_of(m, cfg.pretrain.task, rep)}
+    mine = ([s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0] and s.key in needed]
             if stage in ("all", "stages") else [])
-    mine_cells = shard(cells(cfg, data.split), *shard_spec)
+    mine_cells = [c for c in shard(cells(cfg, data.split), *shard_spec) if c.method.name in picked]
     todo = mine_cells if stage in ("all", "cells") else []
     left = [c for c in todo if not is_done(out, c)]
     counts = {"cells": len(mine_cells), "run": len(left),
