@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_STUDY
+from conftest import TINY_STUDY, same_weights
 from endopat.data.splits import label_subsets, Split
 from endopat.encoder_weights import random_published
 from endopat.errors import EndopatError
@@ -328,6 +328,14 @@ def test_rows_picked_by_name_run_first_and_the_rest_later_give_the_whole_table(f
     assert _run(out) == {"cells": 12, "run": 6, "skipped": 6}
     reference, _ = finished
     assert (out / "report" / "table1.csv").read_text() == (reference / "report" / "table1.csv").read_text()
+
+
+def test_a_stage_whose_record_is_there_without_its_checkpoint_runs_again_to_the_same_weights(finished, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished[0], out, ignore=shutil.ignore_patterns("*.pt"))  # results kept, weights not
+    assert _run(out, methods=("PAT",), report=False) == {"cells": 3, "run": 0, "skipped": 3}
+    assert same_weights(out / "stages/pretrain/target/pretrained.pt",
+                        finished[0] / "stages/pretrain/target/pretrained.pt")
 
 
 def test_a_picked_row_the_study_does_not_have_is_refused_before_anything_is_written(tmp_path):

@@ -74,6 +74,12 @@ def stage_checkpoint(out: Path, stage: Stage) -> Path:
     return stage_dir(out, stage) / ("pretrained.pt" if stage.kind == "pretrain" else "best.pt")
 
 
+def stage_done(out: Path, stage: Stage) -> bool:
+    """A stage is finished when its record and its checkpoint are both there: a record alone (a run
+    folder's results copied without the weights, e.g. an archive) runs the stage again."""
+    return (stage_dir(out, stage) / "done.json").is_file() and stage_checkpoint(out, stage).is_file()
+
+
 def _extra_train_val(samples: list[Sample], parts: dict, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Train/val of a supervised-pretraining set: its own folders, else ~15 % of its groups as val."""
     if "train" in parts and "val" in parts:
@@ -91,9 +97,8 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
     """Run (or resume, or skip when finished) one shared stage; returns its checkpoint."""
 
     ckpt, folder = stage_checkpoint(out, stage), stage_dir(out, stage)
-    done = folder / "done.json"
     with file_lock(out / "locks" / (stage.key.replace("/", "_") + ".lock")):
-        if done.is_file():
+        if stage_done(out, stage):
             return ckpt
         t = time.time()
         weights = cfg.weights_file(stage.weights, out) if stage.weights else None
@@ -114,7 +119,7 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
             finetune(train, val, folder, cfg.finetune_config(cfg.supervised, stage.seed(cfg.seed),
                                                              None if init else weights, stage.arch, norm),
                      init=init, progress=progress, log=log, provenance={"stage": stage.key})
-        atomic_write_text(done, json.dumps({"stage": stage.key, "seconds": time.time() - t}))
+        atomic_write_text(folder / "done.json", json.dumps({"stage": stage.key, "seconds": time.time() - t}))
     return ckpt
 
 
@@ -289,7 +294,7 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     counts = {"cells": len(mine_cells), "run": len(left),
               "skipped": len(todo) - len(left)}
     if workers > 1:
-        _run_pool([s for s in mine if not (stage_dir(out, s) / "done.json").is_file()], left, cfg, data, out,
+        _run_pool([s for s in mine if not stage_done(out, s)], left, cfg, data, out,
                   workers, progress, log)
     else:
         for s in mine:
