@@ -32,7 +32,7 @@ def main() -> None:
 
     shared = Path(os.environ.get("ENDOPAT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     h, w = (int(v) for v in args.size.lower().split("x"))
-    print(f"| source | sampled | frames | videos | gap 1 | gap 2 |\n|---|---|---:|---:|---:|---:|")
+    print("| source | sampled | frames | videos | gap 1 | gap 2 |\n|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (rel, sampled) in SOURCES.items():
             src = shared / rel
