@@ -61,3 +61,19 @@ def test_a_row_not_begun_takes_the_rate_of_its_own_kind_of_cell(tmp_path):
     rows = {r["what"]: r for r in compute_rows(tmp_path, cells, list(kinds), {"PAT": 1, "mean teacher": 1,
                                                                             "fixmatch": 3}, kinds)}
     assert rows["cells of fixmatch"]["hours_to_come"] == pytest.approx(3 * 600 / 3600)
+
+
+def test_cells_computed_on_more_than_one_machine_are_named_with_their_counts(tmp_path):
+    a, b = {"device": "cpu", "cpu": "AVX2", "torch": "2.13.0"}, {"device": "cpu", "cpu": "AVX512", "torch": "2.13.0"}
+    cells = [{"method": "PAT", "seconds": 60.0, "machine": a}, {"method": "PAT", "seconds": 60.0, "machine": a},
+             {"method": "baseline", "seconds": 60.0, "machine": b}]
+    lines = "\n".join(markdown(compute_rows(tmp_path, cells, ["baseline", "PAT"]), cells))
+    assert "more than one machine" in lines
+    assert "- 2 cells: device cpu, cpu AVX2, torch 2.13.0" in lines
+    assert "- 1 cells: device cpu, cpu AVX512, torch 2.13.0" in lines
+
+
+def test_cells_of_one_machine_or_of_none_recorded_say_nothing_of_machines(tmp_path):
+    a = {"device": "cpu", "cpu": "AVX2"}
+    cells = [{"method": "PAT", "seconds": 60.0, "machine": a}, {"method": "PAT", "seconds": 60.0}]
+    assert "machine" not in "\n".join(markdown(compute_rows(tmp_path, cells, ["PAT"]), cells))

@@ -149,6 +149,16 @@ def test_a_study_runs_every_cell_and_writes_the_report(finished):
     assert "Protocol: **endopat**" in md and "- segmenter input Lab (the paper: the L channel)" in md
 
 
+def test_every_cell_and_stage_records_the_machine_it_was_computed_on(finished):
+    import json
+
+    from endopat.runtime import machine
+
+    out, _ = finished
+    records = [*out.glob("cells/*/*/cell.json"), *out.glob("stages/*/*/done.json")]
+    assert records and all(json.loads(p.read_text())["machine"] == machine() for p in records)
+
+
 def test_the_report_says_what_each_stage_and_each_methods_cells_cost(finished):
     import csv
 

@@ -8,7 +8,7 @@ workers."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,17 +69,34 @@ TEXT = ("Each run's own wall time, summed per pretraining stage and per method (
         "count their whole time).")
 
 
-def markdown(rows: list[dict]) -> list[str]:
-    """The report's section (empty when no run recorded its time)."""
+def machines(cells: list[dict]) -> list[tuple[str, int]]:
+    """Each machine (device, CPU kernels, library versions: ``endopat.runtime.machine``) the cells
+    were computed on, with its count of cells, most first; cells that recorded none are left out."""
+    seen = Counter(", ".join(f"{k} {v}" for k, v in c["machine"].items())
+                   for c in cells if isinstance(c.get("machine"), dict))
+    return seen.most_common()
+
+
+MACHINES_TEXT = ("The cells were computed on more than one machine. A cell is bit-identical only on the same "
+                 "device, CPU kernels and library versions; on another it differs as under another seed, "
+                 "which the intervals hold as run-to-run variation, but a row and its baseline computed "
+                 "on different machines differ by that too:")
+
+
+def markdown(rows: list[dict], cells: list[dict] = ()) -> list[str]:
+    """The report's section (empty when no run recorded its time), and the machines when more than one."""
     if not rows:
         return []
+    several = machines(list(cells))
+    tail = ([MACHINES_TEXT, "", *(f"- {n} cells: {m}" for m, n in several), ""] if len(several) > 1 else [])
     if not running(rows):  # finished: no estimate
         return ["## Compute", "", TEXT, "",
                 "| what | runs | hours | minutes per run |", "|---|---:|---:|---:|",
-                *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} |" for r in rows), ""]
+                *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} |" for r in rows), "", *tail]
     return ["## Compute", "", TEXT + TO_COME_TEXT, "",
             "| what | runs | hours | minutes per run | hours to come (est.) |", "|---|---:|---:|---:|---:|",
-            *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} | {to_come(r)} |" for r in rows), ""]
+            *(f"| {r['what']} | {runs(r)} | {r['hours']:.2f} | {per_run(r)} | {to_come(r)} |" for r in rows), "",
+            *tail]
 
 
 TO_COME_TEXT = (" Hours to come: each row's cells not yet run, at the row's own minutes per run so far (a row "

@@ -127,7 +127,7 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict], base: Comparison) 
 
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
               tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = (),
-              no_sav: list[tuple[str, str]] = (), cost: list[dict] = (), vs_md: list[str] = (),
+              no_sav: list[tuple[str, str]] = (), cost_md: list[str] = (), vs_md: list[str] = (),
               class_md: list[str] = (), pairs: list[tuple[str, str]] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
@@ -161,7 +161,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "## a/b colour distributions of the unlabeled sources (paper Fig. 4)", "", "![ab](ab_histograms.png)", "",
           ("## Example test images (tinted: instrument; yellow: outline)" if data.labels.is_binary else
            "## Example test images (each class in its colour, outlined)"), "", "![overlays](overlays.png)", "",
-          *compute.markdown(list(cost))]
+          *cost_md]
     return "\n".join(md)
 
 
@@ -258,7 +258,8 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
                                                   summaries, rep)
     pairs = pair_likeness(out, cfg)
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
-                                                   sel_sav, no_sav, cost, vs_md, class_md, pairs))
+                                                   sel_sav, no_sav, compute.markdown(cost, cells), vs_md,
+                                                   class_md, pairs))
     atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
                                                  curves, hist_png, overlays, no_sav, cost, class_html, pairs))
     return rep / "report.md"

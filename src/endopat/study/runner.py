@@ -35,7 +35,7 @@ from endopat.finetune import finetune
 from endopat.io import atomic_write_text, output_folder, remove_leftovers
 from endopat.pretrain import pretrain
 from endopat.study.report import write_study_report
-from endopat.runtime import progress_bar
+from endopat.runtime import machine, progress_bar
 from endopat.study.config import StudyConfig
 from endopat.study.grid import (
     Cell,
@@ -119,7 +119,8 @@ def run_stage(stage: Stage, cfg: StudyConfig, out: Path, progress: bool, log: Lo
             finetune(train, val, folder, cfg.finetune_config(cfg.supervised, stage.seed(cfg.seed),
                                                              None if init else weights, stage.arch, norm),
                      init=init, progress=progress, log=log, provenance={"stage": stage.key})
-        atomic_write_text(folder / "done.json", json.dumps({"stage": stage.key, "seconds": time.time() - t}))
+        atomic_write_text(folder / "done.json", json.dumps({"stage": stage.key, "seconds": time.time() - t,
+                                                            "machine": machine()}))
     return ckpt
 
 
@@ -202,7 +203,7 @@ def _run_cell(cell: Cell, cfg: StudyConfig, data: StudyData, out: Path, progress
     atomic_write_text(folder / "cell.json", json.dumps(
         {"key": cell.key, "method": cell.method.name, "fraction": cell.fraction, "subset": cell.subset,
          "repeat": cell.repeat, "pretrain_rep": cell.pretrain_rep, "labels": len(train), "round": cell.round,
-         "seconds": time.time() - t}))
+         "seconds": time.time() - t, "machine": machine()}))
     write_metrics_csv(rows, folder / "metrics.csv")  # last: marks the cell finished
     for last in (folder / "run" / "last.pt", folder / "round1" / "last.pt"):
         last.unlink(missing_ok=True)
