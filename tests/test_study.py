@@ -152,7 +152,7 @@ def test_a_study_runs_every_cell_and_writes_the_report(finished):
 def test_every_cell_and_stage_records_the_machine_it_was_computed_on(finished):
     import json
 
-    from endopat.runtime import machine
+    from endopat.machine import machine
 
     out, _ = finished
     records = [*out.glob("cells/*/*/cell.json"), *out.glob("stages/*/*/done.json")]

@@ -24,22 +24,6 @@ from endopat.io import atomic_write_csv, output_folder, remove_leftovers
 from endopat.training_state import SavedState, check_fits, check_rng_state, rng_state, set_rng_state
 
 
-def machine() -> dict[str, str]:
-    """What a run's numbers depend on besides the code, its config and its seeds: the device, the
-    CPU kernels torch dispatches to, and the versions of the libraries that compute or decode.
-    Results are bit-identical only where all of these are equal (docs/design.md, "Resume")."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    info = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "cpu": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
-    for package in ("numpy", "pillow", "monai", "kornia", "scipy", "av"):
-        try:
-            info[package] = version(package)
-        except PackageNotFoundError:
-            info[package] = "-"
-    return info
-
-
 def make_fabric(cfg: Any):
     """A launched Fabric from a config with accelerator/devices/num_nodes/strategy/precision/seed."""
 

@@ -70,7 +70,7 @@ TEXT = ("Each run's own wall time, summed per pretraining stage and per method (
 
 
 def machines(cells: list[dict]) -> list[tuple[str, int]]:
-    """Each machine (device, CPU kernels, library versions: ``endopat.runtime.machine``) the cells
+    """Each machine (device, CPU kernels, library versions: ``endopat.machine.machine``) the cells
     were computed on, with its count of cells, most first; cells that recorded none are left out."""
     seen = Counter(", ".join(f"{k} {v}" for k, v in c["machine"].items())
                    for c in cells if isinstance(c.get("machine"), dict))

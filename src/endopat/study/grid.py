@@ -97,13 +97,25 @@ def pretrain_reps(cfg: StudyConfig, method: Method) -> int:
     return cfg.pretrain_seeds if stages_of(method) else 1
 
 
-def all_stages(cfg: StudyConfig) -> list[Stage]:
+def all_stages(cfg: StudyConfig, methods: set[str] | None = None) -> list[Stage]:
+    """Every stage of the study (of the rows named in ``methods`` only, when given), each once."""
     seen: dict[str, Stage] = {}
     for rep in range(cfg.pretrain_seeds):
         for m in cfg.methods:
+            if methods is not None and m.name not in methods:
+                continue
             for s in stages_of(m, cfg.pretrain.task, rep):
                 seen.setdefault(s.key, s)
     return list(seen.values())
+
+
+def only_methods(cfg: StudyConfig, names: tuple[str, ...]) -> set[str]:
+    """The rows ``names`` picks (all when empty), each checked against the config's rows."""
+    known = [m.name for m in cfg.methods]
+    for n in names:
+        if n not in known:
+            raise EndopatError(f"--method '{n}': the study has no such row (its rows: {', '.join(known)})")
+    return set(names or known)
 
 
 def round_cells(cell: Cell, pool: int) -> list[Cell]:

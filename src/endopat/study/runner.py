@@ -35,7 +35,8 @@ from endopat.finetune import finetune
 from endopat.io import atomic_write_text, output_folder, remove_leftovers
 from endopat.pretrain import pretrain
 from endopat.study.report import write_study_report
-from endopat.runtime import machine, progress_bar
+from endopat.machine import machine
+from endopat.runtime import progress_bar
 from endopat.study.config import StudyConfig
 from endopat.study.grid import (
     Cell,
@@ -44,8 +45,8 @@ from endopat.study.grid import (
     cells,
     init_stage,
     round_cells,
+    only_methods,
     shard,
-    stages_of,
     validation_ids,
 )
 from endopat.study.prepare import (
@@ -255,15 +256,6 @@ def _run_pool(stages: list[Stage], todo: list[Cell], cfg: StudyConfig, data: Stu
                 advance(1, info=key)
 
 
-def only_methods(cfg: StudyConfig, names: tuple[str, ...]) -> set[str]:
-    """The rows ``names`` picks (all when empty), each checked against the config's rows."""
-    known = [m.name for m in cfg.methods]
-    for n in names:
-        if n not in known:
-            raise EndopatError(f"--method '{n}': the study has no such row (its rows: {', '.join(known)})")
-    return set(names or known)
-
-
 def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (0, 1), stage: str = "all",
               progress: bool = True, log: Log = print, report: bool = True, workers: int = 1,
               methods: tuple[str, ...] = ()) -> dict:
@@ -285,9 +277,7 @@ def run_study(cfg: StudyConfig, out: str | Path, shard_spec: tuple[int, int] = (
     check_paths(cfg, out)
     atomic_write_text(out / "study.json", cfg.model_dump_json(indent=1))
     data = prepare(cfg, out, log)
-    needed = {s.key for m in cfg.methods if m.name in picked
-              for rep in range(cfg.pretrain_seeds) for s in stages_of(m, cfg.pretrain.task, rep)}
-    mine = ([s for k, s in enumerate(all_stages(cfg)) if k % shard_spec[1] == shard_spec[0] and s.key in needed]
+    mine = ([s for k, s in enumerate(all_stages(cfg, picked)) if k % shard_spec[1] == shard_spec[0]]
             if stage in ("all", "stages") else [])
     mine_cells = [c for c in shard(cells(cfg, data.split), *shard_spec) if c.method.name in picked]
     todo = mine_cells if stage in ("all", "cells") else []
