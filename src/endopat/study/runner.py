@@ -33,9 +33,9 @@ from endopat.errors import EndopatError
 from endopat.evaluate import evaluate, write_metrics_csv
 from endopat.finetune import finetune
 from endopat.io import atomic_write_text, output_folder, remove_leftovers
+from endopat.machine import machine
 from endopat.pretrain import pretrain
 from endopat.study.report import write_study_report
-from endopat.machine import machine
 from endopat.runtime import progress_bar
 from endopat.study.config import StudyConfig
 from endopat.study.grid import (
@@ -44,8 +44,8 @@ from endopat.study.grid import (
     all_stages,
     cells,
     init_stage,
-    round_cells,
     only_methods,
+    round_cells,
     shard,
     validation_ids,
 )
