@@ -85,7 +85,7 @@ def test_no_package_imports_a_package_that_imports_it_back():
 
 # the declared layers, lowest first: a module imports its own layer and those below, never above
 LAYERS = [
-    {"endopat", "errors", "seeds", "machine", "io", "labels", "losses", "archs", "weight_layouts", "choose", "colour",
+    {"endopat", "errors", "seeds", "machine", "best_epoch", "io", "labels", "losses", "archs", "weight_layouts", "choose", "colour",
      "metrics", "drawing", "streams"},  # what everything may use: files, label semantics, pure losses and metrics, drawing
     {"data", "annotation", "config", "augment"},  # reading the user's data and settings
     {"networks", "checkpoints", "runtime", "training_state", "encoder_weights", "segmenter"},  # models and their files

@@ -237,6 +237,7 @@ def test_a_study_whose_only_use_of_a_source_is_semi_supervised_prepares_it(tmp_p
     overlap = json.loads((out / "sources" / "target" / "overlap.json").read_text())["overlap"]
     assert overlap["setting"] == "exclude" and not (out / "stages").exists()
     assert "fixmatch" in (out / "report" / "table1.csv").read_text()
+    assert "The unlabeled term (semi-supervised rows)" in (out / "report" / "report.md").read_text()
 
 
 def test_a_method_s_semi_source_must_be_an_unlabeled_source():

@@ -34,6 +34,7 @@ from pydantic import NonNegativeInt
 
 from endopat import losses
 from endopat.augment import augment_batch, draws
+from endopat.best_epoch import improves
 from endopat.checkpoints import Checkpoint, init_from, load_checkpoint, save_checkpoint
 from endopat.config import FinetuneConfig, ModelConfig
 from endopat.data.labeled import Sample, load_pairs
@@ -254,7 +255,7 @@ def finetune(
             epoch += 1
             run.record({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dice": val_dice,
                         "lr": opt.param_groups[0]["lr"], **({"unlabeled_loss": unlabeled_loss} if semi else {})})
-            if val_loss < best_val - 1e-6:  # the checkpoint kept: the best validation loss
+            if improves(val_loss, best_val):  # the checkpoint kept: the best validation loss
                 best_val, bad_epochs = val_loss, 0
                 if run.is_main:
                     save_checkpoint(run.out / "best.pt", kind="segmenter", model_cfg=cfg.model,

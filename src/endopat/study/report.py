@@ -4,7 +4,8 @@ intervals and variance components, and example overlays.
 It reads whatever cells are finished (``cells/*/*/metrics.csv``), so it can be made at any time,
 also from the merged folders of many shards (``endopat report RUN``). Outputs in ``RUN/report/``:
 ``report.md``, ``report.html`` (self-contained: figures embedded), ``table1.csv``,
-``savings.csv``, ``stats.csv``, ``compute.csv`` (:mod:`endopat.report.compute`), ``curves.png``,
+``savings.csv``, ``stats.csv``, ``compute.csv`` (:mod:`endopat.report.compute`), ``unlabeled.csv``
+(semi-supervised rows: :mod:`endopat.report.unlabeled`), ``curves.png``,
 ``ab_histograms.png``, ``overlays.png``.
 
 Aggregation: a method at a fraction pools the per-image scores of all its finished runs (label
@@ -28,11 +29,11 @@ from endopat.data.splits import parse_fraction
 from endopat.errors import EndopatError, reading
 from endopat.evaluate import summarize
 from endopat.io import atomic_write_text
-from endopat.report import compute
+from endopat.report import compute, unlabeled
 from endopat.report.compare import Comparison, by_method_fraction, fmt_labels, fmt_saved
 from endopat.report.figures import plot_ab_histograms, plot_curves, plot_overlays
 from endopat.study import report_classes
-from endopat.study.report_html import fmt, page
+from endopat.study.report_html import fmt, page, unlabeled_section
 from endopat.study.report_tasks import task_figures
 from endopat.report.tables import markdown_table, table_rows, write_csv
 from endopat.report.texts import (DIFF_TEXT, PROTOCOL_TEXT, NO_SAVINGS_TEXT, SAVINGS_TEXT, SELECTION_TEXT, SHARES, SOURCES_TEXT, PAIRS_TEXT,
@@ -128,7 +129,7 @@ def _selection_rows(cells: list[dict], cfg, summ: list[dict], base: Comparison) 
 def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[dict], pst: list[dict],
               tasks: list[tuple[Path, str]] = (), sel_diff: list[dict] = (), sel_sav: list[dict] = (),
               no_sav: list[tuple[str, str]] = (), cost_md: list[str] = (), vs_md: list[str] = (),
-              class_md: list[str] = (), pairs: list[tuple[str, str]] = ()) -> str:
+              class_md: list[str] = (), pairs: list[tuple[str, str]] = (), semi_md: list[str] = ()) -> str:
     """report.md: the same tables as the HTML page, rounded and labelled."""
     sav_md = "\n".join(f"| {r['method']} | {r['baseline_labels']} | {r['baseline_dice']:.3f} | "
                        f"{r['labels_text']} | {r['saved_text']} |" for r in sav)
@@ -144,7 +145,7 @@ def _markdown(cfg, data, n_cells: int, total: int, table: list[dict], sav: list[
           "| method | baseline labels | baseline DSC | labels needed [95% CI] | saved [95% CI] |",
           "|---|---:|---:|---:|---:|", sav_md, "",
           *([NO_SAVINGS_TEXT + "; ".join(f"{m} ({why})" for m, why in no_sav) + ".", ""] if no_sav else []),
-          "## Differences from the baseline", "", DIFF_TEXT, "", *_diff_table(pst), "", *vs_md, *class_md,
+          "## Differences from the baseline", "", DIFF_TEXT, "", *_diff_table(pst), "", *vs_md, *class_md, *semi_md,
           *(["## Label selection", "", SELECTION_TEXT, "",
              "| method | vs | fraction | mean DSC difference | 95% CI | verdict |", "|---|---|---|---:|---|---|",
              *(f"| {r['method']} | {r['vs']} | {r['fraction']} | {r['dice_diff']:+.3f} | "
@@ -257,9 +258,11 @@ def write_study_report(out: str | Path, cfg, data, vs: tuple[str, ...] = ()) -> 
     class_md, class_html = report_classes.section(cells, data.labels, cfg, len(data.split.train), order,
                                                   summaries, rep)
     pairs = pair_likeness(out, cfg)
+    semi = unlabeled.write(cells, [m.name for m in cfg.methods if m.semi is not None], rep / "unlabeled.csv")
     atomic_write_text(rep / "report.md", _markdown(cfg, data, len(cells), total, table, sav, pst, tasks, sel_diff,
                                                    sel_sav, no_sav, compute.markdown(cost, cells), vs_md,
-                                                   class_md, pairs))
+                                                   class_md, pairs, unlabeled.markdown(semi)))
     atomic_write_text(rep / "report.html", page(cfg, data, len(cells), total, table, sav, pst, tasks,
-                                                 curves, hist_png, overlays, no_sav, cost, class_html, pairs))
+                                                 curves, hist_png, overlays, no_sav, cost, class_html + unlabeled_section(semi),
+                                                 pairs))
     return rep / "report.md"

@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from endopat.report import compute
+from endopat.report import compute, unlabeled
 from endopat.report.texts import DIFF_TEXT, NO_SAVINGS_TEXT, PROTOCOL_TEXT, SAVINGS_TEXT, SHARES, SOURCES_TEXT, PAIRS_TEXT
 from endopat.study.protocol import deviations
 
@@ -116,3 +116,14 @@ def class_section(rows: list[dict], savings: list[dict], curves: list[Path], tex
             + _html_table(savings, [("class", "class"), ("method", "method"), ("baseline_labels", "baseline labels"),
                                     ("baseline_dice", "baseline DSC"), ("labels_text", "labels needed [95% CI]"),
                                     ("saved_text", "saved [95% CI]")]))
+
+
+def unlabeled_section(rows: list[dict]) -> str:
+    """The semi-supervised rows' unlabeled term at the kept epoch (:mod:`endopat.report.unlabeled`)."""
+    if not rows:
+        return ""
+    return (f"<h2>The unlabeled term (semi-supervised rows)</h2><p>{html.escape(unlabeled.TEXT.replace('`', ''))}</p>"
+            + _html_table(unlabeled.text_rows(rows), [("method", "method"), ("fraction", "fraction"),
+                                                      ("read", "runs read"), ("runs", "runs"),
+                                                      ("share", "share at the kept epoch (median)"),
+                                                      ("share_range", "least - most"), ("epoch", "kept epoch of run")]))
