@@ -636,3 +636,17 @@ def test_a_class_neither_model_segments_is_named_so_not_left_unresolved(tmp_path
     rows, _ = per_class(cells, labels, "baseline", 0, 8, ["baseline", "PAT"], summaries, tmp_path)
     verdict = {r["class"]: r["verdict"] for r in rows if r["method"] == "PAT"}
     assert verdict["duct"].startswith("neither segments it") and not verdict["gallbladder"].startswith("neither")
+
+
+def test_the_endoscapes_confirmation_study_draws_fresh_label_subsets_on_the_same_split(
+        shared_data, monkeypatch, tmp_path):
+    from endopat.study.config import load_study
+    from endopat.study.runner import prepare
+
+    monkeypatch.setenv("ENDOPAT_SHARED_DATA", str(shared_data))
+    root = Path(__file__).parents[1] / "examples"
+    discovery, confirmation = (prepare(load_study(root / name), tmp_path / name, log=lambda *a: None).split
+                               for name in ("endoscapes.yaml", "endoscapes-fixmatch5.yaml"))
+    assert (confirmation.train, confirmation.val, confirmation.test) == (discovery.train, discovery.val, discovery.test)
+    fresh = confirmation.subsets["5/279"]
+    assert len(fresh) == 6 and not {i for s in fresh for i in s} & {i for s in discovery.subsets["5/279"] for i in s}
