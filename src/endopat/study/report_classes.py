@@ -24,10 +24,12 @@ CLASS_FIELDS = ["class", "method", "fraction", "labels", "runs", "n_test", "dice
 CLASS_SAVINGS_FIELDS = ["class", "method", "baseline_labels", "baseline_dice", "labels_needed", "labels_low",
                         "labels_high", "saved_pct", "saved_low", "saved_high"]
 FLOOR = 0.01  # a class's mean DSC below this on both sides: neither model segments it, nothing to compare
+UNSEGMENTED = f"the baseline does not segment it (DSC < {FLOOR})"
 CLASSES_TEXT = ("Each class on the test images whose ground truth shows it (`n test`); the mean over "
                 "foreground classes is the headline above. Differences and savings as above (calibrated "
                 f"intervals). Where a method and the baseline both stay below DSC {FLOOR} on a class, neither "
-                "segments it: the study cannot say whether the method saves labels there, at any interval.")
+                "segments it: the study cannot say whether the method saves labels there, at any interval; nor "
+                "where the baseline alone stays below it at a label count (its savings are not measurable).")
 
 
 def class_cells(cells: list[dict], name: str) -> list[dict]:
@@ -61,9 +63,18 @@ def per_class(cells: list[dict], labels: Labels, baseline: str, seed: int, pool:
                          "dice_diff": d.get("dice_diff"), "run_ci_low": d.get("run_ci_low"),
                          "run_ci_high": d.get("run_ci_high"), "verdict": d.get("verdict", "")})
         for r in comparison.savings({(s["method"], s["fraction"]): s["labels"] for s in summ}):
-            savings.append(dict(r, **{"class": name, "labels_text": fmt_labels(r, r["smallest"], r["largest"]),
-                                      "saved_text": fmt_saved(r, r["smallest"], r["largest"])}))
+            savings.append(class_saving(r, name))
     return rows, savings
+
+
+def class_saving(r: dict, name: str) -> dict:
+    """One per-class savings row; where the baseline does not segment the class at that count (DSC below
+    :data:`FLOOR`), any start "reaches" it with the fewest labels, so no savings are read there."""
+    if r["baseline_dice"] < FLOOR:
+        unread = dict.fromkeys(("labels_needed", "labels_low", "labels_high", "saved_pct", "saved_low", "saved_high"))
+        return dict(r, **unread, **{"class": name, "labels_text": UNSEGMENTED, "saved_text": "not measurable"})
+    return dict(r, **{"class": name, "labels_text": fmt_labels(r, r["smallest"], r["largest"]),
+                      "saved_text": fmt_saved(r, r["smallest"], r["largest"])})
 
 
 def markdown(rows: list[dict], savings: list[dict]) -> list[str]:
