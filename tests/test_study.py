@@ -622,22 +622,28 @@ def test_a_saved_row_changed_or_left_out_is_a_changed_config(tmp_path, methods, 
         check_same_study(study_from_dict({**TINY_STUDY, "methods": methods}), tmp_path)
 
 
+def class_study_cells(duct: dict, gallbladder, fractions=(("1", 8),)) -> list[dict]:
+    """Cells of a baseline (1 pretraining run) and PAT (2) with per-image scores of two classes:
+    the duct's DSC by (method, fraction), the gallbladder's by the label count."""
+    return [{"method": m, "fraction": f, "subset": 0, "pretrain_rep": p, "repeat": r, "labels": n,
+             "rows": [{"id": f"i{i}", "dice": 0.5, "iou": 0.4, "gt_duct": 1, "iou_duct": 0.1,
+                       "dice_duct": duct[m, f] + 0.001 * (i + r + p), "gt_gallbladder": 1,
+                       "dice_gallbladder": gallbladder(n) + 0.01 * (i + r + p), "iou_gallbladder": 0.5}
+                      for i in range(6)]}
+            for m, reps in (("baseline", 1), ("PAT", 2)) for f, n in fractions
+            for p in range(reps) for r in range(2)]
+
+
 def test_no_class_savings_are_read_where_the_baseline_does_not_segment_the_class(tmp_path):
     from endopat.labels import Labels
     from endopat.study.report import summaries
     from endopat.study.report_classes import UNSEGMENTED, per_class
 
-    labels = Labels(("background", "duct", "gallbladder"))
     # the baseline segments the duct with 8 labels, not with 4; PAT scores a little on it with 4
     duct = {("baseline", "1"): 0.3, ("baseline", "1/2"): 0.0, ("PAT", "1"): 0.3, ("PAT", "1/2"): 0.02}
-    cells = [{"method": m, "fraction": f, "subset": 0, "pretrain_rep": p, "repeat": r, "labels": n,
-              "rows": [{"id": f"i{i}", "dice": 0.5, "iou": 0.4, "gt_duct": 1, "iou_duct": 0.1,
-                        "dice_duct": duct[m, f] + 0.001 * (i + r + p), "gt_gallbladder": 1,
-                        "dice_gallbladder": 0.3 * n / 8 + 0.01 * (i + r + p), "iou_gallbladder": 0.5}
-                       for i in range(6)]}
-             for m, reps in (("baseline", 1), ("PAT", 2)) for f, n in (("1", 8), ("1/2", 4))
-             for p in range(reps) for r in range(2)]
-    _, savings = per_class(cells, labels, "baseline", 0, 8, ["baseline", "PAT"], summaries, tmp_path)
+    cells = class_study_cells(duct, lambda n: 0.3 * n / 8, (("1", 8), ("1/2", 4)))
+    _, savings = per_class(cells, Labels(("background", "duct", "gallbladder")), "baseline", 0, 8,
+                           ["baseline", "PAT"], summaries, tmp_path)
     at = {(r["class"], r["baseline_labels"]): r for r in savings if r["method"] == "PAT"}
     assert at["duct", 4]["labels_text"] == UNSEGMENTED and at["duct", 4]["saved_pct"] is None
     assert at["duct", 8]["labels_text"] != UNSEGMENTED and at["gallbladder", 4]["labels_text"] != UNSEGMENTED
@@ -648,13 +654,9 @@ def test_a_class_neither_model_segments_is_named_so_not_left_unresolved(tmp_path
     from endopat.study.report import summaries
     from endopat.study.report_classes import per_class
 
-    labels = Labels(("background", "duct", "gallbladder"))
-    cells = [{"method": m, "fraction": "1", "subset": 0, "pretrain_rep": p, "repeat": r, "labels": 8,
-              "rows": [{"id": f"i{i}", "dice": 0.5, "iou": 0.4, "gt_duct": 1, "dice_duct": 0.0, "iou_duct": 0.0,
-                        "gt_gallbladder": 1, "dice_gallbladder": 0.6 + 0.01 * (i + r + p), "iou_gallbladder": 0.5}
-                       for i in range(6)]}
-             for m, reps in (("baseline", 1), ("PAT", 2)) for p in range(reps) for r in range(2)]
-    rows, _ = per_class(cells, labels, "baseline", 0, 8, ["baseline", "PAT"], summaries, tmp_path)
+    cells = class_study_cells({("baseline", "1"): 0.0, ("PAT", "1"): 0.0}, lambda n: 0.6)
+    rows, _ = per_class(cells, Labels(("background", "duct", "gallbladder")), "baseline", 0, 8,
+                        ["baseline", "PAT"], summaries, tmp_path)
     verdict = {r["class"]: r["verdict"] for r in rows if r["method"] == "PAT"}
     assert verdict["duct"].startswith("neither segments it") and not verdict["gallbladder"].startswith("neither")
 
